@@ -1,0 +1,665 @@
+//! Spec sections 5-8: the link state machine. It is fed bytes and timestamps
+//! and returns bytes to send, deliveries and events — the same poll API that
+//! every strand transport and the firmware drive:
+//!
+//! ```text
+//! loop {
+//!     link.handle_input(now, &bytes_from_line);
+//!     link.handle_timeout(now);
+//!     while let Some(n) = link.poll_transmit(now, &mut buf) { line.write(&buf[..n]) }
+//!     while let Some(ev) = link.poll_event() { .. }
+//!     while link.recv(|d, payload| ..).is_some() {}
+//!     sleep until link.poll_timeout() or the line is readable
+//! }
+//! ```
+
+use crate::config::Config;
+use crate::event::{Event, PacketId};
+use crate::framing::{self, DeframeError, Deframer, FeedResult};
+use crate::recv::{Accept, Delivery, RecvBuffer};
+use crate::rtt::RttEstimator;
+use crate::send::{SendBuffer, SendError};
+use crate::sizing::Sizer;
+use crate::stats::Stats;
+use crate::time::{earliest, Instant};
+use crate::wire::{
+    flags, seq_lt, AckPayload, AckRepr, Error as WireError, Frame, FrameType, Header, HelloPayload,
+    HelloRepr, HELLO_LEN, OVERHEAD, VERSION,
+};
+use heapless::Deque;
+
+/// A strand link endpoint.
+///
+/// `W` is the window: fragment slots for sending and for receiving (a power
+/// of two, at most 4096). `N` is the frame capacity: the largest COBS-encoded
+/// frame on the wire, delimiter excluded. Memory is about `2·W·N` bytes.
+pub struct Link<const W: usize, const N: usize> {
+    deframer: Deframer<N>,
+    core: Core<W, N>,
+}
+
+/// Everything but the input accumulator, so a frame borrowed from the
+/// accumulator can be processed while the rest of the state changes.
+struct Core<const W: usize, const N: usize> {
+    config: Config,
+    stats: Stats,
+    rng: u64,
+    session: u32,
+    peer: Option<u32>,
+    connected: bool,
+    tx: SendBuffer<W, N>,
+    rx: RecvBuffer<W, N>,
+    rtt: RttEstimator,
+    sizer: Sizer,
+    peer_limit: u16,
+    /// Largest payload both sides accept, from the handshake.
+    negotiated_payload: u16,
+    hello_at: Option<Instant>,
+    hello_backoff: u32,
+    hello_first: Option<Instant>,
+    hello_ack_owed: Option<u32>,
+    ack_now: bool,
+    ack_deadline: Option<Instant>,
+    unacked: u8,
+    probe_owed: bool,
+    next_probe: Option<Instant>,
+    window_probe_at: Option<Instant>,
+    last_rx: Instant,
+    last_tx: Option<Instant>,
+    down: bool,
+    stalled: bool,
+    version_reported: bool,
+    events: Deque<Event, 16>,
+    scratch: [u8; N],
+}
+
+/// Splitmix64: spreads the caller's entropy into session ids.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl<const W: usize, const N: usize> Link<W, N> {
+    /// Bytes `poll_transmit` may write at most: a leading delimiter, the
+    /// encoded frame and the trailing delimiter.
+    pub const MAX_WIRE: usize = N + 2;
+
+    const VALID: () = assert!(
+        W.is_power_of_two() && W <= 4096 && N > OVERHEAD + 2 && N <= 65535,
+        "W must be a power of two <= 4096 and N must hold a frame"
+    );
+
+    /// Largest raw frame (header + payload + CRC) that fits the capacity.
+    const MAX_RAW: usize = framing::max_raw_for_encoded(N);
+
+    /// A new endpoint. `seed` must differ between runs (e.g. from the OS RNG or
+    /// a hardware RNG): it makes the session id that tells peers we restarted.
+    pub fn new(config: Config, now: Instant, seed: u64) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::VALID;
+        let mut rng = seed;
+        let session = loop {
+            let s = splitmix(&mut rng) as u32;
+            if s != 0 {
+                break s;
+            }
+        };
+        let rtt = RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto);
+        let max = config.max_payload.min((Self::MAX_RAW - OVERHEAD) as u16);
+        let sizer = Sizer::new(config.min_payload, max);
+        Link {
+            deframer: Deframer::new(),
+            core: Core {
+                config,
+                stats: Stats::default(),
+                rng,
+                session,
+                peer: None,
+                connected: false,
+                tx: SendBuffer::new(),
+                rx: RecvBuffer::new(),
+                rtt,
+                sizer,
+                peer_limit: 0,
+                negotiated_payload: max,
+                hello_at: Some(now),
+                hello_backoff: 0,
+                hello_first: None,
+                hello_ack_owed: None,
+                ack_now: false,
+                ack_deadline: None,
+                unacked: 0,
+                probe_owed: false,
+                next_probe: None,
+                window_probe_at: None,
+                last_rx: now,
+                last_tx: None,
+                down: false,
+                stalled: false,
+                version_reported: false,
+                events: Deque::new(),
+                scratch: [0; N],
+            },
+        }
+    }
+
+    /// Feeds bytes read from the line.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.core.stats.bytes_rx += bytes.len() as u64;
+        let mut input = bytes;
+        loop {
+            match self.deframer.feed(input) {
+                FeedResult::Consumed => break,
+                FeedResult::Frame { frame, rest } => {
+                    self.core.on_frame(now, frame);
+                    input = rest;
+                }
+                FeedResult::Error { error: DeframeError::Overflow | DeframeError::Cobs, rest } => {
+                    self.core.stats.framing_errors += 1;
+                    input = rest;
+                }
+            }
+        }
+    }
+
+    /// Forgets a partial frame, e.g. after the line was reopened.
+    pub fn reset_input(&mut self) {
+        self.deframer.reset();
+    }
+
+    /// Runs timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.on_timers(now);
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.next_deadline()
+    }
+
+    /// Writes the next frame to send into `out` (at least [`Self::MAX_WIRE`]
+    /// bytes) and returns its length, or `None` when there is nothing to send.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
+        if out.len() < Self::MAX_WIRE {
+            debug_assert!(false, "poll_transmit buffer smaller than MAX_WIRE");
+            return None;
+        }
+        self.core.on_timers(now);
+        let raw_len = self.core.build_frame(now)?;
+        let c = &mut self.core;
+        let lead = c.last_tx.is_none_or(|t| now.since(t) >= c.config.idle_resync);
+        let at = usize::from(lead);
+        if lead {
+            out[0] = framing::DELIMITER;
+        }
+        let n = at + framing::encode(&c.scratch[..raw_len], &mut out[at..])?;
+        c.last_tx = Some(now);
+        c.stats.frames_tx += 1;
+        c.stats.bytes_tx += n as u64;
+        Some(n)
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.core.events.pop_front().or_else(|| self.core.tx.poll_report())
+    }
+
+    /// Queues a packet on `channel`; it is fragmented to the current payload
+    /// size and reassembled in order by the peer (see [`Delivery::more`]).
+    pub fn send(&mut self, channel: u8, data: &[u8]) -> Result<PacketId, SendError> {
+        let (prio, size) = (self.core.config.priority(channel), self.max_payload());
+        self.core.tx.queue_packet(channel, prio, data, size)
+    }
+
+    /// Appends bytes to the stream on `channel`; returns how many were taken
+    /// (fewer than offered when the send window is full).
+    pub fn write_stream(&mut self, channel: u8, data: &[u8]) -> usize {
+        let (prio, size) = (self.core.config.priority(channel), self.max_payload());
+        self.core.tx.write_stream(channel, prio, data, size)
+    }
+
+    /// Ends the stream on `channel`; false if the send window is full (retry).
+    pub fn finish_stream(&mut self, channel: u8) -> bool {
+        let prio = self.core.config.priority(channel);
+        self.core.tx.finish_stream(channel, prio)
+    }
+
+    /// Hands the next in-order fragment to `f`.
+    pub fn recv<R>(&mut self, f: impl FnOnce(Delivery, &[u8]) -> R) -> Option<R> {
+        let c = &mut self.core;
+        let closed_before = c.rx.ready() >= W;
+        let mut len = 0;
+        let r = c.rx.recv(|d, p| {
+            len = p.len();
+            f(d, p)
+        })?;
+        c.stats.delivered_bytes += len as u64;
+        // Tell a peer whose window was closed that it opened again.
+        if closed_before && c.connected {
+            c.ack_now = true;
+        }
+        Some(r)
+    }
+
+    /// Payload size used for new fragments right now.
+    pub fn max_payload(&self) -> usize {
+        self.core.sizer.current() as usize
+    }
+
+    /// Caps the payload size (e.g. a radio's MTU); the adaptive sizer stays below it.
+    pub fn set_max_payload(&mut self, max: u16) {
+        let c = &mut self.core;
+        c.config.max_payload = max.max(1);
+        let cap = c.config.max_payload.min(c.negotiated_payload);
+        c.sizer.set_bounds(c.config.min_payload.min(cap), cap);
+    }
+
+    /// Whether the handshake completed for the current session.
+    pub fn is_connected(&self) -> bool {
+        self.core.connected
+    }
+
+    /// Whether the peer was heard within `link_timeout`.
+    pub fn is_up(&self) -> bool {
+        self.core.connected && !self.core.down
+    }
+
+    /// Nothing is queued, in flight or unreported on the sending side.
+    pub fn is_send_idle(&self) -> bool {
+        self.core.tx.is_idle()
+    }
+
+    /// Free fragment slots for `send` / `write_stream`.
+    pub fn send_capacity(&self) -> usize {
+        self.core.tx.free()
+    }
+
+    /// This endpoint's session id.
+    pub fn session(&self) -> u32 {
+        self.core.session
+    }
+
+    /// The peer's session id, once known.
+    pub fn peer_session(&self) -> Option<u32> {
+        self.core.peer
+    }
+
+    /// Counters and gauges.
+    pub fn stats(&self) -> Stats {
+        let c = &self.core;
+        let mut s = c.stats.clone();
+        s.srtt_us = c.rtt.srtt().map_or(0, |d| d.as_micros() as u64);
+        s.rto_us = c.rtt.rto().as_micros() as u64;
+        s.payload_size = c.sizer.current();
+        s.in_flight = c.tx.in_flight();
+        s
+    }
+}
+
+impl<const W: usize, const N: usize> Core<W, N> {
+    fn push_event(&mut self, ev: Event) {
+        // Only state changes go here (packet outcomes are kept in the send
+        // pool), so the queue fills only if the driver never polls.
+        let _ = self.events.push_back(ev);
+    }
+
+    fn heard(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.next_probe = None;
+        if self.down {
+            self.down = false;
+            if self.connected {
+                self.push_event(Event::LinkUp);
+            }
+        }
+    }
+
+    fn on_frame(&mut self, now: Instant, raw: &[u8]) {
+        let frame = match Frame::new_checked(raw) {
+            Ok(f) => f,
+            Err(WireError::Truncated) => {
+                self.stats.framing_errors += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.crc_errors += 1;
+                return;
+            }
+        };
+        self.stats.frames_rx += 1;
+        let header = match Header::parse(&frame) {
+            Ok(h) => h,
+            Err(WireError::UnknownVersion(_)) => {
+                self.stats.invalid_frames += 1;
+                // Every version keeps the HELLO layout, so its version range is readable.
+                let t = frame.frame_type();
+                if t == FrameType::Hello as u8 || t == FrameType::HelloAck as u8 {
+                    if let Ok(p) = HelloPayload::new_checked(frame.payload()) {
+                        self.version_mismatch(p.min_version(), p.max_version());
+                    }
+                }
+                return;
+            }
+            Err(_) => {
+                self.stats.invalid_frames += 1;
+                return;
+            }
+        };
+        let payload = frame.payload();
+        match header.frame_type {
+            FrameType::Hello | FrameType::HelloAck => self.on_hello(now, &header, payload),
+            FrameType::Data | FrameType::Ack => self.on_session_frame(now, &header, payload),
+        }
+    }
+
+    fn version_mismatch(&mut self, peer_min: u8, peer_max: u8) {
+        if !self.version_reported {
+            self.version_reported = true;
+            self.push_event(Event::VersionMismatch { peer_min, peer_max });
+        }
+    }
+
+    fn on_hello(&mut self, now: Instant, h: &Header, payload: &[u8]) {
+        let Ok(repr) = HelloPayload::new_checked(payload).and_then(|p| HelloRepr::parse(&p)) else {
+            self.stats.invalid_frames += 1;
+            return;
+        };
+        if !(repr.min_version..=repr.max_version).contains(&VERSION) {
+            self.version_mismatch(repr.min_version, repr.max_version);
+            return;
+        }
+        let is_ack = h.frame_type == FrameType::HelloAck;
+        if is_ack && repr.echo != self.session {
+            // Answers a HELLO of one of our earlier sessions.
+            self.stats.foreign_session += 1;
+            return;
+        }
+        match self.peer {
+            Some(p) if p == h.session => {}
+            Some(_) => {
+                // Same wire, new peer session: the peer restarted.
+                self.new_session(now);
+                self.push_event(Event::PeerRestarted);
+                if is_ack {
+                    // It echoed our old session id; handshake again under the new one.
+                    return;
+                }
+                self.accept_peer(h.session, &repr);
+            }
+            None => self.accept_peer(h.session, &repr),
+        }
+        self.heard(now);
+        if is_ack {
+            if !self.connected {
+                if let (Some(t), 0) = (self.hello_first, self.hello_backoff) {
+                    self.rtt.sample(now.since(t));
+                }
+                self.connect();
+            }
+        } else {
+            self.hello_ack_owed = Some(h.session);
+        }
+    }
+
+    fn accept_peer(&mut self, session: u32, repr: &HelloRepr) {
+        self.peer = Some(session);
+        self.peer_limit = repr.window;
+        let own = self.config.max_payload.min((Link::<W, N>::MAX_RAW - OVERHEAD) as u16);
+        self.negotiated_payload = own.min(repr.max_frame.saturating_sub(OVERHEAD as u16)).max(1);
+        let cap = self.negotiated_payload;
+        self.sizer.set_bounds(self.config.min_payload.min(cap), cap);
+    }
+
+    fn connect(&mut self) {
+        self.connected = true;
+        self.hello_at = None;
+        if let Some(peer) = self.peer {
+            self.push_event(Event::Connected { peer });
+        }
+    }
+
+    /// Starts a fresh session after the peer restarted: our own id changes too,
+    /// so no frame of the old session can be mistaken for one of the new.
+    fn new_session(&mut self, now: Instant) {
+        self.tx.reset();
+        self.rx.rebase();
+        self.stats.peer_restarts += 1;
+        self.session = loop {
+            let s = splitmix(&mut self.rng) as u32;
+            if s != 0 && s != self.session {
+                break s;
+            }
+        };
+        self.peer = None;
+        self.connected = false;
+        self.peer_limit = 0;
+        self.hello_at = Some(now);
+        self.hello_backoff = 0;
+        self.hello_first = None;
+        self.hello_ack_owed = None;
+        self.ack_now = false;
+        self.ack_deadline = None;
+        self.unacked = 0;
+        self.probe_owed = false;
+        self.stalled = false;
+        self.window_probe_at = None;
+    }
+
+    fn on_session_frame(&mut self, now: Instant, h: &Header, payload: &[u8]) {
+        if self.peer != Some(h.session) {
+            self.stats.foreign_session += 1;
+            if self.connected {
+                return;
+            }
+            // Someone sends data without a handshake with us: say hello now.
+            self.hello_at = Some(now);
+            return;
+        }
+        if !self.connected {
+            // The peer sends DATA/ACK only once it holds our HELLO_ACK, which
+            // names our current session: the handshake is complete.
+            self.connect();
+        }
+        self.heard(now);
+        let sack = if h.frame_type == FrameType::Ack {
+            let Ok(p) = AckPayload::new_checked(payload) else {
+                self.stats.invalid_frames += 1;
+                return;
+            };
+            Some(AckRepr::parse(&p))
+        } else {
+            None
+        };
+        if let Some(a) = &sack {
+            if seq_lt(self.peer_limit, a.limit) {
+                self.peer_limit = a.limit;
+            }
+        }
+        if h.flags & flags::ACK != 0 {
+            let out = self.tx.on_ack(now, h.ack, sack.as_ref(), self.config.reorder_threshold);
+            if let Some(rtt) = out.rtt {
+                self.rtt.sample(rtt);
+            }
+            self.sizer.on_delivered(out.acked);
+            self.sizer.on_lost(out.lost);
+            if out.advanced {
+                // Progress: the line works, so drop the timeout backoff even
+                // if every acked frame was a retransmission (Karn gives no sample).
+                self.rtt.reset_backoff();
+            }
+            self.stats.fast_retransmits += u64::from(out.lost);
+        }
+        if h.flags & flags::POLL != 0 {
+            self.ack_now = true;
+        }
+        if h.frame_type == FrameType::Data {
+            match self.rx.on_data(h.seq, h.channel, h.flags, payload) {
+                Accept::New { in_order: true } if !self.rx.has_gap() => {
+                    self.unacked = self.unacked.saturating_add(1);
+                    if self.unacked >= self.config.ack_every {
+                        self.ack_now = true;
+                    } else if self.ack_deadline.is_none() {
+                        self.ack_deadline = Some(now + self.config.ack_delay);
+                    }
+                }
+                Accept::New { .. } => self.ack_now = true,
+                Accept::Duplicate => {
+                    self.stats.duplicates += 1;
+                    self.ack_now = true;
+                }
+                Accept::OutOfWindow => {
+                    self.stats.out_of_window += 1;
+                    self.ack_now = true;
+                }
+            }
+        }
+        self.update_stall();
+    }
+
+    fn update_stall(&mut self) {
+        let stalled = self.connected && self.tx.has_queued() && self.tx.blocked_by_peer(self.peer_limit);
+        if stalled != self.stalled {
+            self.stalled = stalled;
+            self.window_probe_at = stalled.then(|| self.last_rx + self.rtt.rto());
+            self.push_event(if stalled { Event::WindowStalled } else { Event::WindowOpened });
+        }
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        if self.ack_deadline.is_some_and(|d| d <= now) {
+            self.ack_deadline = None;
+            self.ack_now = true;
+        }
+        let rto = self.rtt.rto();
+        if self.tx.rto_deadline(rto).is_some_and(|d| d <= now) {
+            let n = self.tx.on_timeout(now, rto);
+            if n > 0 {
+                self.stats.timeouts += 1;
+                self.rtt.on_timeout();
+                // Frames lost while the peer is heard are noise; while it is
+                // silent it may be an outage, which says nothing about frame size.
+                if now.since(self.last_rx) < rto {
+                    self.sizer.on_lost(n);
+                }
+            }
+        }
+        let silent = now.since(self.last_rx);
+        if self.connected && silent >= self.config.keepalive {
+            match self.next_probe {
+                Some(t) if t > now => {}
+                _ => {
+                    self.probe_owed = true;
+                    self.next_probe = Some(now + self.config.keepalive);
+                }
+            }
+        }
+        if self.window_probe_at.is_some_and(|t| t <= now) {
+            // The ACK that reopens the peer's window may have been lost: ask again.
+            self.probe_owed = true;
+            self.window_probe_at = Some(now + rto);
+        }
+        if !self.down && silent >= self.config.link_timeout {
+            self.down = true;
+            self.push_event(Event::LinkDown);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut t = if self.connected { None } else { self.hello_at };
+        t = earliest(t, self.ack_deadline);
+        t = earliest(t, self.window_probe_at);
+        t = earliest(t, self.tx.rto_deadline(self.rtt.rto()));
+        if self.connected {
+            let keepalive = match self.next_probe {
+                Some(p) => p,
+                None => self.last_rx + self.config.keepalive,
+            };
+            t = earliest(t, Some(keepalive));
+        }
+        if !self.down {
+            t = earliest(t, Some(self.last_rx + self.config.link_timeout));
+        }
+        t
+    }
+
+    /// Builds the next frame into `scratch`; returns its raw length.
+    fn build_frame(&mut self, now: Instant) -> Option<usize> {
+        let mut hello = [0u8; HELLO_LEN];
+        if let Some(echo) = self.hello_ack_owed.take() {
+            self.hello_repr(echo).emit(&mut hello);
+            return Some(self.header(FrameType::HelloAck, 0).emit_frame(&hello, &mut self.scratch));
+        }
+        if !self.connected {
+            let due = self.hello_at?;
+            if due > now {
+                return None;
+            }
+            if self.hello_first.is_none() {
+                self.hello_first = Some(now);
+            } else {
+                self.hello_backoff = (self.hello_backoff + 1).min(3);
+            }
+            self.hello_at = Some(now + self.config.hello_interval * (1 << self.hello_backoff));
+            self.hello_repr(0).emit(&mut hello);
+            return Some(self.header(FrameType::Hello, 0).emit_frame(&hello, &mut self.scratch));
+        }
+        if self.ack_now || self.probe_owed {
+            return Some(self.build_ack());
+        }
+        let pick = self.tx.pick(now, self.peer_limit);
+        self.update_stall();
+        let pick = pick?;
+        let (channel, fl, data) = self.tx.frame_of(pick.slot);
+        let mut h = self.header(FrameType::Data, fl | flags::ACK);
+        h.channel = channel;
+        h.seq = pick.seq;
+        h.ack = self.rx.cum_ack();
+        let len = h.emit_frame(data, &mut self.scratch);
+        if pick.retransmission {
+            self.stats.retransmits += 1;
+        } else {
+            self.stats.data_tx += 1;
+        }
+        self.sizer.on_sent(data.len());
+        // The piggybacked ack covers an in-order receiver; gaps still need SACK.
+        if !self.rx.has_gap() {
+            self.unacked = 0;
+            self.ack_deadline = None;
+        }
+        Some(len)
+    }
+
+    fn build_ack(&mut self) -> usize {
+        let mut fl = flags::ACK;
+        if core::mem::take(&mut self.probe_owed) {
+            fl |= flags::POLL;
+        }
+        self.ack_now = false;
+        self.ack_deadline = None;
+        self.unacked = 0;
+        let mut h = self.header(FrameType::Ack, fl);
+        h.ack = self.rx.cum_ack();
+        let ack = self.rx.sack();
+        let mut payload = [0u8; 3 + crate::wire::MAX_SACK_BYTES];
+        let n = ack.emit(&mut payload);
+        self.stats.acks_tx += 1;
+        h.emit_frame(&payload[..n], &mut self.scratch)
+    }
+
+    fn header(&self, frame_type: FrameType, fl: u8) -> Header {
+        Header { frame_type, flags: fl, channel: 0, session: self.session, seq: 0, ack: 0 }
+    }
+
+    fn hello_repr(&self, echo: u32) -> HelloRepr {
+        HelloRepr {
+            min_version: VERSION,
+            max_version: VERSION,
+            max_frame: Link::<W, N>::MAX_RAW as u16,
+            window: W as u16,
+            echo,
+        }
+    }
+}

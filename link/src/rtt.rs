@@ -1,0 +1,118 @@
+//! Spec section 6.4: round-trip estimation and the retransmission timeout.
+//!
+//! RFC 6298: SRTT and RTTVAR smoothed with gains 1/8 and 1/4, RTO = SRTT +
+//! 4·RTTVAR, clamped. Karn's rule is kept by the caller, which samples only
+//! frames that were sent once. Consecutive timeouts beyond the first
+//! [`GRACE`] double the RTO, until a fresh sample or new data acknowledged:
+//! on a noisy line a single lost retransmission is likely and says nothing
+//! about the round trip, while an outage still backs off within a few RTOs.
+
+use core::time::Duration;
+
+/// Timeouts in a row that do not back off the RTO.
+pub const GRACE: u32 = 2;
+
+/// Round-trip estimator in microseconds.
+#[derive(Debug, Clone)]
+pub struct RttEstimator {
+    srtt: Option<u64>,
+    rttvar: u64,
+    backoff: u32,
+    initial: u64,
+    min: u64,
+    max: u64,
+}
+
+impl RttEstimator {
+    /// A fresh estimator using `initial` until the first sample.
+    pub fn new(initial: Duration, min: Duration, max: Duration) -> Self {
+        RttEstimator {
+            srtt: None,
+            rttvar: 0,
+            backoff: 0,
+            initial: initial.as_micros() as u64,
+            min: min.as_micros() as u64,
+            max: max.as_micros() as u64,
+        }
+    }
+
+    /// Folds in a round-trip sample from a frame sent exactly once.
+    pub fn sample(&mut self, rtt: Duration) {
+        let r = rtt.as_micros() as u64;
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(s) => {
+                self.rttvar = (3 * self.rttvar + s.abs_diff(r)) / 4;
+                self.srtt = Some((7 * s + r) / 8);
+            }
+        }
+        self.backoff = 0;
+    }
+
+    /// Counts a timeout; past the grace, each doubles the RTO (up to the ceiling).
+    pub fn on_timeout(&mut self) {
+        self.backoff = (self.backoff + 1).min(16 + GRACE);
+    }
+
+    /// Clears the backoff (the peer acknowledged new data).
+    pub fn reset_backoff(&mut self) {
+        self.backoff = 0;
+    }
+
+    /// Smoothed RTT, if measured.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt.map(Duration::from_micros)
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        let base = match self.srtt {
+            None => self.initial,
+            Some(s) => s + (4 * self.rttvar).max(1000),
+        };
+        let backed = base.saturating_mul(1u64 << self.backoff.saturating_sub(GRACE));
+        Duration::from_micros(backed.clamp(self.min, self.max.max(self.min)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn est() -> RttEstimator {
+        RttEstimator::new(Duration::from_secs(1), Duration::from_millis(10), Duration::from_secs(4))
+    }
+
+    #[test]
+    fn initial_then_converges() {
+        let mut e = est();
+        assert_eq!(e.rto(), Duration::from_secs(1));
+        for _ in 0..50 {
+            e.sample(Duration::from_millis(40));
+        }
+        let rto = e.rto().as_millis();
+        assert!((40..=45).contains(&rto), "rto {rto}");
+    }
+
+    #[test]
+    fn backoff_doubles_and_clamps_then_resets() {
+        let mut e = est();
+        e.sample(Duration::from_millis(100));
+        let base = e.rto();
+        for _ in 0..GRACE {
+            e.on_timeout();
+        }
+        assert_eq!(e.rto(), base, "the first timeouts keep the RTO");
+        e.on_timeout();
+        assert_eq!(e.rto(), base * 2);
+        for _ in 0..10 {
+            e.on_timeout();
+        }
+        assert_eq!(e.rto(), Duration::from_secs(4));
+        e.sample(Duration::from_millis(100));
+        assert!(e.rto() < Duration::from_secs(1));
+    }
+}

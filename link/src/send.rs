@@ -1,0 +1,731 @@
+//! Spec section 6 (sender side): the transmit pool, sequence numbers,
+//! SACK processing, loss detection and retransmission timers.
+//!
+//! The pool holds `W` fragment slots. A packet is split into fragments when it
+//! is queued; a fragment gets its sequence number only when first sent, which
+//! lets a higher-priority channel overtake bulk data still waiting in the pool.
+//! Sequence numbers in flight always lie within `W` of the oldest unacknowledged
+//! one, so `seq % W` indexes them (W is a power of two, so this holds across the
+//! 16-bit wrap).
+
+use crate::event::{Event, PacketId};
+use crate::time::Instant;
+use crate::wire::{flags, seq_lt, AckRepr};
+use core::time::Duration;
+
+const NONE: u16 = u16::MAX;
+
+/// Unsent fragments a channel may hold. Data beyond this stays with the
+/// application, so fragments are cut close to their first transmission, at
+/// the payload size the sizer holds then — not the size of minutes ago.
+pub const QUEUE_AHEAD: usize = 4;
+
+/// Why [`Link::send`](crate::Link::send) refused a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Not enough free slots right now; retry after acknowledgements arrive.
+    WouldBlock,
+    /// The packet needs more fragments than the whole pool holds.
+    TooLarge,
+}
+
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SendError::WouldBlock => f.write_str("send window full, retry after acknowledgements"),
+            SendError::TooLarge => f.write_str("packet larger than the link's send window"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InFlight {
+    seq: u16,
+    sent_at: Instant,
+    /// Position in the order of all transmissions (first or repeated).
+    tx_order: u32,
+    retransmits: u16,
+    /// Judged lost; waiting to be sent again.
+    needs_tx: bool,
+    /// Reported received by SACK; kept until the cumulative ack passes it, so
+    /// `Acked` always means "received in order".
+    sacked: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Acked,
+    Unconfirmed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    Queued,
+    InFlight(InFlight),
+    /// A packet's head slot once its fate is known, until it is reported.
+    Done(Outcome),
+}
+
+#[derive(Debug, Clone)]
+struct Slot<const N: usize> {
+    state: State,
+    channel: u8,
+    priority: u8,
+    /// MORE / FIN as they go on the wire.
+    flags: u8,
+    /// Byte-stream fragment: freed silently when acknowledged.
+    stream: bool,
+    packet: PacketId,
+    /// Index of the packet's first fragment, which carries the bookkeeping.
+    head: u16,
+    /// Head only: fragments not yet acknowledged.
+    pending: u16,
+    /// Queue order, for FIFO within a priority.
+    order: u32,
+    len: u16,
+    data: [u8; N],
+}
+
+impl<const N: usize> Slot<N> {
+    const EMPTY: Self = Slot {
+        state: State::Free,
+        channel: 0,
+        priority: 0,
+        flags: 0,
+        stream: false,
+        packet: 0,
+        head: 0,
+        pending: 0,
+        order: 0,
+        len: 0,
+        data: [0; N],
+    };
+}
+
+/// A DATA frame chosen for transmission.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pick {
+    pub slot: usize,
+    pub seq: u16,
+    pub retransmission: bool,
+}
+
+/// What an ACK changed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct AckOutcome {
+    /// A round-trip sample from a frame sent only once (Karn's rule).
+    pub rtt: Option<Duration>,
+    /// Frames newly judged lost by SACK evidence.
+    pub lost: u32,
+    /// Frames newly acknowledged (cumulatively or selectively).
+    pub acked: u32,
+    /// Whether the cumulative ack advanced.
+    pub advanced: bool,
+}
+
+/// The sending half of the ARQ.
+pub(crate) struct SendBuffer<const W: usize, const N: usize> {
+    slots: [Slot<N>; W],
+    by_seq: [u16; W],
+    next_seq: u16,
+    una: u16,
+    next_order: u32,
+    next_packet: PacketId,
+    tx_counter: u32,
+    highest_acked_tx: u32,
+    free: usize,
+    queued: usize,
+    /// Channels that carried stream data this session (a 256-bit set).
+    stream_used: [u32; 8],
+    /// Channels whose stream was cut by a session change, to report.
+    stream_aborted: [u32; 8],
+}
+
+fn bit_set(set: &mut [u32; 8], ch: u8) {
+    set[ch as usize / 32] |= 1 << (ch % 32);
+}
+
+impl<const W: usize, const N: usize> SendBuffer<W, N> {
+    pub fn new() -> Self {
+        SendBuffer {
+            slots: [const { Slot::EMPTY }; W],
+            by_seq: [NONE; W],
+            next_seq: 0,
+            una: 0,
+            next_order: 0,
+            next_packet: 0,
+            tx_counter: 0,
+            highest_acked_tx: 0,
+            free: W,
+            queued: 0,
+            stream_used: [0; 8],
+            stream_aborted: [0; 8],
+        }
+    }
+
+    /// Free slots.
+    pub fn free(&self) -> usize {
+        self.free
+    }
+
+    /// Frames sent and not yet cumulatively acknowledged.
+    pub fn in_flight(&self) -> u16 {
+        self.next_seq.wrapping_sub(self.una)
+    }
+
+    /// Whether fragments wait for their first transmission.
+    pub fn has_queued(&self) -> bool {
+        self.queued > 0
+    }
+
+    /// Nothing queued, in flight or waiting to be reported.
+    pub fn is_idle(&self) -> bool {
+        self.free == W
+    }
+
+    fn alloc(&mut self) -> Option<usize> {
+        let i = self.slots.iter().position(|s| s.state == State::Free)?;
+        self.free -= 1;
+        Some(i)
+    }
+
+    fn release(&mut self, i: usize) {
+        if self.slots[i].state == State::Queued {
+            self.queued -= 1;
+        }
+        self.slots[i].state = State::Free;
+        self.free += 1;
+    }
+
+    /// Queues a packet split into fragments of at most `payload` bytes.
+    pub fn queue_packet(
+        &mut self,
+        channel: u8,
+        priority: u8,
+        data: &[u8],
+        payload: usize,
+    ) -> Result<PacketId, SendError> {
+        let payload = payload.clamp(1, N);
+        let frags = data.len().div_ceil(payload).max(1);
+        if frags > W {
+            return Err(SendError::TooLarge);
+        }
+        if frags > self.free || self.queued_on(channel) >= QUEUE_AHEAD {
+            return Err(SendError::WouldBlock);
+        }
+        let packet = self.next_packet;
+        self.next_packet = self.next_packet.wrapping_add(1);
+        let mut head = 0;
+        for k in 0..frags {
+            let chunk = &data[(k * payload).min(data.len())..((k + 1) * payload).min(data.len())];
+            let i = self.alloc().expect("counted free slots");
+            if k == 0 {
+                head = i;
+            }
+            let more = if k + 1 < frags { flags::MORE } else { 0 };
+            self.fill(i, channel, priority, more, false, packet, head, chunk);
+        }
+        self.slots[head].pending = frags as u16;
+        Ok(packet)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &mut self,
+        i: usize,
+        channel: u8,
+        priority: u8,
+        flags: u8,
+        stream: bool,
+        packet: PacketId,
+        head: usize,
+        chunk: &[u8],
+    ) {
+        let order = self.next_order;
+        self.next_order = self.next_order.wrapping_add(1);
+        let s = &mut self.slots[i];
+        s.state = State::Queued;
+        s.channel = channel;
+        s.priority = priority;
+        s.flags = flags;
+        s.stream = stream;
+        s.packet = packet;
+        s.head = head as u16;
+        s.pending = 1;
+        s.order = order;
+        s.len = chunk.len() as u16;
+        s.data[..chunk.len()].copy_from_slice(chunk);
+        self.queued += 1;
+    }
+
+    /// Unsent fragments of `channel`.
+    fn queued_on(&self, channel: u8) -> usize {
+        self.slots.iter().filter(|s| s.state == State::Queued && s.channel == channel).count()
+    }
+
+    /// The newest queued stream slot of `channel`, if any.
+    fn stream_tail(&self, channel: u8) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state == State::Queued && s.stream && s.channel == channel)
+            .max_by_key(|(_, s)| s.order.wrapping_sub(self.next_order))
+            .map(|(i, _)| i)
+    }
+
+    /// Appends stream bytes, topping up the newest queued fragment first.
+    /// Returns how many bytes were taken.
+    pub fn write_stream(&mut self, channel: u8, priority: u8, data: &[u8], payload: usize) -> usize {
+        let payload = payload.clamp(1, N);
+        let mut taken = 0;
+        if let Some(i) = self.stream_tail(channel) {
+            let s = &mut self.slots[i];
+            if s.flags & flags::FIN == 0 {
+                let room = payload.saturating_sub(s.len as usize).min(data.len());
+                let at = s.len as usize;
+                s.data[at..at + room].copy_from_slice(&data[..room]);
+                s.len += room as u16;
+                taken = room;
+            } else {
+                return 0;
+            }
+        }
+        let mut ahead = self.queued_on(channel);
+        while taken < data.len() && ahead < QUEUE_AHEAD {
+            let Some(i) = self.alloc() else { break };
+            ahead += 1;
+            let n = payload.min(data.len() - taken);
+            let packet = self.next_packet;
+            self.next_packet = self.next_packet.wrapping_add(1);
+            self.fill(i, channel, priority, 0, true, packet, i, &data[taken..taken + n]);
+            taken += n;
+        }
+        if taken > 0 {
+            bit_set(&mut self.stream_used, channel);
+        }
+        taken
+    }
+
+    /// Marks the end of the stream on `channel`. False if the pool is full.
+    pub fn finish_stream(&mut self, channel: u8, priority: u8) -> bool {
+        if let Some(i) = self.stream_tail(channel) {
+            self.slots[i].flags |= flags::FIN;
+            return true;
+        }
+        let Some(i) = self.alloc() else { return false };
+        let packet = self.next_packet;
+        self.next_packet = self.next_packet.wrapping_add(1);
+        self.fill(i, channel, priority, flags::FIN, true, packet, i, &[]);
+        bit_set(&mut self.stream_used, channel);
+        true
+    }
+
+    /// Payload and wire fields of a slot.
+    pub fn frame_of(&self, i: usize) -> (u8, u8, &[u8]) {
+        let s = &self.slots[i];
+        (s.channel, s.flags, &s.data[..s.len as usize])
+    }
+
+    /// Chooses the next DATA frame — a lost frame first (oldest first), else the
+    /// most urgent queued fragment if the window allows — and records it as
+    /// sent at `now`.
+    pub fn pick(&mut self, now: Instant, peer_limit: u16) -> Option<Pick> {
+        let pick = self.choose(peer_limit)?;
+        self.tx_counter = self.tx_counter.wrapping_add(1);
+        if let State::InFlight(f) = &mut self.slots[pick.slot].state {
+            f.sent_at = now;
+            f.tx_order = self.tx_counter;
+            f.needs_tx = false;
+            if pick.retransmission {
+                f.retransmits = f.retransmits.saturating_add(1);
+            }
+        }
+        Some(pick)
+    }
+
+    fn choose(&mut self, peer_limit: u16) -> Option<Pick> {
+        let mut best: Option<(u16, usize)> = None;
+        for (i, s) in self.slots.iter().enumerate() {
+            if let State::InFlight(f) = s.state {
+                if f.needs_tx {
+                    let d = f.seq.wrapping_sub(self.una);
+                    if best.is_none_or(|(bd, _)| d < bd) {
+                        best = Some((d, i));
+                    }
+                }
+            }
+        }
+        if let Some((_, i)) = best {
+            let State::InFlight(f) = self.slots[i].state else { unreachable!() };
+            return Some(Pick { slot: i, seq: f.seq, retransmission: true });
+        }
+        if !self.window_open(peer_limit) {
+            return None;
+        }
+        let mut best: Option<(u8, u32, usize)> = None;
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.state == State::Queued {
+                let age = s.order.wrapping_sub(self.next_order); // older = smaller
+                if best.is_none_or(|(p, a, _)| s.priority > p || (s.priority == p && age < a)) {
+                    best = Some((s.priority, age, i));
+                }
+            }
+        }
+        let (_, _, i) = best?;
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.by_seq[seq as usize % W] = i as u16;
+        self.queued -= 1;
+        self.slots[i].state = State::InFlight(InFlight {
+            seq,
+            sent_at: Instant::ZERO,
+            tx_order: 0,
+            retransmits: 0,
+            needs_tx: true,
+            sacked: false,
+        });
+        Some(Pick { slot: i, seq, retransmission: false })
+    }
+
+    /// Whether a new sequence number may be used now.
+    pub fn window_open(&self, peer_limit: u16) -> bool {
+        (self.in_flight() as usize) < W && seq_lt(self.next_seq, peer_limit)
+    }
+
+    /// Whether the peer's advertised limit (not our own pool) stops new frames.
+    pub fn blocked_by_peer(&self, peer_limit: u16) -> bool {
+        !seq_lt(self.next_seq, peer_limit)
+    }
+
+    /// Applies a cumulative ack and, for ACK frames, a SACK bitmap.
+    pub fn on_ack(&mut self, now: Instant, ack: u16, sack: Option<&AckRepr>, reorder: u8) -> AckOutcome {
+        let mut out = AckOutcome::default();
+        // A cumulative ack must lie in [una, next_seq]; anything else is stale.
+        if ack.wrapping_sub(self.una) > self.in_flight() {
+            return out;
+        }
+        let mut newest: Option<(u32, Duration)> = None;
+        let mut sample = |f: &InFlight, highest: &mut u32| {
+            if f.tx_order.wrapping_sub(*highest) < 0x8000_0000 {
+                *highest = f.tx_order;
+            }
+            if f.retransmits == 0 && newest.is_none_or(|(o, _)| f.tx_order > o) {
+                newest = Some((f.tx_order, now.since(f.sent_at)));
+            }
+        };
+        while self.una != ack {
+            let at = self.una as usize % W;
+            let i = core::mem::replace(&mut self.by_seq[at], NONE);
+            if i != NONE {
+                if let State::InFlight(f) = self.slots[i as usize].state {
+                    if !f.sacked {
+                        sample(&f, &mut self.highest_acked_tx);
+                        out.acked += 1;
+                    }
+                    self.complete(i as usize);
+                }
+            }
+            self.una = self.una.wrapping_add(1);
+            out.advanced = true;
+        }
+        if let Some(sack) = sack {
+            for k in 0..sack.sack_len as usize * 8 {
+                if !sack.sacked(k) {
+                    continue;
+                }
+                let seq = ack.wrapping_add(1 + k as u16);
+                if seq.wrapping_sub(self.una) >= self.in_flight() {
+                    break;
+                }
+                let i = self.by_seq[seq as usize % W];
+                if i == NONE {
+                    continue;
+                }
+                if let State::InFlight(f) = &mut self.slots[i as usize].state {
+                    if !f.sacked {
+                        f.sacked = true;
+                        f.needs_tx = false;
+                        out.acked += 1;
+                        let copy = *f;
+                        sample(&copy, &mut self.highest_acked_tx);
+                    }
+                }
+            }
+        }
+        out.rtt = newest.map(|(_, d)| d);
+        // Loss detection by transmission order: a frame is lost once one sent
+        // `reorder` transmissions after it has been acknowledged.
+        let threshold = u32::from(reorder.max(1));
+        for s in self.slots.iter_mut() {
+            if let State::InFlight(f) = &mut s.state {
+                if !f.sacked && !f.needs_tx {
+                    let gap = self.highest_acked_tx.wrapping_sub(f.tx_order);
+                    if (threshold..0x8000_0000).contains(&gap) {
+                        f.needs_tx = true;
+                        out.lost += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A fragment was received in order by the peer.
+    fn complete(&mut self, i: usize) {
+        let (stream, head) = (self.slots[i].stream, self.slots[i].head as usize);
+        if stream {
+            self.release(i);
+            return;
+        }
+        let h = &mut self.slots[head];
+        h.pending = h.pending.saturating_sub(1);
+        let done = h.pending == 0;
+        if i == head {
+            self.slots[i].state = State::Done(Outcome::Acked);
+        } else {
+            self.release(i);
+        }
+        if done {
+            self.slots[head].state = State::Done(Outcome::Acked);
+        }
+    }
+
+    /// When the oldest timer-eligible frame times out.
+    pub fn rto_deadline(&self, rto: Duration) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| match s.state {
+                State::InFlight(f) if !f.sacked && !f.needs_tx => Some(f.sent_at + rto),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Marks every frame whose timer expired as lost; returns how many.
+    pub fn on_timeout(&mut self, now: Instant, rto: Duration) -> u32 {
+        let mut n = 0;
+        for s in self.slots.iter_mut() {
+            if let State::InFlight(f) = &mut s.state {
+                if !f.sacked && !f.needs_tx && f.sent_at + rto <= now {
+                    f.needs_tx = true;
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// The session ended: packets with any fragment in flight become
+    /// `Unconfirmed`, stream data is dropped, never-sent packets stay queued
+    /// for the next session, and sequence numbers start again at zero.
+    pub fn reset(&mut self) {
+        for i in 0..W {
+            let touched = match self.slots[i].state {
+                State::InFlight(_) => true,
+                State::Done(Outcome::Acked) => self.slots[i].pending > 0,
+                _ => false,
+            };
+            if touched && !self.slots[i].stream {
+                let h = self.slots[i].head as usize;
+                self.slots[h].state = State::Done(Outcome::Unconfirmed);
+                self.slots[h].pending = 0;
+            }
+        }
+        for i in 0..W {
+            let s = &self.slots[i];
+            let h = s.head as usize;
+            let orphan = matches!(s.state, State::Queued | State::InFlight(_))
+                && h != i
+                && self.slots[h].state == State::Done(Outcome::Unconfirmed)
+                && self.slots[h].packet == s.packet;
+            if s.stream && s.state != State::Free || orphan {
+                self.release(i);
+            }
+        }
+        for k in 0..8 {
+            self.stream_aborted[k] |= core::mem::take(&mut self.stream_used[k]);
+        }
+        self.by_seq = [NONE; W];
+        self.next_seq = 0;
+        self.una = 0;
+        self.highest_acked_tx = self.tx_counter;
+    }
+
+    /// Next packet or stream outcome to report, freeing its slot.
+    pub fn poll_report(&mut self) -> Option<Event> {
+        for k in 0..8 {
+            if self.stream_aborted[k] != 0 {
+                let b = self.stream_aborted[k].trailing_zeros();
+                self.stream_aborted[k] &= !(1 << b);
+                return Some(Event::StreamAborted { channel: (k * 32) as u8 + b as u8 });
+            }
+        }
+        let mut best: Option<(u32, usize)> = None;
+        for (i, s) in self.slots.iter().enumerate() {
+            if matches!(s.state, State::Done(_)) && s.pending == 0 {
+                let age = s.packet.wrapping_sub(self.next_packet);
+                if best.is_none_or(|(a, _)| age < a) {
+                    best = Some((age, i));
+                }
+            }
+        }
+        let (_, i) = best?;
+        let s = &self.slots[i];
+        let ev = match s.state {
+            State::Done(Outcome::Acked) => Event::Acked(s.packet),
+            _ => Event::Unconfirmed(s.packet),
+        };
+        self.release(i);
+        Some(ev)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MAX_SACK_BYTES;
+
+    type Buf = SendBuffer<8, 32>;
+    const LIM: u16 = 1000;
+    const T0: Instant = Instant::from_millis(1);
+
+    fn send_all(b: &mut Buf, now: Instant) -> heapless::Vec<u16, 8> {
+        let mut v = heapless::Vec::new();
+        while let Some(p) = b.pick(now, LIM) {
+            v.push(p.seq).unwrap();
+        }
+        v
+    }
+
+    fn sack(bits: &[usize]) -> AckRepr {
+        let mut s = [0u8; MAX_SACK_BYTES];
+        for &b in bits {
+            s[b / 8] |= 1 << (b % 8);
+        }
+        AckRepr { limit: 100, sack_len: 4, sack: s }
+    }
+
+    #[test]
+    fn fragments_and_reports_each_packet_once() {
+        let mut b = Buf::new();
+        let id = b.queue_packet(2, 1, &[7u8; 70], 32).unwrap();
+        assert_eq!(b.free(), 5);
+        assert_eq!(&send_all(&mut b, T0)[..], &[0, 1, 2]);
+        assert_eq!(b.frame_of(0).1 & flags::MORE, flags::MORE);
+        assert_eq!(b.poll_report(), None);
+        b.on_ack(T0, 2, None, 1);
+        assert_eq!(b.poll_report(), None, "one fragment still out");
+        b.on_ack(T0, 3, None, 1);
+        assert_eq!(b.poll_report(), Some(Event::Acked(id)));
+        assert_eq!(b.poll_report(), None);
+        assert!(b.is_idle());
+    }
+
+    #[test]
+    fn priority_overtakes_queued_bulk_but_fifo_within_channel() {
+        let mut b = Buf::new();
+        b.queue_packet(2, 10, b"bulk1", 32).unwrap();
+        b.queue_packet(2, 10, b"bulk2", 32).unwrap();
+        b.queue_packet(1, 20, b"key", 32).unwrap();
+        let mut order: heapless::Vec<heapless::Vec<u8, 8>, 3> = heapless::Vec::new();
+        while let Some(p) = b.pick(T0, LIM) {
+            order.push(heapless::Vec::from_slice(b.frame_of(p.slot).2).unwrap()).unwrap();
+        }
+        assert_eq!(order, [&b"key"[..], b"bulk1", b"bulk2"]);
+    }
+
+    #[test]
+    fn sack_gap_triggers_fast_retransmit_of_the_hole_only() {
+        let mut b = Buf::new();
+        for _ in 0..4 {
+            b.queue_packet(1, 1, b"x", 32).unwrap();
+        }
+        send_all(&mut b, T0);
+        // Peer has 0, missed 1, got 2 and 3.
+        let out = b.on_ack(T0, 1, Some(&sack(&[0, 1])), 1);
+        assert_eq!(out.lost, 1);
+        let p = b.pick(T0, LIM).unwrap();
+        assert!(p.retransmission);
+        assert_eq!(p.seq, 1);
+        assert!(b.pick(T0, LIM).is_none());
+    }
+
+    #[test]
+    fn karn_no_rtt_sample_from_retransmitted_frame() {
+        let mut b = Buf::new();
+        b.queue_packet(1, 1, b"x", 32).unwrap();
+        send_all(&mut b, T0);
+        assert_eq!(b.on_timeout(T0 + Duration::from_millis(100), Duration::from_millis(50)), 1);
+        b.pick(T0 + Duration::from_millis(100), LIM).unwrap();
+        let out = b.on_ack(T0 + Duration::from_millis(120), 1, None, 1);
+        assert_eq!(out.rtt, None);
+    }
+
+    #[test]
+    fn window_and_peer_limit_bound_new_sequence_numbers() {
+        let mut b = Buf::new();
+        for ch in 0..8 {
+            b.queue_packet(ch, 1, b"x", 32).unwrap();
+        }
+        assert_eq!(b.queue_packet(9, 1, b"x", 32), Err(SendError::WouldBlock), "pool full");
+        assert_eq!(b.queue_packet(1, 1, &[0; 32 * 9], 32), Err(SendError::TooLarge));
+        let mut n = 0;
+        while b.pick(T0, 3).is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn a_channel_queues_only_a_few_fragments_ahead() {
+        let mut b = Buf::new();
+        assert_eq!(b.write_stream(1, 1, &[0; 1000], 32), 32 * QUEUE_AHEAD);
+        assert_eq!(b.queue_packet(1, 1, b"p", 32), Err(SendError::WouldBlock));
+        assert!(b.queue_packet(2, 1, b"p", 32).is_ok(), "other channels are not held up");
+        b.pick(T0, LIM).unwrap();
+        assert_eq!(b.write_stream(1, 1, &[0; 1000], 32), 32);
+    }
+
+    #[test]
+    fn stale_or_bogus_acks_change_nothing() {
+        let mut b = Buf::new();
+        b.queue_packet(1, 1, b"x", 32).unwrap();
+        send_all(&mut b, T0);
+        let out = b.on_ack(T0, 5, None, 1);
+        assert!(!out.advanced);
+        assert_eq!(b.in_flight(), 1);
+    }
+
+    #[test]
+    fn reset_reports_in_flight_unconfirmed_keeps_unsent() {
+        let mut b = Buf::new();
+        let sent = b.queue_packet(1, 1, &[1u8; 40], 32).unwrap(); // 2 fragments
+        b.pick(T0, LIM).unwrap(); // only the first goes out
+        let later = b.queue_packet(1, 1, b"later", 32).unwrap();
+        assert_eq!(b.write_stream(3, 1, b"stream", 32), 6);
+        b.reset();
+        assert_eq!(b.poll_report(), Some(Event::StreamAborted { channel: 3 }));
+        assert_eq!(b.poll_report(), Some(Event::Unconfirmed(sent)));
+        assert_eq!(b.poll_report(), None);
+        let p = b.pick(T0, LIM).unwrap();
+        assert_eq!((p.seq, b.frame_of(p.slot).2), (0, &b"later"[..]));
+        b.on_ack(T0, 1, None, 1);
+        assert_eq!(b.poll_report(), Some(Event::Acked(later)));
+        assert!(b.is_idle());
+    }
+
+    #[test]
+    fn stream_writes_coalesce_into_queued_fragment() {
+        let mut b = Buf::new();
+        assert_eq!(b.write_stream(1, 1, b"abc", 8), 3);
+        assert_eq!(b.write_stream(1, 1, b"defghij", 8), 7);
+        assert!(b.finish_stream(1, 1));
+        let p = b.pick(T0, LIM).unwrap();
+        assert_eq!(b.frame_of(p.slot).2, b"abcdefgh");
+        let p = b.pick(T0, LIM).unwrap();
+        let (_, fl, data) = b.frame_of(p.slot);
+        assert_eq!((data, fl & flags::FIN), (&b"ij"[..], flags::FIN));
+        assert_eq!(b.write_stream(1, 1, b"late", 8), 4, "a new stream after FIN went out");
+    }
+}

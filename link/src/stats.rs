@@ -1,0 +1,48 @@
+//! Counters for `strand stats`, benchmarks and tests.
+
+/// Per-link counters. All only ever grow, except the gauges marked as such.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames handed to the driver.
+    pub frames_tx: u64,
+    /// Bytes handed to the driver (COBS and delimiters included).
+    pub bytes_tx: u64,
+    /// Bytes fed in by the driver.
+    pub bytes_rx: u64,
+    /// Frames that passed the CRC.
+    pub frames_rx: u64,
+    /// DATA frames sent for the first time.
+    pub data_tx: u64,
+    /// DATA frames sent again.
+    pub retransmits: u64,
+    /// Retransmissions triggered by SACK evidence rather than a timeout.
+    pub fast_retransmits: u64,
+    /// Retransmission timeouts that fired.
+    pub timeouts: u64,
+    /// ACK frames sent.
+    pub acks_tx: u64,
+    /// Frames dropped for a bad CRC.
+    pub crc_errors: u64,
+    /// Byte runs dropped for invalid COBS, overflow, or too short for a frame.
+    pub framing_errors: u64,
+    /// CRC-valid frames of unknown type, other version or bad fields.
+    pub invalid_frames: u64,
+    /// Frames carrying a session id that is not the current peer's.
+    pub foreign_session: u64,
+    /// DATA frames received twice.
+    pub duplicates: u64,
+    /// DATA frames outside the receive window.
+    pub out_of_window: u64,
+    /// Payload bytes delivered to the application.
+    pub delivered_bytes: u64,
+    /// Times the peer restarted.
+    pub peer_restarts: u64,
+    /// Gauge: smoothed round-trip time in microseconds (0 until measured).
+    pub srtt_us: u64,
+    /// Gauge: current retransmission timeout in microseconds.
+    pub rto_us: u64,
+    /// Gauge: DATA payload size currently used for new fragments.
+    pub payload_size: u16,
+    /// Gauge: frames in flight.
+    pub in_flight: u16,
+}

@@ -1,0 +1,127 @@
+//! Spec section 4.1: the HELLO and HELLO_ACK payload.
+//!
+//! ```text
+//! 0           1           2             4          6                   10
+//! +-----------+-----------+-------------+----------+-------------------+
+//! |min_version|max_version|max_frame(BE)|window(BE)| echo session (BE) |
+//! +-----------+-----------+-------------+----------+-------------------+
+//! ```
+//! Every protocol version keeps these ten bytes, so two peers of different
+//! versions can always tell each other which versions they speak.
+
+use super::Error;
+
+mod field {
+    pub const MIN_VERSION: usize = 0;
+    pub const MAX_VERSION: usize = 1;
+    pub const MAX_FRAME: core::ops::Range<usize> = 2..4;
+    pub const WINDOW: core::ops::Range<usize> = 4..6;
+    pub const ECHO: core::ops::Range<usize> = 6..10;
+}
+
+/// Length of the HELLO payload.
+pub const HELLO_LEN: usize = 10;
+
+/// A view of a HELLO / HELLO_ACK payload.
+#[derive(Debug, Clone)]
+pub struct HelloPayload<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> HelloPayload<T> {
+    /// Wraps a payload after checking its length (longer payloads are accepted:
+    /// later versions may append fields).
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
+        if buffer.as_ref().len() < HELLO_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(HelloPayload { buffer })
+    }
+    /// Oldest version the sender speaks.
+    pub fn min_version(&self) -> u8 {
+        self.buffer.as_ref()[field::MIN_VERSION]
+    }
+    /// Newest version the sender speaks.
+    pub fn max_version(&self) -> u8 {
+        self.buffer.as_ref()[field::MAX_VERSION]
+    }
+    /// Largest frame (header + payload + CRC, before COBS) the sender accepts.
+    pub fn max_frame(&self) -> u16 {
+        let b = &self.buffer.as_ref()[field::MAX_FRAME];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+    /// The sender's receive window, in frames.
+    pub fn window(&self) -> u16 {
+        let b = &self.buffer.as_ref()[field::WINDOW];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+    /// HELLO_ACK: the session id of the HELLO being answered. HELLO: zero.
+    pub fn echo(&self) -> u32 {
+        let b = &self.buffer.as_ref()[field::ECHO];
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+}
+
+/// HELLO fields as values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HelloRepr {
+    /// Oldest version spoken.
+    pub min_version: u8,
+    /// Newest version spoken.
+    pub max_version: u8,
+    /// Largest frame accepted, before COBS.
+    pub max_frame: u16,
+    /// Receive window in frames.
+    pub window: u16,
+    /// Echoed session id (HELLO_ACK) or zero (HELLO).
+    pub echo: u32,
+}
+
+impl HelloRepr {
+    /// Parses a checked payload; a window of zero or a frame too small to carry
+    /// one payload byte is malformed.
+    pub fn parse<T: AsRef<[u8]>>(p: &HelloPayload<T>) -> Result<Self, Error> {
+        let repr = HelloRepr {
+            min_version: p.min_version(),
+            max_version: p.max_version(),
+            max_frame: p.max_frame(),
+            window: p.window(),
+            echo: p.echo(),
+        };
+        if repr.window == 0
+            || (repr.max_frame as usize) <= super::OVERHEAD
+            || repr.min_version > repr.max_version
+        {
+            return Err(Error::Malformed);
+        }
+        Ok(repr)
+    }
+
+    /// Writes the payload into the first [`HELLO_LEN`] bytes of `buf`.
+    pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let b = &mut buf[..HELLO_LEN];
+        b[field::MIN_VERSION] = self.min_version;
+        b[field::MAX_VERSION] = self.max_version;
+        b[field::MAX_FRAME].copy_from_slice(&self.max_frame.to_be_bytes());
+        b[field::WINDOW].copy_from_slice(&self.window.to_be_bytes());
+        b[field::ECHO].copy_from_slice(&self.echo.to_be_bytes());
+        HELLO_LEN
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_validation() {
+        let r = HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 128, echo: 7 };
+        let mut b = [0u8; HELLO_LEN];
+        r.emit(&mut b);
+        assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Ok(r));
+        assert_eq!(HelloPayload::new_checked(&b[..9]).err(), Some(Error::Truncated));
+        let bad = HelloRepr { window: 0, ..r };
+        bad.emit(&mut b);
+        assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Err(Error::Malformed));
+    }
+}

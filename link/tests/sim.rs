@@ -1,0 +1,321 @@
+//! Whole-protocol simulation tests: two cores over an emulated serial line.
+//! Every test runs several seeds and names the seed in its failure message.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+use strand_link::sim::{GilbertElliott, LineConfig, Pair};
+use strand_link::{Config, Event, PacketId};
+
+type P = Pair<64, 1024>;
+
+const SEEDS: [u64; 3] = [1, 2, 0xdecafbad];
+
+fn cfg() -> Config {
+    Config { min_payload: 16, ..Config::default() }
+}
+
+fn line(ber: f64) -> LineConfig {
+    LineConfig::clean(2_000_000, Duration::from_millis(2)).with_ber(ber)
+}
+
+/// `n` packets with unique, seed-dependent contents: a 4-byte counter, then
+/// pseudo-random bytes, sizes 0..max (so many are fragmented).
+fn packets(seed: u64, n: usize, max: usize) -> Vec<(u8, Vec<u8>)> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) as usize
+    };
+    (0..n)
+        .map(|i| {
+            let len = 4 + next() % max;
+            let mut p = (i as u32).to_be_bytes().to_vec();
+            p.extend((4..len).map(|_| next() as u8));
+            (1 + (i % 2) as u8, p)
+        })
+        .collect()
+}
+
+fn bulk(seed: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u64 ^ seed).wrapping_mul(2654435761) as u8).collect()
+}
+
+fn per_channel(list: &[(u8, Vec<u8>)]) -> BTreeMap<u8, Vec<Vec<u8>>> {
+    let mut m: BTreeMap<u8, Vec<Vec<u8>>> = BTreeMap::new();
+    for (ch, p) in list {
+        m.entry(*ch).or_default().push(p.clone());
+    }
+    m
+}
+
+/// Sends `pkts` from A to B plus a bulk stream both ways, and checks every
+/// packet and byte arrived exactly once, in order, and every packet was
+/// reported `Acked`.
+fn transfer(mut pair: P, pkts: Vec<(u8, Vec<u8>)>, stream_len: usize, limit: Duration) {
+    let seed = pair.seed;
+    for (ch, p) in &pkts {
+        pair.a.send(*ch, p.clone());
+    }
+    let data_ab = bulk(seed, stream_len);
+    let data_ba = bulk(seed + 1, stream_len / 2);
+    pair.a.write_stream(3, data_ab.clone(), true);
+    pair.b.write_stream(3, data_ba.clone(), true);
+    pair.a.stream_channels.insert(3);
+    pair.b.stream_channels.insert(3);
+    let n = pkts.len();
+    let done = pair.run_until(limit, |p| {
+        p.b.delivered.len() == n
+            && p.b.fin(3)
+            && p.a.fin(3)
+            && p.a.link.is_send_idle()
+            && p.b.link.is_send_idle()
+    });
+    let (sa, sb) = (pair.a.link.stats(), pair.b.link.stats());
+    assert!(
+        done,
+        "seed {seed}: not done after {:?}: delivered {}/{n}, stream {}/{} and {}/{}\nA {sa:?}\nB {sb:?}\nline ab {:?}\nline ba {:?}",
+        pair.elapsed(),
+        pair.b.delivered.len(),
+        pair.b.stream(3).len(),
+        data_ab.len(),
+        pair.a.stream(3).len(),
+        data_ba.len(),
+        pair.ab.counters,
+        pair.ba.counters
+    );
+    assert_eq!(per_channel(&pair.b.delivered), per_channel(&pkts), "seed {seed}: packets differ");
+    assert!(pair.b.stream(3) == &data_ab[..], "seed {seed}: A->B stream differs");
+    assert!(pair.a.stream(3) == &data_ba[..], "seed {seed}: B->A stream differs");
+    let acked = pair.a.reported(|e| if let Event::Acked(id) = e { Some(*id) } else { None });
+    let ids: Vec<PacketId> = pair.a.sent.keys().copied().collect();
+    let mut sorted = acked.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "seed {seed}: each packet reported Acked exactly once");
+    assert_eq!(sa.peer_restarts + sb.peer_restarts, 0, "seed {seed}");
+}
+
+#[test]
+fn clean_line() {
+    for seed in SEEDS {
+        let pair = P::symmetric(cfg(), line(0.0), seed);
+        transfer(pair, packets(seed, 300, 3000), 200_000, Duration::from_secs(30));
+    }
+}
+
+#[test]
+fn clean_line_uses_the_line_efficiently() {
+    // 400 KB one way on a clean 2 Mbit/s line: at least 95% of 200,000 B/s.
+    let mut pair = P::symmetric(cfg(), line(0.0), 5);
+    let data = bulk(5, 400_000);
+    pair.a.write_stream(1, data.clone(), true);
+    pair.b.stream_channels.insert(1);
+    assert!(pair.run_until(Duration::from_secs(10), |p| p.b.fin(1)));
+    let rate = data.len() as f64 / pair.elapsed().as_secs_f64() / 200_000.0;
+    assert!(rate > 0.95, "goodput {rate:.3} of the line");
+    assert_eq!(pair.b.stream(1), &data[..]);
+}
+
+#[test]
+fn bit_errors_1e6_1e5_1e4() {
+    for ber in [1e-6, 1e-5, 1e-4] {
+        for seed in SEEDS {
+            let pair = P::symmetric(cfg(), line(ber), seed);
+            transfer(pair, packets(seed, 200, 2000), 200_000, Duration::from_secs(60));
+        }
+    }
+}
+
+#[test]
+fn bit_errors_1e3() {
+    for seed in SEEDS {
+        // 1% of bytes hit: slow by nature (in-frame FEC is what fixes speed), but exact.
+        let pair = P::symmetric(cfg(), line(1e-3), seed);
+        transfer(pair, packets(seed, 30, 400), 10_000, Duration::from_secs(300));
+    }
+}
+
+#[test]
+fn burst_errors_gilbert_elliott() {
+    for seed in SEEDS {
+        let mut l = line(1e-7);
+        // Bursts of ~1000 bits at BER 0.05, entered every ~2 Mbit on average.
+        l.burst = Some(GilbertElliott { p_enter_bad: 5e-7, p_leave_bad: 1e-3, ber_bad: 0.05 });
+        let pair = P::symmetric(cfg(), l, seed);
+        transfer(pair, packets(seed, 200, 2000), 200_000, Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn dropped_duplicated_inserted_and_truncated_bytes() {
+    for seed in SEEDS {
+        let l = LineConfig {
+            drop_rate: 2e-5,
+            dup_rate: 2e-5,
+            insert_rate: 2e-5,
+            truncate_rate: 1e-5,
+            ..line(0.0)
+        };
+        let pair = P::symmetric(cfg(), l, seed);
+        transfer(pair, packets(seed, 200, 2000), 200_000, Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn asymmetric_loss_each_direction() {
+    for seed in SEEDS {
+        // Noisy forward path, clean return; then the reverse.
+        let pair = P::new(cfg(), line(1e-4), line(0.0), seed);
+        transfer(pair, packets(seed, 100, 2000), 100_000, Duration::from_secs(60));
+        let pair = P::new(cfg(), line(0.0), line(3e-4), seed);
+        transfer(pair, packets(seed, 100, 2000), 100_000, Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn long_outage_reports_link_down_then_resumes() {
+    for seed in SEEDS {
+        let mut l = line(0.0);
+        l.outages = vec![(Duration::from_millis(300), Duration::from_millis(8300))];
+        let mut pair = P::symmetric(cfg(), l, seed);
+        let data = bulk(seed, 600_000);
+        pair.a.write_stream(1, data.clone(), true);
+        pair.b.stream_channels.insert(1);
+        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)), "seed {seed}");
+        assert_eq!(pair.b.stream(1), &data[..], "seed {seed}");
+        for ep in [&pair.a, &pair.b] {
+            let evs: Vec<Event> = ep
+                .events
+                .iter()
+                .map(|(_, e)| *e)
+                .filter(|e| matches!(e, Event::LinkDown | Event::LinkUp))
+                .collect();
+            assert_eq!(evs, vec![Event::LinkDown, Event::LinkUp], "seed {seed}");
+        }
+        let (down, _) = pair.a.events.iter().find(|(_, e)| *e == Event::LinkDown).copied().unwrap();
+        let ms = down.as_micros() / 1000;
+        // The last frame before the outage arrived just before 300 ms; the timeout is 5 s.
+        assert!((5200..5400).contains(&ms), "seed {seed}: link down reported at {ms} ms");
+    }
+}
+
+#[test]
+fn receiver_restart_mid_transfer_loses_nothing_silently() {
+    for seed in SEEDS {
+        let mut pair = P::symmetric(cfg(), line(1e-5), seed);
+        let pkts = packets(seed, 400, 1500);
+        for (ch, p) in &pkts {
+            pair.a.send(*ch, p.clone());
+        }
+        pair.run_until(Duration::from_millis(600), |_| false);
+        let before = pair.b.delivered.len();
+        assert!(before > 0 && before < pkts.len(), "seed {seed}: restart should land mid-transfer");
+        pair.restart_b(seed ^ 0xffff, cfg());
+        let all_reported =
+            |p: &P| p.a.outbox.is_empty() && p.a.link.is_send_idle() && p.a.link.is_connected();
+        assert!(pair.run_until(Duration::from_secs(60), all_reported), "seed {seed}");
+        let acked = pair.a.reported(|e| if let Event::Acked(id) = e { Some(*id) } else { None });
+        let unconfirmed = pair.a.reported(|e| if let Event::Unconfirmed(id) = e { Some(*id) } else { None });
+        assert!(pair.a.events.iter().any(|(_, e)| *e == Event::PeerRestarted), "seed {seed}");
+        let mut all: Vec<PacketId> = acked.iter().chain(&unconfirmed).copied().collect();
+        all.sort();
+        let ids: Vec<PacketId> = pair.a.sent.keys().copied().collect();
+        assert_eq!(all, ids, "seed {seed}: every packet reported exactly once");
+        let count = |p: &Vec<u8>| pair.b.delivered.iter().filter(|(_, d)| d == p).count();
+        for id in &acked {
+            assert_eq!(count(&pair.a.sent[id].1), 1, "seed {seed}: acked packet {id} delivered once");
+        }
+        for id in &unconfirmed {
+            assert!(count(&pair.a.sent[id].1) <= 1, "seed {seed}: unconfirmed packet {id} duplicated");
+        }
+        // Per channel, deliveries keep the send order.
+        for (ch, got) in per_channel(&pair.b.delivered) {
+            let order: Vec<usize> = got
+                .iter()
+                .map(|g| pkts.iter().position(|(c, p)| *c == ch && p == g).expect("a sent packet"))
+                .collect();
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "seed {seed}: channel {ch} out of order");
+        }
+        assert!(!unconfirmed.is_empty() || acked.len() == pkts.len(), "seed {seed}");
+    }
+}
+
+#[test]
+fn sender_restart_is_detected_and_new_session_flows() {
+    for seed in SEEDS {
+        let mut pair = P::symmetric(cfg(), line(0.0), seed);
+        pair.a.send(1, b"before".to_vec());
+        assert!(pair.run_until(Duration::from_secs(5), |p| p.b.delivered.len() == 1), "seed {seed}");
+        let old = pair.b.link.peer_session();
+        // Swap roles: restart B, which then sends to A.
+        pair.restart_b(seed.wrapping_add(1000), cfg());
+        pair.b.send(2, b"after".to_vec());
+        assert!(pair.run_until(Duration::from_secs(5), |p| p.a.delivered.len() == 1), "seed {seed}");
+        assert_eq!(pair.a.delivered[0], (2, b"after".to_vec()));
+        assert!(pair.a.events.iter().any(|(_, e)| *e == Event::PeerRestarted), "seed {seed}");
+        assert_ne!(pair.b.link.peer_session(), old);
+        assert_ne!(pair.a.link.peer_session(), None);
+    }
+}
+
+#[test]
+fn flow_control_stalls_and_resumes() {
+    let seed = 11;
+    let mut pair = P::symmetric(cfg(), line(0.0), seed);
+    pair.b.paused = true;
+    let pkts = packets(seed, 200, 900);
+    for (ch, p) in &pkts {
+        pair.a.send(*ch, p.clone());
+    }
+    pair.run_until(Duration::from_secs(3), |_| false);
+    assert!(pair.b.delivered.is_empty());
+    assert!(pair.a.events.iter().any(|(_, e)| *e == Event::WindowStalled), "seed {seed}");
+    assert!(pair.a.link.is_up(), "a closed window is not a dead link");
+    pair.b.paused = false;
+    assert!(pair.run_until(Duration::from_secs(20), |p| p.b.delivered.len() == pkts.len()), "seed {seed}");
+    assert!(pair.a.events.iter().any(|(_, e)| *e == Event::WindowOpened), "seed {seed}");
+    assert_eq!(per_channel(&pair.b.delivered), per_channel(&pkts));
+}
+
+#[test]
+fn interactive_channel_overtakes_queued_bulk() {
+    let seed = 12;
+    let mut pair = P::symmetric(cfg(), line(0.0), seed);
+    assert!(pair.run_until(Duration::from_secs(1), |p| p.a.link.is_connected()));
+    // Fill the pool with bulk on channel 2, then send one keystroke on channel 1.
+    let bulk_pkts: Vec<Vec<u8>> = (0..60u8).map(|i| vec![i; 1000]).collect();
+    for p in &bulk_pkts {
+        pair.a.send(2, p.clone());
+    }
+    pair.step();
+    pair.a.send(1, b"k".to_vec());
+    assert!(pair.run_until(Duration::from_secs(5), |p| p.b.delivered.iter().any(|(c, _)| *c == 1)));
+    let pos = pair.b.delivered.iter().position(|(c, _)| *c == 1).unwrap();
+    // Only what was already on the wire or in the line buffer may precede it.
+    assert!(pos < 12, "keystroke delivered after {pos} bulk packets");
+}
+
+#[test]
+fn garbage_peer_never_connects_and_is_reported_down() {
+    let mut pair = P::symmetric(cfg(), line(0.0), 13);
+    // B's output is replaced by noise: cut B->A and inject random bytes instead.
+    pair.ba = strand_link::sim::Direction::new(LineConfig { cut: true, ..line(0.0) }, 1);
+    let noise: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    pair.a.link.handle_input(strand_link::Instant::ZERO, &noise);
+    pair.run_until(Duration::from_secs(6), |_| false);
+    let s = pair.a.link.stats();
+    assert!(!pair.a.link.is_connected());
+    assert!(s.crc_errors + s.framing_errors > 0, "{s:?}");
+    assert!(pair.a.events.iter().any(|(_, e)| *e == Event::LinkDown));
+}
+
+#[test]
+fn same_seed_same_run() {
+    let run = |seed| {
+        let mut pair = P::symmetric(cfg(), line(1e-4), seed);
+        pair.a.write_stream(1, bulk(seed, 100_000), true);
+        pair.b.stream_channels.insert(1);
+        pair.run_until(Duration::from_secs(30), |p| p.b.fin(1));
+        (pair.elapsed(), pair.a.link.stats(), pair.b.link.stats())
+    };
+    assert_eq!(run(21), run(21));
+}
