@@ -479,11 +479,12 @@ impl<const W: usize, const N: usize> Core<W, N> {
             }
         }
         if h.flags & flags::ACK != 0 {
-            let out = self.tx.on_ack(now, h.ack, sack.as_ref(), self.config.reorder_threshold);
+            let full = self.sizer.current();
+            let out = self.tx.on_ack(now, h.ack, sack.as_ref(), self.config.reorder_threshold, full);
             if let Some(rtt) = out.rtt {
                 self.rtt.sample(rtt);
             }
-            self.sizer.on_delivered(out.acked);
+            self.sizer.on_delivered(out.acked, out.acked_full);
             self.sizer.on_lost(out.lost);
             if out.advanced {
                 // Progress: the line works, so drop the timeout backoff even
@@ -538,11 +539,13 @@ impl<const W: usize, const N: usize> Core<W, N> {
             let n = self.tx.on_timeout(now, rto);
             if n > 0 {
                 self.stats.timeouts += 1;
-                self.rtt.on_timeout();
-                // Frames lost while the peer is heard are noise; while it is
-                // silent it may be an outage, which says nothing about frame size.
+                // A small POLL gets through where a long frame did not; its
+                // answer tells lost frames (noise) from a silent peer (outage).
+                self.probe_owed = true;
                 if now.since(self.last_rx) < rto {
                     self.sizer.on_lost(n);
+                } else {
+                    self.rtt.on_timeout();
                 }
             }
         }

@@ -44,6 +44,10 @@ struct InFlight {
     sent_at: Instant,
     /// Position in the order of all transmissions (first or repeated).
     tx_order: u32,
+    /// `tx_order` of the first transmission. An acknowledgement of a frame
+    /// sent more than once may be for any copy; crediting it to the first
+    /// keeps the loss detector from declaring every frame sent in between lost.
+    first_tx: u32,
     retransmits: u16,
     /// Judged lost; waiting to be sent again.
     needs_tx: bool,
@@ -120,6 +124,9 @@ pub(crate) struct AckOutcome {
     pub lost: u32,
     /// Frames newly acknowledged (cumulatively or selectively).
     pub acked: u32,
+    /// Of those, frames carrying at least the `full` payload passed to `on_ack`:
+    /// the evidence that frames of the current size get through.
+    pub acked_full: u32,
     /// Whether the cumulative ack advanced.
     pub advanced: bool,
 }
@@ -336,6 +343,9 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         if let State::InFlight(f) = &mut self.slots[pick.slot].state {
             f.sent_at = now;
             f.tx_order = self.tx_counter;
+            if !pick.retransmission {
+                f.first_tx = self.tx_counter;
+            }
             f.needs_tx = false;
             if pick.retransmission {
                 f.retransmits = f.retransmits.saturating_add(1);
@@ -381,6 +391,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             seq,
             sent_at: Instant::ZERO,
             tx_order: 0,
+            first_tx: 0,
             retransmits: 0,
             needs_tx: true,
             sacked: false,
@@ -399,7 +410,14 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
     }
 
     /// Applies a cumulative ack and, for ACK frames, a SACK bitmap.
-    pub fn on_ack(&mut self, now: Instant, ack: u16, sack: Option<&AckRepr>, reorder: u8) -> AckOutcome {
+    pub fn on_ack(
+        &mut self,
+        now: Instant,
+        ack: u16,
+        sack: Option<&AckRepr>,
+        reorder: u8,
+        full: u16,
+    ) -> AckOutcome {
         let mut out = AckOutcome::default();
         // A cumulative ack must lie in [una, next_seq]; anything else is stale.
         if ack.wrapping_sub(self.una) > self.in_flight() {
@@ -407,8 +425,9 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         }
         let mut newest: Option<(u32, Duration)> = None;
         let mut sample = |f: &InFlight, highest: &mut u32| {
-            if f.tx_order.wrapping_sub(*highest) < 0x8000_0000 {
-                *highest = f.tx_order;
+            let evidence = if f.retransmits == 0 { f.tx_order } else { f.first_tx };
+            if evidence.wrapping_sub(*highest) < 0x8000_0000 {
+                *highest = evidence;
             }
             if f.retransmits == 0 && newest.is_none_or(|(o, _)| f.tx_order > o) {
                 newest = Some((f.tx_order, now.since(f.sent_at)));
@@ -422,6 +441,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
                     if !f.sacked {
                         sample(&f, &mut self.highest_acked_tx);
                         out.acked += 1;
+                        out.acked_full += u32::from(self.slots[i as usize].len >= full);
                     }
                     self.complete(i as usize);
                 }
@@ -442,11 +462,13 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
                 if i == NONE {
                     continue;
                 }
+                let full_size = self.slots[i as usize].len >= full;
                 if let State::InFlight(f) = &mut self.slots[i as usize].state {
                     if !f.sacked {
                         f.sacked = true;
                         f.needs_tx = false;
                         out.acked += 1;
+                        out.acked_full += u32::from(full_size);
                         let copy = *f;
                         sample(&copy, &mut self.highest_acked_tx);
                     }
@@ -614,9 +636,9 @@ mod tests {
         assert_eq!(&send_all(&mut b, T0)[..], &[0, 1, 2]);
         assert_eq!(b.frame_of(0).1 & flags::MORE, flags::MORE);
         assert_eq!(b.poll_report(), None);
-        b.on_ack(T0, 2, None, 1);
+        b.on_ack(T0, 2, None, 1, 0);
         assert_eq!(b.poll_report(), None, "one fragment still out");
-        b.on_ack(T0, 3, None, 1);
+        b.on_ack(T0, 3, None, 1, 0);
         assert_eq!(b.poll_report(), Some(Event::Acked(id)));
         assert_eq!(b.poll_report(), None);
         assert!(b.is_idle());
@@ -643,12 +665,33 @@ mod tests {
         }
         send_all(&mut b, T0);
         // Peer has 0, missed 1, got 2 and 3.
-        let out = b.on_ack(T0, 1, Some(&sack(&[0, 1])), 1);
+        let out = b.on_ack(T0, 1, Some(&sack(&[0, 1])), 1, 0);
         assert_eq!(out.lost, 1);
         let p = b.pick(T0, LIM).unwrap();
         assert!(p.retransmission);
         assert_eq!(p.seq, 1);
         assert!(b.pick(T0, LIM).is_none());
+    }
+
+    #[test]
+    fn ack_of_a_retransmitted_frame_does_not_condemn_frames_sent_after_its_first_copy() {
+        let mut b = Buf::new();
+        for ch in 0..4 {
+            b.queue_packet(ch, 1, b"x", 32).unwrap();
+        }
+        b.pick(T0, LIM).unwrap(); // seq 0
+                                  // Seq 0 times out and is resent after seqs 1..3 went out.
+        for _ in 0..3 {
+            b.pick(T0, LIM).unwrap();
+        }
+        assert_eq!(b.on_timeout(T0 + Duration::from_millis(60), Duration::from_millis(50)), 4);
+        let p = b.pick(T0 + Duration::from_millis(60), LIM).unwrap();
+        assert_eq!((p.seq, p.retransmission), (0, true));
+        // The original copy of 0 arrives: only 0 is acknowledged. Frames 1..3 were
+        // also marked by the timeout, so resend them and check nothing more is lost.
+        while b.pick(T0 + Duration::from_millis(60), LIM).is_some() {}
+        let out = b.on_ack(T0 + Duration::from_millis(61), 1, None, 1, 0);
+        assert_eq!(out.lost, 0);
     }
 
     #[test]
@@ -658,7 +701,7 @@ mod tests {
         send_all(&mut b, T0);
         assert_eq!(b.on_timeout(T0 + Duration::from_millis(100), Duration::from_millis(50)), 1);
         b.pick(T0 + Duration::from_millis(100), LIM).unwrap();
-        let out = b.on_ack(T0 + Duration::from_millis(120), 1, None, 1);
+        let out = b.on_ack(T0 + Duration::from_millis(120), 1, None, 1, 0);
         assert_eq!(out.rtt, None);
     }
 
@@ -692,7 +735,7 @@ mod tests {
         let mut b = Buf::new();
         b.queue_packet(1, 1, b"x", 32).unwrap();
         send_all(&mut b, T0);
-        let out = b.on_ack(T0, 5, None, 1);
+        let out = b.on_ack(T0, 5, None, 1, 0);
         assert!(!out.advanced);
         assert_eq!(b.in_flight(), 1);
     }
@@ -710,7 +753,7 @@ mod tests {
         assert_eq!(b.poll_report(), None);
         let p = b.pick(T0, LIM).unwrap();
         assert_eq!((p.seq, b.frame_of(p.slot).2), (0, &b"later"[..]));
-        b.on_ack(T0, 1, None, 1);
+        b.on_ack(T0, 1, None, 1, 0);
         assert_eq!(b.poll_report(), Some(Event::Acked(later)));
         assert!(b.is_idle());
     }

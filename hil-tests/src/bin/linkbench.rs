@@ -1,0 +1,161 @@
+//! Link benchmark: goodput of two strand cores over an emulated serial line,
+//! as a share of the line's payload limit, and the host CPU throughput of
+//! framing + CRC. Figures are medians over seeds; simulated time is exact, so
+//! the goodput ratios do not depend on how busy this machine is.
+//!
+//! `cargo run --release -p strand-hil --bin linkbench -- --help`
+
+use clap::Parser;
+use std::time::{Duration, Instant as Wall};
+use strand_link::framing::{self, Deframer, FeedResult};
+use strand_link::sim::{LineConfig, Pair};
+use strand_link::wire::{flags, Frame, FrameType, Header};
+use strand_link::Config;
+
+/// Window and frame capacity used by the host: 128 frames of up to 4 KiB.
+type HostPair = Pair<128, 4096>;
+
+#[derive(Parser, Debug)]
+#[command(about = "Goodput of strand over an emulated serial line, and framing CPU throughput")]
+struct Args {
+    /// Line rate in bit/s (8N1: 10 bits per byte).
+    #[arg(long, default_value_t = 2_000_000)]
+    bit_rate: u64,
+    /// One-way latency in milliseconds (16 = a USB-serial adapter's latency timer).
+    #[arg(long, default_value_t = 16)]
+    latency_ms: u64,
+    /// Bytes to transfer per run at BER 0.
+    #[arg(long, default_value_t = 4 << 20)]
+    clean_bytes: usize,
+    /// Bytes to transfer per run on noisy lines.
+    #[arg(long, default_value_t = 1 << 20)]
+    noisy_bytes: usize,
+    /// Bit-error rates to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0.0, 1e-6, 1e-5, 1e-4])]
+    ber: Vec<f64>,
+    /// Seeds per condition (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Wall-clock seconds for the CPU throughput measurement.
+    #[arg(long, default_value_t = 1.0)]
+    cpu_secs: f64,
+}
+
+struct Run {
+    goodput: f64,
+    retransmits: u64,
+    payload: u16,
+    exact: bool,
+}
+
+fn transfer(args: &Args, ber: f64, seed: u64) -> Run {
+    let line = LineConfig::clean(args.bit_rate, Duration::from_millis(args.latency_ms)).with_ber(ber);
+    let limit = line.byte_rate();
+    let mut pair = HostPair::symmetric(Config::default(), line, seed);
+    let len = if ber == 0.0 { args.clean_bytes } else { args.noisy_bytes };
+    let data: Vec<u8> = (0..len).map(|i| (i as u64 ^ seed).wrapping_mul(0x9e37_79b9) as u8).collect();
+    pair.a.write_stream(1, data.clone(), true);
+    pair.b.stream_channels.insert(1);
+    let budget = Duration::from_secs_f64(len as f64 / limit * 20.0 + 10.0);
+    let done = pair.run_until(budget, |p| p.b.fin(1));
+    let secs = pair.elapsed().as_secs_f64();
+    let s = pair.a.link.stats();
+    Run {
+        goodput: if done { pair.b.stream(1).len() as f64 / secs / limit } else { 0.0 },
+        retransmits: s.retransmits,
+        payload: s.payload_size,
+        exact: done && pair.b.stream(1) == &data[..],
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
+}
+
+/// Encode+decode throughput of full-size frames on one core, in MB/s of payload.
+fn cpu_throughput(secs: f64) -> f64 {
+    const N: usize = 4096;
+    let payload_len = framing::max_raw_for_encoded(N) - strand_link::wire::OVERHEAD;
+    let payload: Vec<u8> = (0..payload_len).map(|i| (i * 7 + 3) as u8).collect();
+    let mut raw = vec![0u8; N];
+    let mut wire = vec![0u8; N + 2];
+    let mut deframer = Box::new(Deframer::<N>::new());
+    let mut header =
+        Header { frame_type: FrameType::Data, flags: flags::ACK, channel: 1, session: 7, seq: 0, ack: 0 };
+    let (mut bytes, mut frames) = (0u64, 0u64);
+    let start = Wall::now();
+    while start.elapsed().as_secs_f64() < secs {
+        for _ in 0..64 {
+            header.seq = header.seq.wrapping_add(1);
+            let n = header.emit_frame(&payload, &mut raw);
+            let w = framing::encode(&raw[..n], &mut wire).expect("buffer sized for a frame");
+            match deframer.feed(&wire[..w]) {
+                FeedResult::Frame { frame, .. } => {
+                    let f = Frame::new_checked(frame).expect("valid frame");
+                    let h = Header::parse(&f).expect("valid header");
+                    assert_eq!(h.seq, header.seq);
+                    bytes += f.payload().len() as u64;
+                    frames += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert!(frames > 0);
+    bytes as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn target(ber: f64) -> Option<f64> {
+    match ber {
+        b if b == 0.0 => Some(0.97),
+        b if b <= 1e-5 => Some(0.90),
+        _ => None,
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let limit = args.bit_rate as f64 / 10.0;
+    println!(
+        "strand link benchmark: {} bit/s 8N1 ({:.0} bytes/s limit), one-way latency {} ms, window 128 x 4 KiB, {} seeds",
+        args.bit_rate, limit, args.latency_ms, args.seeds
+    );
+    println!("| BER | bytes | goodput (median) | of line limit | min..max | retransmits | final payload | exact | target |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut all_exact = true;
+    for &ber in &args.ber {
+        let runs: Vec<Run> = (1..=args.seeds).map(|seed| transfer(&args, ber, seed)).collect();
+        let g: Vec<f64> = runs.iter().map(|r| r.goodput).collect();
+        let (lo, hi) = (g.iter().cloned().fold(f64::MAX, f64::min), g.iter().cloned().fold(0.0, f64::max));
+        let m = median(g);
+        let exact = runs.iter().all(|r| r.exact);
+        all_exact &= exact;
+        let mid = &runs[runs.len() / 2];
+        let t = target(ber).map_or("-".to_string(), |t| {
+            format!("{} {:.0}%", if m >= t { ">=" } else { "MISSED" }, t * 100.0)
+        });
+        println!(
+            "| {ber:e} | {} | {:.0} B/s | {:.2}% | {:.2}..{:.2}% | {} | {} | {} | {t} |",
+            if ber == 0.0 { args.clean_bytes } else { args.noisy_bytes },
+            m * limit,
+            m * 100.0,
+            lo * 100.0,
+            hi * 100.0,
+            mid.retransmits,
+            mid.payload,
+            if exact { "yes" } else { "NO" },
+        );
+    }
+    let cpu: Vec<f64> = (0..3).map(|_| cpu_throughput(args.cpu_secs / 3.0)).collect();
+    let cpu = median(cpu);
+    println!(
+        "\nCPU: frame encode + decode (header, CRC-32C, COBS; 4 KiB frames, one core): {cpu:.0} MB/s ({}, target >= 200 MB/s)",
+        if cpu >= 200.0 { "met" } else { "MISSED" }
+    );
+    println!("CPU headroom at this line rate: {:.0}x", cpu * 1e6 / limit);
+    if !all_exact {
+        eprintln!("error: a transfer was incomplete or not byte-exact");
+        std::process::exit(1);
+    }
+}
