@@ -107,10 +107,12 @@ fn cpu_throughput(secs: f64) -> f64 {
 }
 
 fn target(ber: f64) -> Option<f64> {
-    match ber {
-        b if b == 0.0 => Some(0.97),
-        b if b <= 1e-5 => Some(0.90),
-        _ => None,
+    if ber == 0.0 {
+        Some(0.97)
+    } else if ber <= 1e-5 {
+        Some(0.90)
+    } else {
+        None
     }
 }
 
