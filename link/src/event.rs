@@ -18,10 +18,11 @@ pub enum Event {
     /// The peer came back with a new session id: it restarted, and whatever it
     /// had not yet acknowledged of ours was reported `Unconfirmed`.
     PeerRestarted,
-    /// Nothing was heard from the peer for `link_timeout`. Data stays queued and
-    /// is retransmitted when the peer is heard again.
+    /// Nothing was heard from the peer for `link_timeout` (also before any
+    /// handshake). Data stays queued; retransmissions and keepalive probes go on
+    /// with backoff, so the session resumes by itself when the line returns.
     LinkDown,
-    /// The peer is heard again after `LinkDown`, in the same session.
+    /// The peer is heard again after `LinkDown`.
     LinkUp,
     /// The peer's core received this packet, and everything sent before it in
     /// sequence, and will deliver it in order.
@@ -29,8 +30,9 @@ pub enum Event {
     /// The session ended while this packet was in flight: the old peer may or
     /// may not have delivered it; it will not be sent again.
     Unconfirmed(PacketId),
-    /// A byte stream on this channel was cut by a session change; bytes after
-    /// the last acknowledged one may be lost. Queued stream data was dropped.
+    /// A byte stream on this channel was cut by a session change before its
+    /// FIN was acknowledged; bytes after the last acknowledged one may be lost.
+    /// Queued stream data was dropped.
     StreamAborted {
         /// The channel.
         channel: u8,

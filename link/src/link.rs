@@ -24,7 +24,7 @@ use crate::stats::Stats;
 use crate::time::{earliest, Instant};
 use crate::wire::{
     flags, seq_lt, AckPayload, AckRepr, Error as WireError, Frame, FrameType, Header, HelloPayload,
-    HelloRepr, HELLO_LEN, OVERHEAD, VERSION,
+    HelloRepr, HELLO_LEN, MIN_MAX_FRAME, MIN_PAYLOAD, OVERHEAD, VERSION,
 };
 use heapless::Deque;
 
@@ -88,8 +88,11 @@ impl<const W: usize, const N: usize> Link<W, N> {
     pub const MAX_WIRE: usize = N + 2;
 
     const VALID: () = assert!(
-        W.is_power_of_two() && W <= 4096 && N > OVERHEAD + 2 && N <= 65535,
-        "W must be a power of two <= 4096 and N must hold a frame"
+        W.is_power_of_two()
+            && W <= 4096
+            && framing::max_raw_for_encoded(N) >= MIN_MAX_FRAME as usize
+            && N <= 65535,
+        "W must be a power of two <= 4096, and N must hold a frame of MIN_PAYLOAD bytes"
     );
 
     /// Largest raw frame (header + payload + CRC) that fits the capacity.
@@ -109,7 +112,8 @@ impl<const W: usize, const N: usize> Link<W, N> {
         };
         let rtt = RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto);
         let max = config.max_payload.min((Self::MAX_RAW - OVERHEAD) as u16);
-        let sizer = Sizer::new(config.min_payload, max);
+        let sizer =
+            if config.adaptive_payload { Sizer::new(config.min_payload, max) } else { Sizer::fixed(max) };
         Link {
             deframer: Deframer::new(),
             core: Core {
@@ -124,7 +128,7 @@ impl<const W: usize, const N: usize> Link<W, N> {
                 rtt,
                 sizer,
                 peer_limit: 0,
-                negotiated_payload: max,
+                negotiated_payload: (Self::MAX_RAW - OVERHEAD) as u16,
                 hello_at: Some(now),
                 hello_backoff: 0,
                 hello_first: None,
@@ -207,10 +211,21 @@ impl<const W: usize, const N: usize> Link<W, N> {
         self.core.events.pop_front().or_else(|| self.core.tx.poll_report())
     }
 
-    /// Queues a packet on `channel`; it is fragmented to the current payload
-    /// size and reassembled in order by the peer (see [`Delivery::more`]).
+    /// Queues a packet on `channel`; it is fragmented and reassembled in order
+    /// by the peer (see [`Delivery::more`]). Fragments have the current payload
+    /// size, or larger if the packet would otherwise need more than `W`.
+    /// `TooLarge` means the packet exceeds `W` fragments of the largest payload
+    /// both sides accept; before the handshake such a size is not known yet
+    /// and a packet over `W` x [`MIN_PAYLOAD`] bytes gets `WouldBlock`.
     pub fn send(&mut self, channel: u8, data: &[u8]) -> Result<PacketId, SendError> {
-        let (prio, size) = (self.core.config.priority(channel), self.max_payload());
+        let c = &self.core;
+        let cap = if c.connected { c.config.max_payload.min(c.negotiated_payload) } else { MIN_PAYLOAD };
+        let cap = usize::from(cap.max(1));
+        if !c.connected && data.len() > W * cap {
+            return Err(SendError::WouldBlock);
+        }
+        let size = self.max_payload().max(data.len().div_ceil(W)).min(cap);
+        let prio = self.core.config.priority(channel);
         self.core.tx.queue_packet(channel, prio, data, size)
     }
 
@@ -244,17 +259,20 @@ impl<const W: usize, const N: usize> Link<W, N> {
         Some(r)
     }
 
-    /// Payload size used for new fragments right now.
+    /// Payload size used for new fragments right now. Until the handshake tells
+    /// the peer's limit, fragments are cut to [`MIN_PAYLOAD`], which every peer accepts.
     pub fn max_payload(&self) -> usize {
-        self.core.sizer.current() as usize
+        let c = &self.core;
+        let size = c.sizer.current();
+        usize::from(if c.connected { size } else { size.min(MIN_PAYLOAD) })
     }
 
-    /// Caps the payload size (e.g. a radio's MTU); the adaptive sizer stays below it.
+    /// Caps the payload size (e.g. a radio's MTU), up to what both sides accept;
+    /// the adaptive sizer stays below it.
     pub fn set_max_payload(&mut self, max: u16) {
         let c = &mut self.core;
         c.config.max_payload = max.max(1);
-        let cap = c.config.max_payload.min(c.negotiated_payload);
-        c.sizer.set_bounds(c.config.min_payload.min(cap), cap);
+        c.apply_payload_bounds();
     }
 
     /// Whether the handshake completed for the current session.
@@ -311,9 +329,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
         self.next_probe = None;
         if self.down {
             self.down = false;
-            if self.connected {
-                self.push_event(Event::LinkUp);
-            }
+            self.push_event(Event::LinkUp);
         }
     }
 
@@ -407,13 +423,19 @@ impl<const W: usize, const N: usize> Core<W, N> {
     fn accept_peer(&mut self, session: u32, repr: &HelloRepr) {
         self.peer = Some(session);
         self.peer_limit = repr.window;
-        let own = self.config.max_payload.min((Link::<W, N>::MAX_RAW - OVERHEAD) as u16);
-        self.negotiated_payload = own.min(repr.max_frame.saturating_sub(OVERHEAD as u16)).max(1);
-        let cap = self.negotiated_payload;
+        let own = (Link::<W, N>::MAX_RAW - OVERHEAD) as u16;
+        self.negotiated_payload = own.min(repr.max_frame - OVERHEAD as u16);
+        self.apply_payload_bounds();
+    }
+
+    fn apply_payload_bounds(&mut self) {
+        let cap = self.config.max_payload.min(self.negotiated_payload);
         self.sizer.set_bounds(self.config.min_payload.min(cap), cap);
     }
 
     fn connect(&mut self) {
+        // Fragments kept from an earlier session may be larger than this peer takes.
+        self.tx.withdraw_oversized(usize::from(self.negotiated_payload));
         self.connected = true;
         self.hello_at = None;
         if let Some(peer) = self.peer {
@@ -458,12 +480,6 @@ impl<const W: usize, const N: usize> Core<W, N> {
             self.hello_at = Some(now);
             return;
         }
-        if !self.connected {
-            // The peer sends DATA/ACK only once it holds our HELLO_ACK, which
-            // names our current session: the handshake is complete.
-            self.connect();
-        }
-        self.heard(now);
         let sack = if h.frame_type == FrameType::Ack {
             let Ok(p) = AckPayload::new_checked(payload) else {
                 self.stats.invalid_frames += 1;
@@ -473,6 +489,12 @@ impl<const W: usize, const N: usize> Core<W, N> {
         } else {
             None
         };
+        if !self.connected {
+            // The peer sends DATA/ACK only once it holds our HELLO_ACK, which
+            // names our current session: the handshake is complete.
+            self.connect();
+        }
+        self.heard(now);
         if let Some(a) = &sack {
             if seq_lt(self.peer_limit, a.limit) {
                 self.peer_limit = a.limit;
@@ -661,7 +683,9 @@ impl<const W: usize, const N: usize> Core<W, N> {
             min_version: VERSION,
             max_version: VERSION,
             max_frame: Link::<W, N>::MAX_RAW as u16,
-            window: W as u16,
+            // Counted from sequence 0 of this session: after a restart, slots
+            // still holding the old session's undelivered data are not offered.
+            window: self.rx.limit().min(0x7fff),
             echo,
         }
     }

@@ -21,6 +21,10 @@ pub struct Delivery {
     pub more: bool,
     /// The byte stream on this channel ends here.
     pub fin: bool,
+    /// The first fragment on this channel from a new peer session (the peer
+    /// restarted): drop any partial packet or stream state of this channel,
+    /// its rest will never come.
+    pub restart: bool,
 }
 
 /// What became of an arriving DATA frame.
@@ -54,6 +58,10 @@ pub(crate) struct RecvBuffer<const W: usize, const N: usize> {
     next: u16,
     /// One past the highest position received.
     highest: u16,
+    /// Channels that have delivered a fragment of the current session (256 bits).
+    seen: [u32; 8],
+    /// Whether a session change happened (the first session needs no marks).
+    rebased: bool,
 }
 
 impl<const W: usize, const N: usize> RecvBuffer<W, N> {
@@ -64,6 +72,8 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
             deliver: 0,
             next: 0,
             highest: 0,
+            seen: [0; 8],
+            rebased: false,
         }
     }
 
@@ -136,13 +146,23 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
         if self.deliver == self.next {
             return None;
         }
-        let slot = &mut self.slots[self.deliver as usize % W];
+        let pos = self.deliver;
+        let slot = &mut self.slots[pos as usize % W];
         slot.present = false;
         self.deliver = self.deliver.wrapping_add(1);
+        let ch = slot.channel;
+        // Positions at or after `offset` belong to the current session.
+        let current = pos.wrapping_sub(self.offset) < 0x8000;
+        let bit = 1u32 << (ch % 32);
+        let restart = self.rebased && current && self.seen[ch as usize / 32] & bit == 0;
+        if current {
+            self.seen[ch as usize / 32] |= bit;
+        }
         let d = Delivery {
-            channel: slot.channel,
+            channel: ch,
             more: slot.flags & flags::MORE != 0,
             fin: slot.flags & flags::FIN != 0,
+            restart,
         };
         Some(f(d, &slot.data[..slot.len as usize]))
     }
@@ -158,6 +178,8 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
         }
         self.highest = self.next;
         self.offset = self.next;
+        self.seen = [0; 8];
+        self.rebased = true;
     }
 }
 
@@ -220,8 +242,11 @@ mod tests {
         assert_eq!(b.cum_ack(), 0);
         assert!(!b.has_gap());
         assert_eq!(b.on_data(0, 2, 0, b"new0"), Accept::New { in_order: true });
-        assert_eq!(take(&mut b).unwrap().1, b"old0");
-        assert_eq!(take(&mut b).unwrap(), (2, heapless::Vec::from_slice(b"new0").unwrap()));
+        assert_eq!(b.on_data(1, 2, 0, b"new1"), Accept::New { in_order: true });
+        let flags = |b: &mut Buf| b.recv(|d, _| d.restart).unwrap();
+        assert!(!flags(&mut b), "old0 is from the old session");
+        assert!(flags(&mut b), "new0 opens the new session on channel 2");
+        assert!(!flags(&mut b), "new1 continues it");
         assert!(take(&mut b).is_none());
     }
 }

@@ -2,10 +2,10 @@
 //!
 //! RFC 6298: SRTT and RTTVAR smoothed with gains 1/8 and 1/4, RTO = SRTT +
 //! max(4·RTTVAR, SRTT/2), clamped. Karn's rule is kept by the caller, which samples only
-//! frames that were sent once. Consecutive timeouts beyond the first
-//! [`GRACE`] double the RTO, until a fresh sample or new data acknowledged:
-//! on a noisy line a single lost retransmission is likely and says nothing
-//! about the round trip, while an outage still backs off within a few RTOs.
+//! frames that were sent once. The link counts a timeout here only while the
+//! peer is silent (a lost frame on a noisy line says nothing about the round
+//! trip); beyond the first [`GRACE`] such timeouts each doubles the RTO, until
+//! a fresh sample or new data acknowledged.
 
 use core::time::Duration;
 

@@ -497,6 +497,11 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
     fn complete(&mut self, i: usize) {
         let (stream, head) = (self.slots[i].stream, self.slots[i].head as usize);
         if stream {
+            if self.slots[i].flags & flags::FIN != 0 {
+                // The stream ended and the peer has all of it: nothing to abort.
+                let ch = self.slots[i].channel;
+                self.stream_used[ch as usize / 32] &= !(1 << (ch % 32));
+            }
             self.release(i);
             return;
         }
@@ -572,6 +577,44 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.next_seq = 0;
         self.una = 0;
         self.highest_acked_tx = self.tx_counter;
+    }
+
+    /// Withdraws queued fragments longer than `max` (cut before the peer's limit
+    /// was known, and never sent): their packets are reported `Unconfirmed` and
+    /// their streams aborted rather than sent to a peer that would drop them.
+    pub fn withdraw_oversized(&mut self, max: usize) {
+        for i in 0..W {
+            let s = &self.slots[i];
+            if s.state != State::Queued || (s.len as usize) <= max {
+                continue;
+            }
+            if s.stream {
+                let ch = s.channel;
+                self.stream_aborted[ch as usize / 32] |= 1 << (ch % 32);
+                self.stream_used[ch as usize / 32] &= !(1 << (ch % 32));
+                for j in 0..W {
+                    if self.slots[j].stream
+                        && self.slots[j].channel == ch
+                        && self.slots[j].state == State::Queued
+                    {
+                        self.release(j);
+                    }
+                }
+            } else {
+                let (h, packet) = (s.head as usize, s.packet);
+                for j in 0..W {
+                    let t = &self.slots[j];
+                    if j != h && !t.stream && t.packet == packet && t.state != State::Free {
+                        self.release(j);
+                    }
+                }
+                if self.slots[h].state == State::Queued {
+                    self.queued -= 1;
+                }
+                self.slots[h].state = State::Done(Outcome::Unconfirmed);
+                self.slots[h].pending = 0;
+            }
+        }
     }
 
     /// Next packet or stream outcome to report, freeing its slot.
@@ -756,6 +799,34 @@ mod tests {
         b.on_ack(T0, 1, None, 1, 0);
         assert_eq!(b.poll_report(), Some(Event::Acked(later)));
         assert!(b.is_idle());
+    }
+
+    #[test]
+    fn oversized_queued_fragments_are_withdrawn_and_reported() {
+        let mut b = Buf::new();
+        let big = b.queue_packet(1, 1, &[0u8; 60], 32).unwrap(); // 32 + 28
+        let small = b.queue_packet(2, 1, &[0u8; 10], 32).unwrap();
+        b.write_stream(3, 1, &[0u8; 20], 32);
+        b.withdraw_oversized(16);
+        assert_eq!(b.poll_report(), Some(Event::StreamAborted { channel: 3 }));
+        assert_eq!(b.poll_report(), Some(Event::Unconfirmed(big)));
+        assert_eq!(b.poll_report(), None);
+        let p = b.pick(T0, LIM).unwrap();
+        assert_eq!(b.frame_of(p.slot).2.len(), 10);
+        b.on_ack(T0, 1, None, 1, 0);
+        assert_eq!(b.poll_report(), Some(Event::Acked(small)));
+        assert!(b.is_idle());
+    }
+
+    #[test]
+    fn finished_and_acknowledged_streams_are_not_aborted() {
+        let mut b = Buf::new();
+        b.write_stream(1, 1, b"all", 32);
+        assert!(b.finish_stream(1, 1));
+        b.pick(T0, LIM).unwrap();
+        b.on_ack(T0, 1, None, 1, 0);
+        b.reset();
+        assert_eq!(b.poll_report(), None);
     }
 
     #[test]

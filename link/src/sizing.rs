@@ -40,6 +40,8 @@ pub struct Sizer {
     min: u16,
     max: u16,
     current: u16,
+    /// Adaptation off: always the maximum.
+    fixed: bool,
 }
 
 /// Natural logarithm for `x` in (0, 1], without libm: scale into [0.5, 1],
@@ -69,7 +71,13 @@ impl Sizer {
             min,
             max,
             current: INITIAL_PAYLOAD.clamp(min, max),
+            fixed: false,
         }
+    }
+
+    /// A sizer that always answers `max` (adaptation switched off).
+    pub fn fixed(max: u16) -> Self {
+        Sizer { current: max, fixed: true, ..Sizer::new(max, max) }
     }
 
     /// The payload size to use for the next fragment.
@@ -81,7 +89,7 @@ impl Sizer {
     pub fn set_bounds(&mut self, min: u16, max: u16) {
         self.min = min.min(max);
         self.max = max;
-        self.current = self.current.clamp(self.min, self.max);
+        self.current = if self.fixed { max } else { self.current.clamp(self.min, self.max) };
     }
 
     /// Records a DATA frame of `payload` bytes sent (first time or again).
@@ -113,6 +121,9 @@ impl Sizer {
     }
 
     fn update(&mut self) {
+        if self.fixed {
+            return;
+        }
         let resolved = self.delivered + self.losses;
         // Few samples: keep the current size rather than chase noise.
         if resolved < MIN_FRAMES || self.frames == 0 {

@@ -319,3 +319,95 @@ fn same_seed_same_run() {
     };
     assert_eq!(run(21), run(21));
 }
+
+#[test]
+fn sender_restart_mid_packet_never_glues_fragments() {
+    for seed in SEEDS {
+        let mut pair = P::symmetric(cfg(), line(1e-5), seed);
+        // B sends multi-fragment packets to A and restarts in the middle.
+        let pkts = packets(seed, 200, 6000);
+        for (ch, p) in &pkts {
+            pair.b.send(*ch, p.clone());
+        }
+        pair.run_until(Duration::from_millis(150), |_| false);
+        pair.restart_b(seed.wrapping_add(99), cfg());
+        pair.b.outbox.clear();
+        let after = packets(seed + 1, 20, 3000);
+        for (ch, p) in &after {
+            pair.b.send(*ch, p.clone());
+        }
+        let n = after.len();
+        let ok = pair.run_until(Duration::from_secs(30), |p| {
+            p.a.delivered.iter().filter(|(c, d)| after.iter().any(|(ac, ap)| ac == c && ap == d)).count() == n
+        });
+        assert!(ok, "seed {seed}: new session's packets did not all arrive");
+        for (ch, d) in &pair.a.delivered {
+            assert!(
+                pkts.iter().chain(&after).any(|(c, p)| c == ch && p == d),
+                "seed {seed}: a delivered packet of {} bytes on channel {ch} was never sent (glued?)",
+                d.len()
+            );
+        }
+        assert!(pair.a.events.iter().any(|(_, e)| *e == Event::PeerRestarted), "seed {seed}");
+    }
+}
+
+#[test]
+fn big_frame_host_never_overruns_a_small_frame_peer() {
+    use strand_link::sim::Direction;
+    use strand_link::{Instant, Link};
+    // A host with 4 KiB frames and a LoRa-sized node (255-byte frames) on one line.
+    let line = LineConfig::clean(115_200, Duration::from_millis(5));
+    let (mut ab, mut ba) = (Direction::new(line.clone(), 1), Direction::new(line, 2));
+    let mut a = Box::new(Link::<16, 4096>::new(cfg(), Instant::ZERO, 1));
+    let mut b = Box::new(Link::<16, 255>::new(cfg(), Instant::ZERO, 2));
+    // Queued before the handshake, when the node's limit is not yet known.
+    let early: Vec<u8> = (0..200u8).collect();
+    let id_early = a.send(1, &early).unwrap();
+    let (mut got, mut partial) = (Vec::new(), Vec::new());
+    let mut buf = vec![0u8; 4098];
+    let mut later = Some(vec![7u8; 3000]);
+    let mut t = 0u64;
+    while got.len() < 2 && t < 30_000_000_000 {
+        let now = Instant::from_micros(t / 1000);
+        let from_b = ba.read(t);
+        a.handle_input(now, &from_b);
+        let from_a = ab.read(t);
+        b.handle_input(now, &from_a);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        if a.is_connected() {
+            if let Some(p) = later.take() {
+                if a.send(1, &p).is_err() {
+                    later = Some(p);
+                }
+            }
+        }
+        while ab.writable(t) > 0 {
+            let Some(n) = a.poll_transmit(now, &mut buf) else { break };
+            ab.write(t, &buf[..n]);
+        }
+        while ba.writable(t) > 0 {
+            let Some(n) = b.poll_transmit(now, &mut buf) else { break };
+            ba.write(t, &buf[..n]);
+        }
+        while b
+            .recv(|d, p| {
+                partial.extend_from_slice(p);
+                if !d.more {
+                    got.push(std::mem::take(&mut partial));
+                }
+            })
+            .is_some()
+        {}
+        while a.poll_event().is_some() {}
+        while b.poll_event().is_some() {}
+        t += 1_000_000;
+    }
+    assert_eq!(got, vec![early, vec![7u8; 3000]]);
+    let s = b.stats();
+    assert_eq!((s.framing_errors, s.crc_errors, s.invalid_frames), (0, 0, 0), "{s:?}");
+    // The node's largest raw frame is 255 - ceil(255/254) = 253 bytes: 237 of payload.
+    assert!(a.max_payload() <= 237, "payload {} fits the node", a.max_payload());
+    let _ = id_early;
+}

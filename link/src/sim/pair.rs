@@ -122,6 +122,10 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
                     s.1 |= d.fin;
                 } else {
                     let buf = partial.entry(d.channel).or_default();
+                    if d.restart {
+                        // The old session's partial packet will never be completed.
+                        buf.clear();
+                    }
                     buf.extend_from_slice(p);
                     if !d.more {
                         delivered.push((d.channel, std::mem::take(buf)));

@@ -22,6 +22,13 @@ mod field {
 /// Length of the HELLO payload.
 pub const HELLO_LEN: usize = 10;
 
+/// Every endpoint accepts DATA payloads of at least this many bytes, so
+/// fragments cut before the handshake fit any peer.
+pub const MIN_PAYLOAD: u16 = 64;
+
+/// The smallest `max_frame` a HELLO may advertise: header, [`MIN_PAYLOAD`], CRC.
+pub const MIN_MAX_FRAME: u16 = super::OVERHEAD as u16 + MIN_PAYLOAD;
+
 /// A view of a HELLO / HELLO_ACK payload.
 #[derive(Debug, Clone)]
 pub struct HelloPayload<T: AsRef<[u8]>> {
@@ -78,8 +85,10 @@ pub struct HelloRepr {
 }
 
 impl HelloRepr {
-    /// Parses a checked payload; a window of zero or a frame too small to carry
-    /// one payload byte is malformed.
+    /// Parses a checked payload. A frame limit below [`MIN_MAX_FRAME`], a window
+    /// of half the sequence space or more, or an empty version range is malformed.
+    /// A window of zero is valid: the peer holds undelivered data and will open
+    /// its window with an ACK.
     pub fn parse<T: AsRef<[u8]>>(p: &HelloPayload<T>) -> Result<Self, Error> {
         let repr = HelloRepr {
             min_version: p.min_version(),
@@ -88,10 +97,7 @@ impl HelloRepr {
             window: p.window(),
             echo: p.echo(),
         };
-        if repr.window == 0
-            || (repr.max_frame as usize) <= super::OVERHEAD
-            || repr.min_version > repr.max_version
-        {
+        if repr.window >= 0x8000 || repr.max_frame < MIN_MAX_FRAME || repr.min_version > repr.max_version {
             return Err(Error::Malformed);
         }
         Ok(repr)
@@ -120,8 +126,12 @@ mod tests {
         r.emit(&mut b);
         assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Ok(r));
         assert_eq!(HelloPayload::new_checked(&b[..9]).err(), Some(Error::Truncated));
-        let bad = HelloRepr { window: 0, ..r };
-        bad.emit(&mut b);
-        assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Err(Error::Malformed));
+        for bad in [HelloRepr { window: 0x8000, ..r }, HelloRepr { max_frame: MIN_MAX_FRAME - 1, ..r }] {
+            bad.emit(&mut b);
+            assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Err(Error::Malformed));
+        }
+        let closed = HelloRepr { window: 0, ..r };
+        closed.emit(&mut b);
+        assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Ok(closed));
     }
 }

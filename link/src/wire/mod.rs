@@ -17,7 +17,7 @@ pub mod hello;
 
 pub use ack::{AckPayload, AckRepr, MAX_SACK_BYTES};
 pub use frame::{Frame, Header, CRC_LEN, HEADER_LEN, OVERHEAD};
-pub use hello::{HelloPayload, HelloRepr, HELLO_LEN};
+pub use hello::{HelloPayload, HelloRepr, HELLO_LEN, MIN_MAX_FRAME, MIN_PAYLOAD};
 
 /// The protocol version this implementation speaks (spec section 9).
 pub const VERSION: u8 = 1;

@@ -1,0 +1,37 @@
+//! Every decoder on arbitrary bytes: COBS deframing, frame, header, HELLO and
+//! ACK payloads. Must never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use strand_link::framing::{Deframer, FeedResult};
+use strand_link::wire::{AckPayload, AckRepr, Frame, Header, HelloPayload, HelloRepr};
+
+fn parse(raw: &[u8]) {
+    if let Ok(f) = Frame::new_checked(raw) {
+        let _ = Header::parse(&f);
+        let p = f.payload();
+        if let Ok(a) = AckPayload::new_checked(p) {
+            let a = AckRepr::parse(&a);
+            let _ = (0..300).filter(|&i| a.sacked(i)).count();
+        }
+        if let Ok(h) = HelloPayload::new_checked(p) {
+            let _ = HelloRepr::parse(&h);
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    parse(data);
+    let mut d = Deframer::<1024>::new();
+    let mut input = data;
+    loop {
+        match d.feed(input) {
+            FeedResult::Consumed => break,
+            FeedResult::Frame { frame, rest } => {
+                parse(frame);
+                input = rest;
+            }
+            FeedResult::Error { rest, .. } => input = rest,
+        }
+    }
+});
