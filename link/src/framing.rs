@@ -89,7 +89,7 @@ impl<const N: usize> Deframer<N> {
     /// input is consumed. Call again with `rest` until `Consumed`.
     pub fn feed<'f, 'i>(&'f mut self, input: &'i [u8]) -> FeedResult<'f, 'i> {
         // Bulk copy up to the delimiter: far faster than a byte-wise state machine.
-        let Some(end) = input.iter().position(|&b| b == DELIMITER) else {
+        let Some(end) = memchr::memchr(DELIMITER, input) else {
             self.take(input);
             return FeedResult::Consumed;
         };
