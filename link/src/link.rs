@@ -259,6 +259,13 @@ impl<const W: usize, const N: usize> Link<W, N> {
         Some(r)
     }
 
+    /// The channel of the next fragment [`recv`](Self::recv) would hand out, if any.
+    /// A driver that takes a fragment only when that channel's consumer has room
+    /// lets a slow consumer close the window, instead of buffering without bound.
+    pub fn peek_channel(&self) -> Option<u8> {
+        self.core.rx.peek_channel()
+    }
+
     /// Payload size used for new fragments right now. Until the handshake tells
     /// the peer's limit, fragments are cut to [`MIN_PAYLOAD`], which every peer accepts.
     pub fn max_payload(&self) -> usize {

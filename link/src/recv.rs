@@ -141,6 +141,11 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
         AckRepr { limit: self.limit(), sack_len: len as u8, sack }
     }
 
+    /// The channel of the next in-order fragment, without taking it.
+    pub fn peek_channel(&self) -> Option<u8> {
+        (self.deliver != self.next).then(|| self.slots[self.deliver as usize % W].channel)
+    }
+
     /// Hands the next in-order fragment to `f` and frees its slot.
     pub fn recv<R>(&mut self, f: impl FnOnce(Delivery, &[u8]) -> R) -> Option<R> {
         if self.deliver == self.next {

@@ -543,18 +543,23 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         n
     }
 
-    /// The session ended: packets with any fragment in flight become
-    /// `Unconfirmed`, stream data is dropped, never-sent packets stay queued
-    /// for the next session, and sequence numbers start again at zero.
+    /// The session ended: every packet not fully acknowledged — in flight or
+    /// still queued — becomes `Unconfirmed`, stream data is dropped, and
+    /// sequence numbers start again at zero. Nothing of one session leaks into
+    /// the next: a request queued for the old peer would reach the new one out
+    /// of context (a file transfer's data ahead of the new peer's handshake).
     pub fn reset(&mut self) {
         for i in 0..W {
             let touched = match self.slots[i].state {
-                State::InFlight(_) => true,
+                State::InFlight(_) | State::Queued => true,
                 State::Done(Outcome::Acked) => self.slots[i].pending > 0,
                 _ => false,
             };
             if touched && !self.slots[i].stream {
                 let h = self.slots[i].head as usize;
+                if self.slots[h].state == State::Queued {
+                    self.queued -= 1;
+                }
                 self.slots[h].state = State::Done(Outcome::Unconfirmed);
                 self.slots[h].pending = 0;
             }
@@ -784,21 +789,28 @@ mod tests {
     }
 
     #[test]
-    fn reset_reports_in_flight_unconfirmed_keeps_unsent() {
+    fn reset_reports_everything_unacknowledged_and_starts_clean() {
         let mut b = Buf::new();
+        let acked = b.queue_packet(2, 1, b"done", 32).unwrap();
+        b.pick(T0, LIM).unwrap();
+        b.on_ack(T0, 1, None, 1, 0);
         let sent = b.queue_packet(1, 1, &[1u8; 40], 32).unwrap(); // 2 fragments
         b.pick(T0, LIM).unwrap(); // only the first goes out
-        let later = b.queue_packet(1, 1, b"later", 32).unwrap();
+        let queued = b.queue_packet(1, 1, b"queued", 32).unwrap();
         assert_eq!(b.write_stream(3, 1, b"stream", 32), 6);
         b.reset();
         assert_eq!(b.poll_report(), Some(Event::StreamAborted { channel: 3 }));
+        assert_eq!(b.poll_report(), Some(Event::Acked(acked)), "acknowledged before the reset");
         assert_eq!(b.poll_report(), Some(Event::Unconfirmed(sent)));
+        assert_eq!(b.poll_report(), Some(Event::Unconfirmed(queued)));
         assert_eq!(b.poll_report(), None);
-        let p = b.pick(T0, LIM).unwrap();
-        assert_eq!((p.seq, b.frame_of(p.slot).2), (0, &b"later"[..]));
-        b.on_ack(T0, 1, None, 1, 0);
-        assert_eq!(b.poll_report(), Some(Event::Acked(later)));
         assert!(b.is_idle());
+        assert!(b.pick(T0, LIM).is_none(), "nothing of the old session is sent in the new one");
+        let fresh = b.queue_packet(1, 1, b"fresh", 32).unwrap();
+        let p = b.pick(T0, LIM).unwrap();
+        assert_eq!((p.seq, b.frame_of(p.slot).2), (0, &b"fresh"[..]));
+        b.on_ack(T0, 1, None, 1, 0);
+        assert_eq!(b.poll_report(), Some(Event::Acked(fresh)));
     }
 
     #[test]

@@ -1,0 +1,212 @@
+//! Shared harness of the end-to-end tests: the `strand` binary, `strand linkem`
+//! as a process, and helpers to run commands with a deadline.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `strand` binary: `$STRAND_BIN`, else `target/debug/strand` of this
+/// workspace (built by `cargo test --workspace`, which the README runs).
+pub fn strand() -> PathBuf {
+    if let Some(p) = std::env::var_os("STRAND_BIN") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/strand");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p strand` first)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `strand linkem` process joining two ptys, reachable through symlinks.
+pub struct Linkem {
+    child: Child,
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Linkem {
+    /// Starts an emulated line with extra `strand linkem` arguments.
+    pub fn start(args: &[&str]) -> Linkem {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut child = Command::new(strand())
+            .arg("linkem")
+            .arg("--link-a")
+            .arg(&a)
+            .arg("--link-b")
+            .arg(&b)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = 0;
+        let mut line = String::new();
+        while seen < 2 {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "linkem exited before printing its paths");
+            if line.starts_with("A ") || line.starts_with("B ") {
+                seen += 1;
+            }
+        }
+        // Keep draining its stdout so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        Linkem { child, a, b, dir }
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Pulls the cable: both ptys close.
+    pub fn unplug(&self) {
+        self.signal(nix::sys::signal::Signal::SIGUSR1);
+    }
+
+    /// Plugs it back: fresh ptys behind the same symlinks.
+    pub fn replug(&self) {
+        self.signal(nix::sys::signal::Signal::SIGUSR2);
+    }
+}
+
+impl Drop for Linkem {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a finished process left.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// A spawned `strand` with captured output, killed if it outlives its deadline.
+pub struct Running {
+    child: Child,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+    name: String,
+}
+
+/// Spawns `strand ARGS` with `stdin` fed from `input` (None: empty stdin).
+pub fn spawn(args: &[&str], input: Option<Vec<u8>>) -> Running {
+    let mut cmd = Command::new(strand());
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        if let Some(data) = input {
+            let _ = stdin.write_all(&data);
+        }
+    });
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    Running { child, out, err, name: args.join(" ") }
+}
+
+impl Running {
+    /// Waits up to `limit`; a process still running then is killed and the test fails.
+    pub fn finish(mut self, limit: Duration) -> Outcome {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let err = String::from_utf8_lossy(&self.err.join().unwrap()).into_owned();
+                panic!("`strand {}` still running after {limit:?}; stderr:\n{err}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Outcome {
+            status,
+            stdout: self.out.join().unwrap(),
+            stderr: String::from_utf8_lossy(&self.err.join().unwrap()).into_owned(),
+        }
+    }
+
+    /// Kills the process now (a crash, from the peer's point of view).
+    pub fn kill(mut self) -> Outcome {
+        let _ = self.child.kill();
+        let status = self.child.wait().unwrap();
+        Outcome {
+            status,
+            stdout: self.out.join().unwrap(),
+            stderr: String::from_utf8_lossy(&self.err.join().unwrap()).into_owned(),
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Deterministic test data.
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// BLAKE3 of `bytes`, as hex.
+pub fn hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// Whether we run as root (some fault tests need it, some need not to be).
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

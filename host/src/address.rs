@@ -1,0 +1,132 @@
+//! Link addresses: what the user writes wherever a link is named.
+//!
+//! `/dev/ttyUSB0` (any path) — a serial device or pty; `tcp:HOST:PORT`;
+//! `tcp-listen:PORT` or `tcp-listen:ADDR:PORT`; `stdio` or `-`; `exec:COMMAND`
+//! (a child's stdin/stdout); any other word — a named link from the config file.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A parsed link address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// A serial device or pseudo-terminal.
+    Serial(PathBuf),
+    /// Connect to a TCP server (e.g. a serial port exported by ser2net).
+    Tcp(String),
+    /// Accept one TCP connection on this address.
+    TcpListen(String),
+    /// This process's standard input and output.
+    Stdio,
+    /// A child process's standard input and output (`sh -c COMMAND`).
+    Exec(String),
+    /// A name to look up in the config file.
+    Named(String),
+}
+
+/// Why an address string is not an address.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AddressError {
+    /// `tcp:` without a usable host and port.
+    #[error("bad link address {0:?}: write tcp:HOST:PORT, e.g. tcp:localhost:7000")]
+    Tcp(String),
+    /// `tcp-listen:` without a usable port.
+    #[error("bad link address {0:?}: write tcp-listen:PORT or tcp-listen:ADDR:PORT")]
+    TcpListen(String),
+    /// `exec:` with no command.
+    #[error("bad link address {0:?}: write exec:COMMAND")]
+    Exec(String),
+    /// Empty.
+    #[error("empty link address: name a device (/dev/ttyUSB0), tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:CMD or a configured link")]
+    Empty,
+}
+
+impl Address {
+    /// Parses an address.
+    pub fn parse(s: &str) -> Result<Address, AddressError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(AddressError::Empty);
+        }
+        if s == "stdio" || s == "-" {
+            return Ok(Address::Stdio);
+        }
+        if let Some(rest) = s.strip_prefix("tcp:") {
+            let ok = rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            return if ok { Ok(Address::Tcp(rest.to_string())) } else { Err(AddressError::Tcp(s.into())) };
+        }
+        if let Some(rest) = s.strip_prefix("tcp-listen:") {
+            if rest.parse::<u16>().is_ok() {
+                return Ok(Address::TcpListen(format!("0.0.0.0:{rest}")));
+            }
+            let ok = rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            return if ok {
+                Ok(Address::TcpListen(rest.to_string()))
+            } else {
+                Err(AddressError::TcpListen(s.into()))
+            };
+        }
+        if let Some(rest) = s.strip_prefix("exec:") {
+            return if rest.trim().is_empty() {
+                Err(AddressError::Exec(s.into()))
+            } else {
+                Ok(Address::Exec(rest.into()))
+            };
+        }
+        if s.contains('/') {
+            return Ok(Address::Serial(PathBuf::from(s)));
+        }
+        Ok(Address::Named(s.to_string()))
+    }
+
+    /// Whether the transport can be reopened after it fails (a cable pulled
+    /// and plugged back, a USB adapter that re-enumerates).
+    pub fn reopenable(&self) -> bool {
+        matches!(self, Address::Serial(_) | Address::Tcp(_))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Serial(p) => write!(f, "{}", p.display()),
+            Address::Tcp(a) => write!(f, "tcp:{a}"),
+            Address::TcpListen(a) => write!(f, "tcp-listen:{a}"),
+            Address::Stdio => f.write_str("stdio"),
+            Address::Exec(c) => write!(f, "exec:{c}"),
+            Address::Named(n) => f.write_str(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!(Address::parse("/dev/ttyUSB0"), Ok(Address::Serial("/dev/ttyUSB0".into())));
+        assert_eq!(Address::parse("./pty-a"), Ok(Address::Serial("./pty-a".into())));
+        assert_eq!(Address::parse("tcp:localhost:7000"), Ok(Address::Tcp("localhost:7000".into())));
+        assert_eq!(Address::parse("tcp:[::1]:7000"), Ok(Address::Tcp("[::1]:7000".into())));
+        assert_eq!(Address::parse("tcp-listen:7000"), Ok(Address::TcpListen("0.0.0.0:7000".into())));
+        assert_eq!(
+            Address::parse("tcp-listen:127.0.0.1:7000"),
+            Ok(Address::TcpListen("127.0.0.1:7000".into()))
+        );
+        assert_eq!(Address::parse("stdio"), Ok(Address::Stdio));
+        assert_eq!(Address::parse("-"), Ok(Address::Stdio));
+        assert_eq!(Address::parse("exec:cat -u"), Ok(Address::Exec("cat -u".into())));
+        assert_eq!(Address::parse("backup-serial"), Ok(Address::Named("backup-serial".into())));
+    }
+
+    #[test]
+    fn rejects_malformed_with_a_hint() {
+        assert!(matches!(Address::parse("tcp:nohost"), Err(AddressError::Tcp(_))));
+        assert!(matches!(Address::parse("tcp:host:99999"), Err(AddressError::Tcp(_))));
+        assert!(matches!(Address::parse("tcp-listen:x"), Err(AddressError::TcpListen(_))));
+        assert!(matches!(Address::parse("exec:  "), Err(AddressError::Exec(_))));
+        assert_eq!(Address::parse(""), Err(AddressError::Empty));
+        assert!(AddressError::Tcp("tcp:x".into()).to_string().contains("tcp:HOST:PORT"));
+    }
+}

@@ -1,0 +1,87 @@
+//! `strand send` / `strand recv`: the file transfer protocol (`transfer`) over
+//! one link channel, resumed automatically when the link is lost and comes back.
+
+use crate::driver::{channel, LinkHandle};
+use crate::transfer::{self, PacketIo, RecvOptions, SendOptions, TransferError};
+use std::time::Duration;
+
+/// One link channel as a reliable packet pipe: fragments are reassembled, and
+/// any operation fails once the peer restarted (the transfer then resumes in
+/// the new session) or has been silent for `give_up`.
+pub struct ChannelIo {
+    link: LinkHandle,
+    channel: u8,
+    generation: u64,
+    give_up: Duration,
+    partial: Vec<u8>,
+}
+
+impl ChannelIo {
+    /// A pipe on `channel` for the link's current session.
+    pub fn new(link: LinkHandle, channel: u8, give_up: Duration) -> Self {
+        let generation = link.generation();
+        ChannelIo { link, channel, generation, give_up, partial: Vec::new() }
+    }
+}
+
+impl PacketIo for ChannelIo {
+    async fn send(&mut self, packet: &[u8]) -> anyhow::Result<()> {
+        let op = self.link.send(self.channel, packet, self.generation);
+        Ok(self.link.guarded(self.give_up, op).await.map(|_| ())?)
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<Vec<u8>> {
+        loop {
+            let f = self.link.guarded(self.give_up, self.link.recv(self.channel, self.generation)).await?;
+            self.partial.extend_from_slice(&f.data);
+            if !f.more {
+                return Ok(std::mem::take(&mut self.partial));
+            }
+        }
+    }
+}
+
+/// Whether an error means "the link went away; run again to resume".
+fn resumable(e: &TransferError) -> bool {
+    e.exit_code() == 4
+}
+
+/// Sends files, resuming after link loss until done or the peer stays away.
+pub async fn send(
+    link: &LinkHandle,
+    opts: &SendOptions,
+    wait: Duration,
+) -> Result<transfer::SendReport, TransferError> {
+    loop {
+        let mut io = ChannelIo::new(link.clone(), channel::FILES, wait);
+        match transfer::send_files(&mut io, opts).await {
+            Err(e) if resumable(&e) => {
+                tracing::warn!("{e}; resuming when the peer is back");
+                if link.wait_connected(wait).await.is_err() {
+                    return Err(e);
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Receives files, resuming after link loss until the sender says it is done.
+pub async fn recv(
+    link: &LinkHandle,
+    opts: &RecvOptions,
+    wait: Duration,
+) -> Result<transfer::RecvReport, TransferError> {
+    loop {
+        let mut io = ChannelIo::new(link.clone(), channel::FILES, wait);
+        match transfer::recv_files(&mut io, opts).await {
+            Err(e) if resumable(&e) => {
+                tracing::warn!("{e}; resuming when the peer is back");
+                if link.wait_connected(wait).await.is_err() {
+                    return Err(e);
+                }
+            }
+            other => return other,
+        }
+    }
+}

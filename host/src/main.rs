@@ -1,0 +1,277 @@
+//! `strand`: reliable packets and byte streams over serial lines, data diodes
+//! and radios. This binary drives the `strand-link` core over real transports.
+
+mod address;
+mod config;
+mod demo;
+mod driver;
+mod files;
+mod forward;
+mod linkem;
+mod pipe;
+mod transfer;
+mod transport;
+
+use address::Address;
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use transport::{Flow, Parity, SerialSettings};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "strand",
+    version,
+    about = "Reliable packets and byte streams over serial lines, data diodes and radios",
+    long_about = "strand moves data reliably over serial lines (RS-232, USB-serial, up to several Mbit/s), \
+                  one-way data diodes and low-power radios. LINK is a device path (/dev/ttyUSB0, a pty), \
+                  tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+    /// More logging: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Config file with named links [default: ~/.config/strand/strand.toml].
+    #[arg(long, global = true, env = "STRAND_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Options of every command that opens a link.
+#[derive(clap::Args, Debug, Clone)]
+struct LinkOpts {
+    /// Serial line rate in bit/s [default: 115200, or the named link's].
+    #[arg(long)]
+    baud: Option<u32>,
+    /// Serial parity [default: none].
+    #[arg(long, value_enum)]
+    parity: Option<Parity>,
+    /// Serial flow control [default: none; strand's window is the flow control].
+    #[arg(long, value_enum)]
+    flow: Option<Flow>,
+    /// Print the link's counters (frames, CRC errors, retransmits, RTT, window) on exit.
+    #[arg(long)]
+    stats: bool,
+    /// Seconds to wait for the strand peer's handshake (and for it to come back).
+    #[arg(long, default_value_t = 30.0)]
+    connect_timeout: f64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Relay stdin to the peer and the peer to stdout, reliably (ssh ProxyCommand, NNCP pipe).
+    Pipe {
+        /// The link.
+        link: String,
+        #[command(flatten)]
+        opts: LinkOpts,
+        /// Connect the stream to this command's stdin/stdout instead of ours
+        /// (the serving end: --exec 'nncp-daemon -ucspi', --exec 'sshd -i').
+        #[arg(long, value_name = "COMMAND")]
+        exec: Option<String>,
+    },
+    /// Forward TCP ports across the link (like ssh -L / -R); run it on both ends.
+    Forward {
+        /// The link.
+        link: String,
+        #[command(flatten)]
+        opts: LinkOpts,
+        /// Listen here, connect on the other side: [BIND:]PORT:HOST:HOSTPORT.
+        #[arg(short = 'L', value_name = "[BIND:]PORT:HOST:HOSTPORT")]
+        local: Vec<forward::Spec>,
+        /// Listen on the other side, connect here: [BIND:]PORT:HOST:HOSTPORT.
+        #[arg(short = 'R', value_name = "[BIND:]PORT:HOST:HOSTPORT")]
+        remote: Vec<forward::Spec>,
+    },
+    /// Send files, verified, with resume (run `strand recv` on the other end).
+    Send {
+        /// The link.
+        link: String,
+        #[command(flatten)]
+        opts: LinkOpts,
+        /// Files to send.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Never show a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Receive files into DIR; each appears only when complete and verified.
+    Recv {
+        /// The link.
+        link: String,
+        #[command(flatten)]
+        opts: LinkOpts,
+        /// Directory for received files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Replace existing files of the same name.
+        #[arg(long)]
+        overwrite: bool,
+        /// Never show a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Emulate a serial line between two pseudo-terminals (rate, noise, bursts, one-way).
+    Linkem(linkem::LinkemArgs),
+    /// Send a file over a built-in emulated 2 Mbit/s noisy line and report goodput (no hardware needed).
+    Demo(demo::DemoArgs),
+    /// Print a man page (roff) to stdout.
+    Man,
+    /// Print shell completions to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A failure with the exit code it maps to and a one-line message.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure { code: 1, message: e.to_string() }
+    }
+}
+
+fn stderr_tty() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+fn wait(opts: &LinkOpts) -> Duration {
+    Duration::from_secs_f64(opts.connect_timeout)
+}
+
+fn transfer_failure(e: transfer::TransferError) -> Failure {
+    Failure { code: e.exit_code() as u8, message: e.to_string() }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// The address and serial settings for a LINK argument, the config file consulted for names.
+fn resolve(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<(Address, SerialSettings), Failure> {
+    let mut addr = Address::parse(link)?;
+    let mut serial = SerialSettings::default();
+    if let Address::Named(name) = &addr {
+        let (cfg, path) = config::load(cli.config.as_deref())?;
+        let (a, entry) = cfg.resolve(name, path.as_deref())?;
+        addr = a;
+        serial.baud = entry.baud.unwrap_or(serial.baud);
+        serial.parity = entry.parity.unwrap_or(serial.parity);
+        serial.flow = entry.flow.unwrap_or(serial.flow);
+    }
+    serial.baud = opts.baud.unwrap_or(serial.baud);
+    serial.parity = opts.parity.unwrap_or(serial.parity);
+    serial.flow = opts.flow.unwrap_or(serial.flow);
+    Ok((addr, serial))
+}
+
+async fn connect(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkHandle, Failure> {
+    let (addr, serial) = resolve(cli, opts, link)?;
+    let handle = driver::start(&addr, &serial, strand_link::Config::default()).await?;
+    handle.wait_connected(wait(opts)).await?;
+    Ok(handle)
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match &cli.cmd {
+        Cmd::Pipe { link, opts, exec } => {
+            let handle = connect(&cli, opts, link).await?;
+            let r = match exec {
+                None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout(), wait(opts)).await,
+                Some(cmd) => pipe::relay_exec(&handle, cmd, wait(opts)).await,
+            };
+            handle.linger(Duration::from_millis(100)).await;
+            if opts.stats {
+                eprintln!("{}", handle.stats_report());
+            }
+            r?;
+        }
+        Cmd::Forward { link, opts, local, remote } => {
+            let handle = connect(&cli, opts, link).await?;
+            forward::run(handle, local.clone(), remote.clone()).await?;
+        }
+        Cmd::Send { link, opts, files, no_progress } => {
+            let handle = connect(&cli, opts, link).await?;
+            let send_opts =
+                transfer::SendOptions { files: files.clone(), progress: !no_progress && stderr_tty() };
+            let r = files::send(&handle, &send_opts, wait(opts)).await;
+            handle.linger(Duration::from_millis(100)).await;
+            if opts.stats {
+                eprintln!("{}", handle.stats_report());
+            }
+            let report = r.map_err(transfer_failure)?;
+            eprintln!(
+                "sent {} file(s): {} bytes sent, {} already there or resumed",
+                report.files, report.bytes_sent, report.bytes_skipped
+            );
+        }
+        Cmd::Recv { link, opts, dir, overwrite, no_progress } => {
+            let handle = connect(&cli, opts, link).await?;
+            let recv_opts = transfer::RecvOptions {
+                dir: dir.clone(),
+                overwrite: *overwrite,
+                progress: !no_progress && stderr_tty(),
+            };
+            let r = files::recv(&handle, &recv_opts, wait(opts)).await;
+            handle.linger(Duration::from_millis(100)).await;
+            if opts.stats {
+                eprintln!("{}", handle.stats_report());
+            }
+            let report = r.map_err(transfer_failure)?;
+            eprintln!(
+                "received {} file(s): {} bytes, {} of them resumed from an earlier run",
+                report.files.len(),
+                report.bytes_received,
+                report.bytes_resumed
+            );
+        }
+        Cmd::Linkem(args) => {
+            let args = args.clone();
+            tokio::task::spawn_blocking(move || linkem::run(args)).await??;
+        }
+        Cmd::Demo(args) => demo::run(args.clone(), stderr_tty()).await?,
+        Cmd::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "strand", &mut std::io::stdout());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("strand: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Opening the byte pipe under a link: serial devices and ptys, TCP, stdio and
+//! child processes, all as one `Duplex` the driver reads and writes.
+
+use crate::address::Address;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_serial::SerialPortBuilderExt;
+
+/// A byte pipe the driver owns: anything readable and writable.
+pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
+
+/// Parity of a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    /// No parity bit (8N1).
+    #[default]
+    None,
+    /// Even parity.
+    Even,
+    /// Odd parity.
+    Odd,
+}
+
+/// Flow control of a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    /// None: strand's own window is the flow control.
+    #[default]
+    None,
+    /// Hardware RTS/CTS.
+    RtsCts,
+}
+
+/// Serial settings for device addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SerialSettings {
+    /// Bits per second.
+    pub baud: u32,
+    /// Parity.
+    pub parity: Parity,
+    /// Flow control.
+    pub flow: Flow,
+}
+
+impl Default for SerialSettings {
+    fn default() -> Self {
+        SerialSettings { baud: 115_200, parity: Parity::None, flow: Flow::None }
+    }
+}
+
+/// The highest rate accepted: FTDI's FT232H tops out at 12 Mbit/s.
+pub const MAX_BAUD: u32 = 12_000_000;
+
+/// Why a transport could not be opened. Each message is one line saying what
+/// is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The device path does not exist.
+    #[error(
+        "no such device: {0} (is the adapter plugged in? `ls /dev/serial/by-id/` lists the ones present)"
+    )]
+    NoDevice(String),
+    /// Not allowed to open the device.
+    #[error("permission denied opening {0}: add yourself to the 'dialout' group (sudo usermod -aG dialout $USER) and log in again")]
+    Permission(String),
+    /// Someone else has the device open exclusively.
+    #[error("{0} is busy: another program (another strand, a terminal emulator, ModemManager?) has it open")]
+    Busy(String),
+    /// The baud rate is not one the device or strand supports.
+    #[error("baud rate {baud} is not supported on {dev}: use a rate between 50 and {MAX_BAUD}, e.g. 115200 or 2000000")]
+    Baud {
+        /// The device.
+        dev: String,
+        /// The rate asked for.
+        baud: u32,
+    },
+    /// The path exists but is not a terminal device.
+    #[error("{0} is not a serial device or pty")]
+    NotATty(String),
+    /// TCP connect or listen failed.
+    #[error("{addr}: {err}")]
+    Tcp {
+        /// The address.
+        addr: String,
+        /// What went wrong.
+        err: io::Error,
+    },
+    /// The child command could not be started.
+    #[error("cannot start {cmd:?}: {err}")]
+    Exec {
+        /// The command.
+        cmd: String,
+        /// What went wrong.
+        err: io::Error,
+    },
+    /// Anything else, with the OS's words.
+    #[error("cannot open {dev}: {msg}")]
+    Other {
+        /// The device or address.
+        dev: String,
+        /// What the OS said.
+        msg: String,
+    },
+}
+
+/// Opens the transport for `addr` (named links must be resolved first).
+pub async fn open(addr: &Address, serial: &SerialSettings) -> Result<Box<dyn Duplex>, OpenError> {
+    match addr {
+        Address::Serial(path) => Ok(Box::new(open_serial(path, serial)?)),
+        Address::Tcp(a) => {
+            let s = tokio::net::TcpStream::connect(a)
+                .await
+                .map_err(|err| OpenError::Tcp { addr: format!("tcp:{a}"), err })?;
+            s.set_nodelay(true).ok();
+            Ok(Box::new(s))
+        }
+        Address::TcpListen(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|err| OpenError::Tcp { addr: format!("tcp-listen:{a}"), err })?;
+            tracing::info!("waiting for a connection on {a}");
+            let (s, peer) =
+                l.accept().await.map_err(|err| OpenError::Tcp { addr: format!("tcp-listen:{a}"), err })?;
+            tracing::info!("connection from {peer}");
+            s.set_nodelay(true).ok();
+            Ok(Box::new(s))
+        }
+        Address::Stdio => Ok(Box::new(tokio::io::join(tokio::io::stdin(), tokio::io::stdout()))),
+        Address::Exec(cmd) => Ok(Box::new(ChildPipe::spawn(cmd)?)),
+        Address::Named(n) => Err(OpenError::Other { dev: n.clone(), msg: "unresolved link name".into() }),
+    }
+}
+
+fn open_serial(path: &Path, s: &SerialSettings) -> Result<tokio_serial::SerialStream, OpenError> {
+    let dev = path.display().to_string();
+    if !(50..=MAX_BAUD).contains(&s.baud) {
+        return Err(OpenError::Baud { dev, baud: s.baud });
+    }
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => OpenError::NoDevice(dev.clone()),
+        io::ErrorKind::PermissionDenied => OpenError::Permission(dev.clone()),
+        _ => OpenError::Other { dev: dev.clone(), msg: e.to_string() },
+    })?;
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_char_device() {
+            return Err(OpenError::NotATty(dev));
+        }
+    }
+    let builder = tokio_serial::new(dev.clone(), s.baud)
+        .data_bits(tokio_serial::DataBits::Eight)
+        .stop_bits(tokio_serial::StopBits::One)
+        .parity(match s.parity {
+            Parity::None => tokio_serial::Parity::None,
+            Parity::Even => tokio_serial::Parity::Even,
+            Parity::Odd => tokio_serial::Parity::Odd,
+        })
+        .flow_control(match s.flow {
+            Flow::None => tokio_serial::FlowControl::None,
+            Flow::RtsCts => tokio_serial::FlowControl::Hardware,
+        });
+    builder.open_native_async().map_err(|e| {
+        use tokio_serial::ErrorKind as K;
+        match e.kind {
+            // serialport reports EBUSY from TIOCEXCL/flock as NoDevice; the path exists.
+            K::NoDevice => OpenError::Busy(dev),
+            K::Io(io::ErrorKind::NotFound) => OpenError::NoDevice(dev),
+            K::Io(io::ErrorKind::PermissionDenied) => OpenError::Permission(dev),
+            K::InvalidInput if e.description.to_lowercase().contains("baud") => {
+                OpenError::Baud { dev, baud: s.baud }
+            }
+            _ => OpenError::Other { dev, msg: e.description },
+        }
+    })
+}
+
+/// A child process's stdin and stdout as one duplex; the child is killed when dropped.
+pub struct ChildPipe {
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
+}
+
+impl ChildPipe {
+    fn spawn(cmd: &str) -> Result<ChildPipe, OpenError> {
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| OpenError::Exec { cmd: cmd.into(), err })?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        Ok(ChildPipe { _child: child, stdin, stdout })
+    }
+}
+
+impl AsyncRead for ChildPipe {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stdout).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ChildPipe {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stdin).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_shutdown(cx)
+    }
+}
