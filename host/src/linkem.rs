@@ -22,10 +22,10 @@
 use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, ControlFlags, InputFlags, SetArg};
+use nix::sys::time::TimeSpec;
 use strand_link::sim::{Direction, GilbertElliott, LineConfig, LineCounters};
 
 /// Options of `strand linkem` (also used in-process by `strand demo` and tests).
@@ -168,23 +169,17 @@ fn now_ns(start: Instant) -> u64 {
 }
 
 /// `ppoll(2)` with a nanosecond timeout (`None`: wait forever). EINTR counts as a (spurious) wakeup.
-fn wait_fds(fds: &mut [libc::pollfd], timeout_ns: Option<u64>) -> nix::Result<()> {
-    let ts = timeout_ns.map(|ns| libc::timespec {
-        tv_sec: (ns / 1_000_000_000).min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-    });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `fds` is a valid slice of pollfd for its length; `ts_ptr` is null or points at `ts`, which
-    // lives until the call returns; a null sigmask leaves the signal mask alone.
-    let r = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ts_ptr, std::ptr::null()) };
-    match Errno::result(r) {
+fn wait_fds(fds: &mut [PollFd<'_>], timeout_ns: Option<u64>) -> nix::Result<()> {
+    let ts = timeout_ns.map(|ns| TimeSpec::from_duration(Duration::from_nanos(ns)));
+    match ppoll(fds, ts, None) {
         Ok(_) | Err(Errno::EINTR) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd { fd, events, revents: 0 }
+/// The events `ppoll` reported for `fd` (none if it reported nothing).
+fn revents(fd: &PollFd<'_>) -> PollFlags {
+    fd.revents().unwrap_or(PollFlags::empty())
 }
 
 fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> nix::Result<()> {
@@ -315,9 +310,9 @@ impl Pump {
     }
 
     fn pump(&self, pending: &mut VecDeque<u8>, buf: &mut [u8]) -> nix::Result<()> {
-        const IN: libc::c_short = libc::POLLIN;
-        const OUT: libc::c_short = libc::POLLOUT;
-        const BAD: libc::c_short = libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+        const IN: PollFlags = PollFlags::POLLIN;
+        const OUT: PollFlags = PollFlags::POLLOUT;
+        const BAD: PollFlags = PollFlags::POLLHUP.union(PollFlags::POLLERR).union(PollFlags::POLLNVAL);
         loop {
             let now = now_ns(self.start);
             // 1. Take what has arrived by now; keep at most MAX_PENDING of it waiting for the destination.
@@ -365,17 +360,18 @@ impl Pump {
                 deadline = Some(deadline.map_or(room_at, |t| t.min(room_at)));
             }
             let mut fds = [
-                pollfd(self.stop.as_raw_fd(), IN),
-                pollfd(self.src.as_raw_fd(), if read_ok { IN } else { 0 }),
-                pollfd(self.dst.as_raw_fd(), if pending.is_empty() { 0 } else { OUT }),
+                PollFd::new(self.stop.as_fd(), IN),
+                PollFd::new(self.src.as_fd(), if read_ok { IN } else { PollFlags::empty() }),
+                PollFd::new(self.dst.as_fd(), if pending.is_empty() { PollFlags::empty() } else { OUT }),
             ];
             let timeout = deadline.map(|t| t.saturating_sub(now_ns(self.start)));
             wait_fds(&mut fds, timeout)?;
-            if fds[0].revents != 0 {
+            let (stop, src, dst) = (revents(&fds[0]), revents(&fds[1]), revents(&fds[2]));
+            if !stop.is_empty() {
                 return Ok(());
             }
             // The emulator holds a slave of each pty open, so a master never hangs up while it runs.
-            if fds[1].revents & BAD != 0 && fds[1].revents & IN == 0 || fds[2].revents & BAD != 0 {
+            if src.intersects(BAD) && !src.contains(IN) || dst.intersects(BAD) {
                 return Err(Errno::EIO);
             }
         }
@@ -535,73 +531,6 @@ impl Drop for Linkem {
     }
 }
 
-/// Write end of the pipe the signal handler reports to (-1: none).
-static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_signal(sig: std::ffi::c_int) {
-    let fd = SIGNAL_FD.load(Ordering::Relaxed);
-    if fd >= 0 {
-        // Only async-signal-safe calls here: write(2), and errno saved around it.
-        let saved = Errno::last_raw();
-        // SAFETY: the descriptor stays open while the handler is installed (see `Signals`).
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let _ = nix::unistd::write(fd, &[sig as u8]);
-        Errno::set_raw(saved);
-    }
-}
-
-/// Signals delivered through a self-pipe, so they reach `run` whatever thread the kernel picks.
-struct Signals {
-    rx: OwnedFd,
-    tx: OwnedFd,
-    old: Vec<(Signal, SigAction)>,
-}
-
-impl Signals {
-    fn install(signals: &[Signal]) -> Result<Signals> {
-        let (rx, tx) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("pipe")?;
-        set_nonblocking(rx.as_fd(), false).context("pipe")?;
-        SIGNAL_FD.store(tx.as_raw_fd(), Ordering::Relaxed);
-        let mut me = Signals { rx, tx, old: Vec::new() };
-        let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
-        for &sig in signals {
-            // SAFETY: the handler only calls async-signal-safe functions.
-            let old = unsafe { sigaction(sig, &action) }.with_context(|| format!("sigaction {sig}"))?;
-            me.old.push((sig, old));
-        }
-        Ok(me)
-    }
-
-    /// Blocks until one of the signals arrives.
-    fn wait(&self) -> Result<Signal> {
-        let mut b = [0u8; 1];
-        loop {
-            match nix::unistd::read(self.rx.as_fd(), &mut b) {
-                Ok(1) => {
-                    if let Ok(sig) = Signal::try_from(i32::from(b[0])) {
-                        return Ok(sig);
-                    }
-                }
-                Ok(_) => bail!("signal pipe closed"),
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(e).context("reading the signal pipe"),
-            }
-        }
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        for (sig, old) in self.old.drain(..).rev() {
-            // SAFETY: restores the action that was installed before.
-            let _ = unsafe { sigaction(sig, &old) };
-        }
-        if SIGNAL_FD.load(Ordering::Relaxed) == self.tx.as_raw_fd() {
-            SIGNAL_FD.store(-1, Ordering::Relaxed);
-        }
-    }
-}
-
 fn print_paths(linkem: &Linkem) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "A {}", linkem.path_a().display())?;
@@ -620,19 +549,21 @@ fn format_counters(c: &LineCounters) -> String {
 /// `strand linkem`: start, print the two paths (one line each: "A /dev/pts/5" and "B /dev/pts/6", then flush
 /// stdout so scripts can read them), run until SIGINT/SIGTERM, then print the counters of both directions and
 /// exit. SIGUSR1 unplugs, SIGUSR2 replugs (so shell-driven tests can pull the cable).
-pub fn run(args: LinkemArgs) -> Result<()> {
-    let signals = Signals::install(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2])?;
+pub async fn run(args: LinkemArgs) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut int, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    let (mut usr1, mut usr2) = (signal(SignalKind::user_defined1())?, signal(SignalKind::user_defined2())?);
     let mut linkem = Linkem::start(&args)?;
     print_paths(&linkem)?;
     loop {
-        match signals.wait()? {
-            Signal::SIGUSR1 => {
+        tokio::select! {
+            _ = usr1.recv() => {
                 if linkem.plugged.is_some() {
                     linkem.unplug()?;
                     eprintln!("linkem: unplugged");
                 }
             }
-            Signal::SIGUSR2 => {
+            _ = usr2.recv() => {
                 if linkem.plugged.is_none() {
                     linkem.replug()?;
                     eprintln!("linkem: plugged in");
@@ -640,7 +571,8 @@ pub fn run(args: LinkemArgs) -> Result<()> {
                     print_paths(&linkem)?;
                 }
             }
-            _ => break,
+            _ = int.recv() => break,
+            _ = term.recv() => break,
         }
     }
     let (ab, ba) = linkem.stop();
@@ -648,7 +580,6 @@ pub fn run(args: LinkemArgs) -> Result<()> {
     writeln!(out, "A->B {}", format_counters(&ab))?;
     writeln!(out, "B->A {}", format_counters(&ba))?;
     out.flush()?;
-    drop(signals);
     Ok(())
 }
 
@@ -679,9 +610,9 @@ mod tests {
             if left.is_zero() {
                 break;
             }
-            let mut fds = [pollfd(f.as_raw_fd(), libc::POLLIN)];
+            let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
             wait_fds(&mut fds, Some(left.as_nanos() as u64)).unwrap();
-            if fds[0].revents & libc::POLLIN != 0 {
+            if revents(&fds[0]).contains(PollFlags::POLLIN) {
                 let k = (&*f).read(&mut buf).unwrap();
                 got.extend_from_slice(&buf[..k]);
             }

@@ -248,10 +248,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 report.bytes_resumed
             );
         }
-        Cmd::Linkem(args) => {
-            let args = args.clone();
-            tokio::task::spawn_blocking(move || linkem::run(args)).await??;
-        }
+        Cmd::Linkem(args) => linkem::run(args.clone()).await?,
         Cmd::Demo(args) => demo::run(args.clone(), stderr_tty()).await?,
         Cmd::Man => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
