@@ -46,15 +46,15 @@ fn resumable(e: &TransferError) -> bool {
     e.exit_code() == 4
 }
 
-/// Sends files, resuming after link loss until done or the peer stays away.
-pub async fn send(
-    link: &LinkHandle,
-    opts: &SendOptions,
-    wait: Duration,
-) -> Result<transfer::SendReport, TransferError> {
+/// Runs a transfer on a fresh channel pipe, again after each link loss, until
+/// it ends otherwise or the peer stays away longer than `wait`.
+async fn resuming<T, F, Fut>(link: &LinkHandle, wait: Duration, mut run: F) -> Result<T, TransferError>
+where
+    F: FnMut(ChannelIo) -> Fut,
+    Fut: std::future::Future<Output = Result<T, TransferError>>,
+{
     loop {
-        let mut io = ChannelIo::new(link.clone(), channel::FILES, wait);
-        match transfer::send_files(&mut io, opts).await {
+        match run(ChannelIo::new(link.clone(), channel::FILES, wait)).await {
             Err(e) if resumable(&e) => {
                 tracing::warn!("{e}; resuming when the peer is back");
                 if link.wait_connected(wait).await.is_err() {
@@ -66,22 +66,20 @@ pub async fn send(
     }
 }
 
+/// Sends files, resuming after link loss until done or the peer stays away.
+pub async fn send(
+    link: &LinkHandle,
+    opts: &SendOptions,
+    wait: Duration,
+) -> Result<transfer::SendReport, TransferError> {
+    resuming(link, wait, |mut io| async move { transfer::send_files(&mut io, opts).await }).await
+}
+
 /// Receives files, resuming after link loss until the sender says it is done.
 pub async fn recv(
     link: &LinkHandle,
     opts: &RecvOptions,
     wait: Duration,
 ) -> Result<transfer::RecvReport, TransferError> {
-    loop {
-        let mut io = ChannelIo::new(link.clone(), channel::FILES, wait);
-        match transfer::recv_files(&mut io, opts).await {
-            Err(e) if resumable(&e) => {
-                tracing::warn!("{e}; resuming when the peer is back");
-                if link.wait_connected(wait).await.is_err() {
-                    return Err(e);
-                }
-            }
-            other => return other,
-        }
-    }
+    resuming(link, wait, |mut io| async move { transfer::recv_files(&mut io, opts).await }).await
 }

@@ -89,16 +89,9 @@ where
 /// Relays the stream to a child's stdin and from its stdout (`sh -c COMMAND`);
 /// the child's exit status does not matter, its stdout closing ends our side.
 pub async fn relay_exec(link: &LinkHandle, cmd: &str, give_up: Duration) -> anyhow::Result<()> {
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start {cmd:?}: {e}"))?;
-    let stdin = child.stdin.take().expect("piped");
-    let stdout = child.stdout.take().expect("piped");
+    // Separate stdin and stdout (not one duplex): dropping stdin is how the
+    // child learns the peer's stream ended.
+    let (mut child, stdin, stdout) = crate::transport::spawn_child(cmd)?;
     relay(link, stdout, stdin, give_up).await?;
     let _ = child.wait().await;
     Ok(())

@@ -187,18 +187,27 @@ pub struct ChildPipe {
     stdout: tokio::process::ChildStdout,
 }
 
+/// Starts `sh -c COMMAND` with piped stdin and stdout; the child is killed
+/// when the returned handle is dropped.
+pub fn spawn_child(
+    cmd: &str,
+) -> Result<(tokio::process::Child, tokio::process::ChildStdin, tokio::process::ChildStdout), OpenError> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|err| OpenError::Exec { cmd: cmd.into(), err })?;
+    let stdin = child.stdin.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    Ok((child, stdin, stdout))
+}
+
 impl ChildPipe {
     fn spawn(cmd: &str) -> Result<ChildPipe, OpenError> {
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|err| OpenError::Exec { cmd: cmd.into(), err })?;
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
+        let (child, stdin, stdout) = spawn_child(cmd)?;
         Ok(ChildPipe { _child: child, stdin, stdout })
     }
 }
