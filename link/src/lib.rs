@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod event;
+pub mod fec;
 pub mod framing;
 mod link;
 mod recv;

@@ -22,6 +22,13 @@ fn parse(raw: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     parse(data);
+    // The FEC decoder sees damaged frames by design: it must survive any bytes.
+    let mut copy = data.to_vec();
+    if let strand_link::fec::Repair::Repaired { start, len, .. } =
+        strand_link::fec::repair(&mut copy, |b| Frame::new_checked(b).is_ok())
+    {
+        parse(&copy[start..start + len]);
+    }
     let mut d = Deframer::<1024>::new();
     let mut input = data;
     loop {

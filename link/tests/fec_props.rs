@@ -1,0 +1,83 @@
+//! Property tests of the in-frame FEC: any error pattern within the parity of
+//! every codeword is repaired exactly; heavier damage is reported, and a
+//! frame is never handed on with wrong bytes.
+
+use proptest::prelude::*;
+use strand_link::fec::{self, codewords, protect, repair, Repair, Strength};
+use strand_link::wire::frame::crc32c;
+
+fn with_crc(mut body: Vec<u8>) -> Vec<u8> {
+    let crc = crc32c(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
+}
+
+fn crc_ok(b: &[u8]) -> bool {
+    b.len() >= 4 && crc32c(&b[..b.len() - 4]).to_le_bytes() == b[b.len() - 4..]
+}
+
+fn strength() -> impl Strategy<Value = Strength> {
+    prop_oneof![Just(Strength::Light), Just(Strength::Heavy)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn errors_within_the_parity_of_each_codeword_are_repaired(
+        body in proptest::collection::vec(any::<u8>(), 12..4000),
+        s in strength(),
+        seed in any::<u64>(),
+    ) {
+        let raw = with_crc(body);
+        let mut buf = vec![0u8; fec::protected_len(raw.len(), s)];
+        let n = protect(&raw, s, &mut buf).unwrap();
+        let clean = buf.clone();
+        // Up to t damaged bytes in each codeword, anywhere in its data or parity.
+        let (cw, t, l) = (codewords(raw.len(), s), s.parity() / 2, raw.len());
+        let mut x = seed | 1;
+        let mut rnd = || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
+        for c in 0..cw {
+            let members: Vec<usize> = (c..l).step_by(cw).map(|i| 1 + i)
+                .chain((0..s.parity()).map(|j| 1 + l + j * cw + c)).collect();
+            for _ in 0..(rnd() as usize % (t + 1)) {
+                let at = members[rnd() as usize % members.len()];
+                buf[at] ^= (rnd() as u8) | 1;
+            }
+        }
+        let damaged = buf.iter().zip(&clean).filter(|(a, b)| a != b).count();
+        match repair(&mut buf[..n], crc_ok) {
+            Repair::Repaired { start, len, corrected } => {
+                prop_assert_eq!(&buf[start..start + len], &raw[..]);
+                prop_assert!(corrected <= damaged);
+            }
+            other => prop_assert!(false, "{:?} with {} damaged bytes", other, damaged),
+        }
+    }
+
+    #[test]
+    fn heavy_damage_is_reported_never_passed_on_wrong(
+        body in proptest::collection::vec(any::<u8>(), 12..1500),
+        s in strength(),
+        noise in proptest::collection::vec((any::<usize>(), 1u8..), 20..200),
+    ) {
+        let raw = with_crc(body);
+        let mut buf = vec![0u8; fec::protected_len(raw.len(), s)];
+        let n = protect(&raw, s, &mut buf).unwrap();
+        for (at, v) in noise {
+            let at = 1 + at % (n - 1);
+            buf[at] ^= v;
+        }
+        match repair(&mut buf[..n], crc_ok) {
+            Repair::Repaired { start, len, .. } => prop_assert_eq!(&buf[start..start + len], &raw[..]),
+            Repair::Failed => {}
+            Repair::Plain => prop_assert!(false, "the marker was not touched"),
+        }
+    }
+
+    #[test]
+    fn repair_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+        let mut b = bytes;
+        let _ = repair(&mut b, crc_ok);
+    }
+}
