@@ -39,6 +39,9 @@ pub struct Config {
     /// Send a delimiter before a frame when the line was idle this long, so a
     /// frame never merges with noise that arrived in between.
     pub idle_resync: Duration,
+    /// Allow in-frame forward error correction on frames this side sends, at
+    /// the strength the peer's error reports call for (section 6.7).
+    pub fec: bool,
     /// Priority per channel (higher goes first). Default: 255 minus the channel
     /// number, so channel 0 (control) beats 1 (interactive) beats 2 (bulk).
     pub priorities: [u8; PRIORITY_CHANNELS],
@@ -64,6 +67,7 @@ impl Default for Config {
             ack_delay: Duration::from_millis(2),
             reorder_threshold: 1,
             idle_resync: Duration::from_millis(10),
+            fec: true,
             priorities,
         }
     }

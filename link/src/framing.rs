@@ -43,8 +43,9 @@ pub enum FeedResult<'f, 'i> {
     Consumed,
     /// A frame was decoded; `rest` is the input after its delimiter.
     Frame {
-        /// The decoded (raw) frame, still to be CRC-checked.
-        frame: &'f [u8],
+        /// The decoded (raw) frame, still to be CRC-checked; mutable so a
+        /// protected frame can be repaired in place.
+        frame: &'f mut [u8],
         /// Unconsumed input.
         rest: &'i [u8],
     },
@@ -104,7 +105,7 @@ impl<const N: usize> Deframer<N> {
             return self.feed(rest);
         }
         match cobs::decode_in_place(&mut self.buf[..len]) {
-            Ok(n) => FeedResult::Frame { frame: &self.buf[..n], rest },
+            Ok(n) => FeedResult::Frame { frame: &mut self.buf[..n], rest },
             Err(_) => FeedResult::Error { error: DeframeError::Cobs, rest },
         }
     }

@@ -24,6 +24,7 @@ pub mod event;
 pub mod fec;
 pub mod framing;
 mod link;
+mod math;
 mod recv;
 pub mod rtt;
 mod send;

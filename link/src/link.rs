@@ -15,6 +15,7 @@
 
 use crate::config::Config;
 use crate::event::{Event, PacketId};
+use crate::fec::{self, policy, Repair, Strength};
 use crate::framing::{self, DeframeError, Deframer, FeedResult};
 use crate::recv::{Accept, Delivery, RecvBuffer};
 use crate::rtt::RttEstimator;
@@ -71,6 +72,12 @@ struct Core<const W: usize, const N: usize> {
     version_reported: bool,
     events: Deque<Event, 16>,
     scratch: [u8; N],
+    /// The protected form of `scratch` when FEC is on.
+    protected: [u8; N],
+    /// This side's measure of damaged bytes, reported to the peer in ACKs.
+    meter: policy::ErrorMeter,
+    /// FEC strength for frames sent now, chosen from the peer's reports.
+    strength: Strength,
 }
 
 /// Splitmix64: spreads the caller's entropy into session ids.
@@ -146,6 +153,9 @@ impl<const W: usize, const N: usize> Link<W, N> {
                 version_reported: false,
                 events: Deque::new(),
                 scratch: [0; N],
+                protected: [0; N],
+                meter: policy::ErrorMeter::default(),
+                strength: Strength::Off,
             },
         }
     }
@@ -194,12 +204,14 @@ impl<const W: usize, const N: usize> Link<W, N> {
         self.core.on_timers(now);
         let raw_len = self.core.build_frame(now)?;
         let c = &mut self.core;
+        let frame_len = c.protect(raw_len);
         let lead = c.last_tx.is_none_or(|t| now.since(t) >= c.config.idle_resync);
         let at = usize::from(lead);
         if lead {
             out[0] = framing::DELIMITER;
         }
-        let n = at + framing::encode(&c.scratch[..raw_len], &mut out[at..])?;
+        let frame = if frame_len > 0 { &c.protected[..frame_len] } else { &c.scratch[..raw_len] };
+        let n = at + framing::encode(frame, &mut out[at..])?;
         c.last_tx = Some(now);
         c.stats.frames_tx += 1;
         c.stats.bytes_tx += n as u64;
@@ -319,6 +331,7 @@ impl<const W: usize, const N: usize> Link<W, N> {
         s.srtt_us = c.rtt.srtt().map_or(0, |d| d.as_micros() as u64);
         s.rto_us = c.rtt.rto().as_micros() as u64;
         s.payload_size = c.sizer.current();
+        s.fec_parity = c.strength.parity() as u8;
         s.in_flight = c.tx.in_flight();
         s
     }
@@ -340,7 +353,26 @@ impl<const W: usize, const N: usize> Core<W, N> {
         }
     }
 
-    fn on_frame(&mut self, now: Instant, raw: &[u8]) {
+    fn on_frame(&mut self, now: Instant, buf: &mut [u8]) {
+        let total = buf.len();
+        let raw: &[u8] = match fec::repair(buf, |b| Frame::new_checked(b).is_ok()) {
+            Repair::Plain => buf,
+            Repair::Repaired { start, len, corrected } => {
+                self.stats.fec_frames_rx += 1;
+                self.stats.fec_corrected += corrected as u64;
+                self.meter.on_frame(total, corrected as u64);
+                &buf[start..start + len]
+            }
+            Repair::Failed => {
+                self.stats.fec_failed += 1;
+                self.stats.crc_errors += 1;
+                // More damage than the parity of a codeword repairs: at least that much.
+                let s = Strength::from_first_byte(buf.first().copied().unwrap_or(0));
+                self.meter.on_frame(total, (s.parity() / 2 + 1) as u64);
+                return;
+            }
+        };
+        let plain = raw.len() == total;
         let frame = match Frame::new_checked(raw) {
             Ok(f) => f,
             Err(WireError::Truncated) => {
@@ -349,9 +381,15 @@ impl<const W: usize, const N: usize> Core<W, N> {
             }
             Err(_) => {
                 self.stats.crc_errors += 1;
+                if plain {
+                    self.meter.on_frame(total, 1);
+                }
                 return;
             }
         };
+        if plain {
+            self.meter.on_frame(total, 0);
+        }
         self.stats.frames_rx += 1;
         let header = match Header::parse(&frame) {
             Ok(h) => h,
@@ -436,8 +474,64 @@ impl<const W: usize, const N: usize> Core<W, N> {
     }
 
     fn apply_payload_bounds(&mut self) {
-        let cap = self.config.max_payload.min(self.negotiated_payload);
+        let cap = self.config.max_payload.min(self.payload_cap(self.strength));
         self.sizer.set_bounds(self.config.min_payload.min(cap), cap);
+    }
+
+    /// The largest payload whose frame, protected at `s`, fits the peer's limit.
+    fn payload_cap(&self, s: Strength) -> u16 {
+        let limit = usize::from(self.negotiated_payload) + OVERHEAD;
+        let mut p = self.negotiated_payload;
+        while p > 1 && fec::protected_len(usize::from(p) + OVERHEAD, s) > limit {
+            p -= 1;
+        }
+        p
+    }
+
+    /// Follows the peer's error report: the strength with the best expected
+    /// share of the line, each strength judged at its best payload size.
+    fn choose_strength(&mut self, rate: f32) {
+        if !self.config.fec {
+            return;
+        }
+        let best_for = |s: Strength| policy::best_payload(s, usize::from(self.payload_cap(s)), rate);
+        let (mut pick, (mut size, mut pick_eff)) = (self.strength, best_for(self.strength));
+        for s in [Strength::Off, Strength::Light, Strength::Heavy] {
+            let (p, e) = best_for(s);
+            if e > pick_eff * 1.01 {
+                (pick, size, pick_eff) = (s, p, e);
+            }
+        }
+        self.strength = pick;
+        if pick == Strength::Off {
+            // Plain frames: the loss-driven sizer finds the size.
+            self.apply_payload_bounds();
+        } else {
+            // With parity the sender sees no losses to steer by; the model does.
+            let p = (size as u16).min(self.config.max_payload).max(1);
+            self.sizer.set_bounds(p, p);
+        }
+    }
+
+    /// Protects the raw frame in `scratch` into `protected` at the current
+    /// strength, weakened if a frame cut earlier would not fit the peer's
+    /// limit; returns its length, or 0 to send the plain frame.
+    fn protect(&mut self, raw_len: usize) -> usize {
+        let limit = usize::from(self.negotiated_payload) + OVERHEAD;
+        let mut s = self.strength;
+        while s != Strength::Off && fec::protected_len(raw_len, s) > limit.min(N) {
+            s = if s == Strength::Heavy { Strength::Light } else { Strength::Off };
+        }
+        if s == Strength::Off {
+            return 0;
+        }
+        match fec::protect(&self.scratch[..raw_len], s, &mut self.protected) {
+            Some(n) => {
+                self.stats.fec_frames_tx += 1;
+                n
+            }
+            None => 0,
+        }
     }
 
     fn connect(&mut self) {
@@ -505,6 +599,9 @@ impl<const W: usize, const N: usize> Core<W, N> {
         if let Some(a) = &sack {
             if seq_lt(self.peer_limit, a.limit) {
                 self.peer_limit = a.limit;
+            }
+            if let Some(rate) = policy::rate_of_hint(a.hint) {
+                self.choose_strength(rate);
             }
         }
         if h.flags & flags::ACK != 0 {
@@ -674,8 +771,9 @@ impl<const W: usize, const N: usize> Core<W, N> {
         self.unacked = 0;
         let mut h = self.header(FrameType::Ack, fl);
         h.ack = self.rx.cum_ack();
-        let ack = self.rx.sack();
-        let mut payload = [0u8; 3 + crate::wire::MAX_SACK_BYTES];
+        let mut ack = self.rx.sack();
+        ack.hint = self.meter.hint();
+        let mut payload = [0u8; 4 + crate::wire::MAX_SACK_BYTES];
         let n = ack.emit(&mut payload);
         self.stats.acks_tx += 1;
         h.emit_frame(&payload[..n], &mut self.scratch)

@@ -138,7 +138,7 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
                 len = k / 8 + 1;
             }
         }
-        AckRepr { limit: self.limit(), sack_len: len as u8, sack }
+        AckRepr { limit: self.limit(), sack_len: len as u8, sack, hint: crate::fec::policy::NO_ESTIMATE }
     }
 
     /// The channel of the next in-order fragment, without taking it.

@@ -673,7 +673,7 @@ mod tests {
         for &b in bits {
             s[b / 8] |= 1 << (b % 8);
         }
-        AckRepr { limit: 100, sack_len: 4, sack: s }
+        AckRepr { limit: 100, sack_len: 4, sack: s, hint: crate::fec::policy::NO_ESTIMATE }
     }
 
     #[test]

@@ -44,19 +44,7 @@ pub struct Sizer {
     fixed: bool,
 }
 
-/// Natural logarithm for `x` in (0, 1], without libm: scale into [0.5, 1],
-/// then the atanh series, which converges fast there.
-fn ln(x: f32) -> f32 {
-    let (mut m, mut k) = (x, 0);
-    while m < 0.5 {
-        m *= 2.0;
-        k += 1;
-    }
-    let z = (m - 1.0) / (m + 1.0);
-    let z2 = z * z;
-    let series = z * (1.0 + z2 * (1.0 / 3.0 + z2 * (1.0 / 5.0 + z2 * (1.0 / 7.0 + z2 / 9.0))));
-    2.0 * series - k as f32 * core::f32::consts::LN_2
-}
+use crate::math::ln;
 
 impl Sizer {
     /// A sizer between `min` and `max`, starting at [`INITIAL_PAYLOAD`].
@@ -160,13 +148,6 @@ impl Sizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ln_is_accurate_enough() {
-        for (x, want) in [(1.0f32, 0.0f32), (0.25, -1.386_294), (0.01, -4.605_17), (0.9, -0.105_361)] {
-            assert!((ln(x) - want).abs() < 1e-4, "ln({x}) = {}", ln(x));
-        }
-    }
 
     #[test]
     fn clean_line_grows_to_max_by_doubling_on_acknowledged_frames() {

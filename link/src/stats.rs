@@ -45,4 +45,14 @@ pub struct Stats {
     pub payload_size: u16,
     /// Gauge: frames in flight.
     pub in_flight: u16,
+    /// Protected (FEC) frames received.
+    pub fec_frames_rx: u64,
+    /// Bytes the FEC corrected.
+    pub fec_corrected: u64,
+    /// Protected frames beyond repair.
+    pub fec_failed: u64,
+    /// Protected frames sent.
+    pub fec_frames_tx: u64,
+    /// Gauge: parity bytes per codeword used for frames sent now (0: FEC off).
+    pub fec_parity: u8,
 }

@@ -411,3 +411,42 @@ fn big_frame_host_never_overruns_a_small_frame_peer() {
     assert!(a.max_payload() <= 237, "payload {} fits the node", a.max_payload());
     let _ = id_early;
 }
+
+#[test]
+fn fec_switches_on_for_a_noisy_line_and_repairs_frames() {
+    for seed in SEEDS {
+        let mut pair = P::symmetric(Config::default(), line(1e-4), seed);
+        let data = bulk(seed, 400_000);
+        pair.a.write_stream(1, data.clone(), true);
+        pair.b.stream_channels.insert(1);
+        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)), "seed {seed}");
+        assert!(pair.b.stream(1) == &data[..], "seed {seed}: stream differs");
+        let (a, b) = (pair.a.link.stats(), pair.b.link.stats());
+        assert!(a.fec_frames_tx > 0 && a.fec_parity > 0, "seed {seed}: FEC never switched on: {a:?}");
+        assert!(b.fec_corrected > 0, "seed {seed}: nothing corrected: {b:?}");
+        assert!(b.fec_frames_rx >= a.fec_frames_tx / 2, "seed {seed}");
+    }
+}
+
+#[test]
+fn fec_stays_off_on_a_clean_line() {
+    let mut pair = P::symmetric(Config::default(), line(0.0), 4);
+    let data = bulk(4, 400_000);
+    pair.a.write_stream(1, data.clone(), true);
+    pair.b.stream_channels.insert(1);
+    assert!(pair.run_until(Duration::from_secs(10), |p| p.b.fin(1)));
+    assert_eq!(pair.a.link.stats().fec_frames_tx, 0);
+    assert_eq!(pair.b.stream(1), &data[..]);
+}
+
+#[test]
+fn fec_can_be_switched_off() {
+    let cfg = Config { fec: false, ..Config::default() };
+    let mut pair = P::symmetric(cfg, line(1e-4), 5);
+    let data = bulk(5, 100_000);
+    pair.a.write_stream(1, data.clone(), true);
+    pair.b.stream_channels.insert(1);
+    assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)));
+    assert_eq!(pair.a.link.stats().fec_frames_tx, 0);
+    assert_eq!(pair.b.stream(1), &data[..]);
+}

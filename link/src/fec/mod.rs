@@ -16,6 +16,7 @@
 //! the marker is recovered even with two of its bits flipped.
 
 pub mod gf;
+pub mod policy;
 pub mod rs;
 
 use rs::Generator;

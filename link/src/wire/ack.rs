@@ -12,6 +12,8 @@
 //! `limit`: the peer may send sequence numbers before `limit` (absolute, so a
 //! piggybacked ack never shrinks it). Bit `i` of the bitmap (byte `i / 8`,
 //! least significant bit first) set means frame `ack + 1 + i` has arrived.
+//! An optional last byte after the bitmap is the sender's measured byte-error
+//! rate as `-2·log2(rate)` (section 6.7); absent means no estimate.
 
 use super::Error;
 
@@ -50,6 +52,12 @@ impl<T: AsRef<[u8]>> AckPayload<T> {
         let b = self.buffer.as_ref();
         &b[3..3 + b[2] as usize]
     }
+
+    /// The error-rate hint, if present.
+    pub fn hint(&self) -> Option<u8> {
+        let b = self.buffer.as_ref();
+        b.get(3 + b[2] as usize).copied()
+    }
 }
 
 /// ACK payload fields as values; the bitmap is held inline.
@@ -61,6 +69,8 @@ pub struct AckRepr {
     pub sack_len: u8,
     /// SACK bitmap.
     pub sack: [u8; MAX_SACK_BYTES],
+    /// Error-rate hint; [`crate::fec::policy::NO_ESTIMATE`] is not sent.
+    pub hint: u8,
 }
 
 impl AckRepr {
@@ -69,7 +79,8 @@ impl AckRepr {
         let src = p.sack();
         let mut sack = [0u8; MAX_SACK_BYTES];
         sack[..src.len()].copy_from_slice(src);
-        AckRepr { limit: p.limit(), sack_len: src.len() as u8, sack }
+        let hint = p.hint().unwrap_or(crate::fec::policy::NO_ESTIMATE);
+        AckRepr { limit: p.limit(), sack_len: src.len() as u8, sack, hint }
     }
 
     /// Whether frame `ack + 1 + i` is marked as received.
@@ -79,7 +90,7 @@ impl AckRepr {
 
     /// Bytes [`emit`](Self::emit) writes.
     pub fn len(&self) -> usize {
-        3 + self.sack_len as usize
+        3 + self.sack_len as usize + usize::from(self.hint != crate::fec::policy::NO_ESTIMATE)
     }
 
     /// Whether the payload would be empty (never: limit and length are always present).
@@ -93,7 +104,11 @@ impl AckRepr {
         buf[..2].copy_from_slice(&self.limit.to_be_bytes());
         buf[2] = self.sack_len;
         buf[3..3 + n].copy_from_slice(&self.sack[..n]);
-        3 + n
+        if self.hint == crate::fec::policy::NO_ESTIMATE {
+            return 3 + n;
+        }
+        buf[3 + n] = self.hint;
+        4 + n
     }
 }
 
@@ -106,10 +121,10 @@ mod tests {
         let mut sack = [0u8; MAX_SACK_BYTES];
         sack[0] = 0b0000_0101;
         sack[1] = 0b1000_0000;
-        let r = AckRepr { limit: 300, sack_len: 2, sack };
+        let r = AckRepr { limit: 300, sack_len: 2, sack, hint: 27 };
         let mut b = [0u8; 64];
         let n = r.emit(&mut b);
-        assert_eq!(n, 5);
+        assert_eq!(n, 6);
         let p = AckRepr::parse(&AckPayload::new_checked(&b[..n]).unwrap());
         assert_eq!(p, r);
         let set: heapless::Vec<usize, 8> = (0..40).filter(|&i| p.sacked(i)).collect();
