@@ -78,6 +78,8 @@ struct Core<const W: usize, const N: usize> {
     meter: policy::ErrorMeter,
     /// FEC strength for frames sent now, chosen from the peer's reports.
     strength: Strength,
+    /// The last error report acted on: the choice is redone only when it changes.
+    last_hint: u8,
 }
 
 /// Splitmix64: spreads the caller's entropy into session ids.
@@ -156,6 +158,7 @@ impl<const W: usize, const N: usize> Link<W, N> {
                 protected: [0; N],
                 meter: policy::ErrorMeter::default(),
                 strength: Strength::Off,
+                last_hint: policy::NO_ESTIMATE,
             },
         }
     }
@@ -600,8 +603,11 @@ impl<const W: usize, const N: usize> Core<W, N> {
             if seq_lt(self.peer_limit, a.limit) {
                 self.peer_limit = a.limit;
             }
-            if let Some(rate) = policy::rate_of_hint(a.hint) {
-                self.choose_strength(rate);
+            if a.hint != self.last_hint {
+                self.last_hint = a.hint;
+                if let Some(rate) = policy::rate_of_hint(a.hint) {
+                    self.choose_strength(rate);
+                }
             }
         }
         if h.flags & flags::ACK != 0 {

@@ -137,13 +137,15 @@ fn fec_throughput(strength: Strength, errors: usize, secs: f64) -> f64 {
     bytes as f64 / start.elapsed().as_secs_f64() / 1e6
 }
 
+/// The brief's targets for a 2 Mbit/s line (issue 4), as a share of the line limit.
 fn target(ber: f64) -> Option<f64> {
-    if ber == 0.0 {
-        Some(0.97)
-    } else if ber <= 1e-5 {
-        Some(0.90)
-    } else {
-        None
+    match ber {
+        b if b == 0.0 => Some(0.985),
+        b if b <= 1e-6 => Some(0.97),
+        b if b <= 1e-5 => Some(0.95),
+        b if b <= 1e-4 => Some(0.90),
+        b if b <= 1e-3 => Some(0.75),
+        _ => None,
     }
 }
 

@@ -87,8 +87,9 @@ pub fn efficiency(payload: usize, s: Strength, rate: f32) -> f32 {
     payload as f32 / wire as f32 * ok
 }
 
-/// The payload up to `cap` with the best efficiency at strength `s`: powers of
-/// two and `cap` itself are tried. Returns the payload and its efficiency.
+/// The payload up to `cap` with the best efficiency at strength `s`:
+/// multiples of 64 and `cap` itself are tried. Returns the payload and its
+/// efficiency.
 pub fn best_payload(s: Strength, cap: usize, rate: f32) -> (usize, f32) {
     let mut best = (cap, efficiency(cap, s, rate));
     let mut p = 64;
@@ -97,7 +98,7 @@ pub fn best_payload(s: Strength, cap: usize, rate: f32) -> (usize, f32) {
         if e > best.1 {
             best = (p, e);
         }
-        p *= 2;
+        p += 64;
     }
     best
 }
