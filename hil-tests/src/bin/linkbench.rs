@@ -139,14 +139,10 @@ fn fec_throughput(strength: Strength, errors: usize, secs: f64) -> f64 {
 
 /// The brief's targets for a 2 Mbit/s line (issue 4), as a share of the line limit.
 fn target(ber: f64) -> Option<f64> {
-    match ber {
-        b if b == 0.0 => Some(0.985),
-        b if b <= 1e-6 => Some(0.97),
-        b if b <= 1e-5 => Some(0.95),
-        b if b <= 1e-4 => Some(0.90),
-        b if b <= 1e-3 => Some(0.75),
-        _ => None,
-    }
+    [(0.0, 0.985), (1e-6, 0.97), (1e-5, 0.95), (1e-4, 0.90), (1e-3, 0.75)]
+        .into_iter()
+        .find(|&(limit, _)| ber <= limit)
+        .map(|(_, target)| target)
 }
 
 fn main() {
