@@ -43,6 +43,20 @@ pub mod channel {
 pub const WRITE_QUEUE: usize = 2;
 /// Fragments held per channel for a consumer that has not read them yet.
 const INBOUND_CAP: usize = 64;
+/// After our last frame is acknowledged: time for the acknowledgement of the
+/// peer's last frame to leave (the delayed-ack timer is 2 ms).
+const LINGER_GRACE: Duration = Duration::from_millis(20);
+
+/// Longest time one frame may occupy a serial line: bounds the queueing that
+/// long frames cause on a slow line (a 4 KiB frame takes 355 ms at 115,200 bit/s).
+pub const MAX_FRAME_TIME: Duration = Duration::from_millis(50);
+
+/// The payload cap for a serial line of `baud` bit/s (8N1): [`MAX_FRAME_TIME`] of line time.
+pub fn payload_cap_for_baud(baud: u32) -> u16 {
+    let bytes = u64::from(baud) / 10 * MAX_FRAME_TIME.as_millis() as u64 / 1000;
+    bytes.clamp(256, u64::from(u16::MAX)) as u16
+}
+
 /// How often a failed serial or TCP transport is retried.
 const REOPEN_EVERY: Duration = Duration::from_millis(500);
 
@@ -407,6 +421,18 @@ impl LinkHandle {
         }
     }
 
+    /// Waits until the peer is heard (connected and not down); fails after `timeout`.
+    pub async fn wait_up(&self, timeout: Duration) -> Result<(), LinkError> {
+        let wait = self.wait(|st| (st.link.is_up() && st.transport_up).then_some(Ok(())));
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => Err(LinkError::Timeout(format!(
+                "{}: the peer did not come back within {timeout:?}",
+                self.inner.label
+            ))),
+        }
+    }
+
     /// Sends a packet, waiting while the window is full. Fails if the session
     /// changed since `generation`.
     pub async fn send(&self, channel: u8, data: &[u8], generation: u64) -> Result<PacketId, LinkError> {
@@ -483,12 +509,15 @@ impl LinkHandle {
         st.link.is_up() && st.transport_up
     }
 
-    /// Keeps the link serviced for `d` (acknowledging the peer's last frames)
-    /// before the process exits.
+    /// Winds down before the process exits: waits (at most `d`) until our last
+    /// frames are acknowledged, then briefly, so the acknowledgement of the
+    /// peer's last frames leaves too. A whole round trip of waiting would cost
+    /// a short transfer several percent of its time.
     pub async fn linger(&self, d: Duration) {
         self.inner.lock().finishing = true;
-        let srtt = Duration::from_micros(self.stats().srtt_us);
-        tokio::time::sleep(d.max(srtt * 3)).await;
+        let generation = self.generation();
+        let _ = tokio::time::timeout(d, self.wait_send_idle(generation)).await;
+        tokio::time::sleep(LINGER_GRACE).await;
     }
 
     /// Runs `op`, failing if the peer stays silent (link down) longer than

@@ -57,7 +57,9 @@ where
         match run(ChannelIo::new(link.clone(), channel::FILES, wait)).await {
             Err(e) if resumable(&e) => {
                 tracing::warn!("{e}; resuming when the peer is back");
-                if link.wait_connected(wait).await.is_err() {
+                // Heard again, not merely still "connected": a silent peer keeps
+                // its session, and retrying into silence would never end.
+                if link.wait_up(wait).await.is_err() {
                     return Err(e);
                 }
             }

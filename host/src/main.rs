@@ -190,7 +190,12 @@ fn resolve(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<(Address, SerialSet
 
 async fn connect(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkHandle, Failure> {
     let (addr, serial) = resolve(cli, opts, link)?;
-    let handle = driver::start(&addr, &serial, strand_link::Config::default()).await?;
+    let mut cfg = strand_link::Config::default();
+    if let Address::Serial(_) = addr {
+        // On a known line rate, no frame occupies the line longer than ~50 ms.
+        cfg.max_payload = driver::payload_cap_for_baud(serial.baud);
+    }
+    let handle = driver::start(&addr, &serial, cfg).await?;
     handle.wait_connected(wait(opts)).await?;
     Ok(handle)
 }
