@@ -75,10 +75,7 @@ pub async fn run(args: DemoArgs, progress: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out_dir)?;
 
     let start = Instant::now();
-    let cfg = strand_link::Config {
-        max_payload: driver::payload_cap_for_baud(serial.baud),
-        ..strand_link::Config::default()
-    };
+    let cfg = driver::config_for_baud(serial.baud);
     let a = driver::start(&Address::Serial(em.path_a().to_path_buf()), &serial, cfg.clone()).await?;
     let b = driver::start(&Address::Serial(em.path_b().to_path_buf()), &serial, cfg).await?;
     a.wait_connected(Duration::from_secs(10)).await?;

@@ -57,6 +57,27 @@ pub fn payload_cap_for_baud(baud: u32) -> u16 {
     bytes.clamp(256, u64::from(u16::MAX)) as u16
 }
 
+/// The link settings for a serial line of `baud` bit/s: frames of at most
+/// [`MAX_FRAME_TIME`], and about 100 ms of line time plus two such frames in
+/// flight — a round trip's worth on a USB adapter, without filling the
+/// driver's and adapter's buffers, where frames would wait and fire timers.
+pub fn config_for_baud(baud: u32) -> Config {
+    let cap = payload_cap_for_baud(baud);
+    let in_flight = u64::from(baud) / 10 / 10 + 2 * u64::from(cap);
+    // No timeout before a full frame could have crossed and been acknowledged:
+    // the first RTT sample comes from the tiny HELLO, and a timeout that fires
+    // on every frame leaves Karn's rule no sample to correct it with.
+    let frame_time =
+        Duration::from_micros(u64::from(cap.min(N as u16)) * 10 * 1_000_000 / u64::from(baud.max(1)));
+    let defaults = Config::default();
+    Config {
+        max_payload: cap,
+        max_in_flight_bytes: in_flight.min(u64::from(u32::MAX)) as u32,
+        min_rto: defaults.min_rto.max(frame_time * 3 + Duration::from_millis(20)),
+        ..defaults
+    }
+}
+
 /// How often a failed serial or TCP transport is retried.
 const REOPEN_EVERY: Duration = Duration::from_millis(500);
 

@@ -190,11 +190,11 @@ fn resolve(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<(Address, SerialSet
 
 async fn connect(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkHandle, Failure> {
     let (addr, serial) = resolve(cli, opts, link)?;
-    let mut cfg = strand_link::Config::default();
-    if let Address::Serial(_) = addr {
-        // On a known line rate, no frame occupies the line longer than ~50 ms.
-        cfg.max_payload = driver::payload_cap_for_baud(serial.baud);
-    }
+    // A serial line has a known rate: size frames and the data in flight to it.
+    let cfg = match addr {
+        Address::Serial(_) => driver::config_for_baud(serial.baud),
+        _ => strand_link::Config::default(),
+    };
     let handle = driver::start(&addr, &serial, cfg).await?;
     handle.wait_connected(wait(opts)).await?;
     Ok(handle)

@@ -39,6 +39,10 @@ pub struct Config {
     /// Send a delimiter before a frame when the line was idle this long, so a
     /// frame never merges with noise that arrived in between.
     pub idle_resync: Duration,
+    /// Most bytes of new frames in flight (0: only the window limits). A driver
+    /// that knows the line rate sets about one round trip of it, so frames do
+    /// not queue in buffers where they inflate the RTT and fire timers.
+    pub max_in_flight_bytes: u32,
     /// Allow in-frame forward error correction on frames this side sends, at
     /// the strength the peer's error reports call for (section 6.7).
     pub fec: bool,
@@ -67,6 +71,7 @@ impl Default for Config {
             ack_delay: Duration::from_millis(2),
             reorder_threshold: 1,
             idle_resync: Duration::from_millis(10),
+            max_in_flight_bytes: 0,
             fec: true,
             priorities,
         }

@@ -744,7 +744,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
         if self.ack_now || self.probe_owed {
             return Some(self.build_ack());
         }
-        let pick = self.tx.pick(now, self.peer_limit);
+        let pick = self.tx.pick(now, self.peer_limit, self.config.max_in_flight_bytes as usize);
         self.update_stall();
         let pick = pick?;
         let (channel, fl, data) = self.tx.frame_of(pick.slot);

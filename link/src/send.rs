@@ -143,6 +143,8 @@ pub(crate) struct SendBuffer<const W: usize, const N: usize> {
     highest_acked_tx: u32,
     free: usize,
     queued: usize,
+    /// Bytes of frames sent and neither acknowledged nor selectively acknowledged.
+    in_flight_bytes: usize,
     /// Channels that carried stream data this session (a 256-bit set).
     stream_used: [u32; 8],
     /// Channels whose stream was cut by a session change, to report.
@@ -166,6 +168,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             highest_acked_tx: 0,
             free: W,
             queued: 0,
+            in_flight_bytes: 0,
             stream_used: [0; 8],
             stream_aborted: [0; 8],
         }
@@ -337,8 +340,11 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
     /// Chooses the next DATA frame — a lost frame first (oldest first), else the
     /// most urgent queued fragment if the window allows — and records it as
     /// sent at `now`.
-    pub fn pick(&mut self, now: Instant, peer_limit: u16) -> Option<Pick> {
-        let pick = self.choose(peer_limit)?;
+    pub fn pick(&mut self, now: Instant, peer_limit: u16, max_bytes: usize) -> Option<Pick> {
+        let pick = self.choose(peer_limit, max_bytes)?;
+        if !pick.retransmission {
+            self.in_flight_bytes += usize::from(self.slots[pick.slot].len);
+        }
         self.tx_counter = self.tx_counter.wrapping_add(1);
         if let State::InFlight(f) = &mut self.slots[pick.slot].state {
             f.sent_at = now;
@@ -354,7 +360,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         Some(pick)
     }
 
-    fn choose(&mut self, peer_limit: u16) -> Option<Pick> {
+    fn choose(&mut self, peer_limit: u16, max_bytes: usize) -> Option<Pick> {
         let mut best: Option<(u16, usize)> = None;
         for (i, s) in self.slots.iter().enumerate() {
             if let State::InFlight(f) = s.state {
@@ -371,6 +377,11 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             return Some(Pick { slot: i, seq: f.seq, retransmission: true });
         }
         if !self.window_open(peer_limit) {
+            return None;
+        }
+        // A line with a known rate needs only its round trip's worth in flight;
+        // more just waits in buffers, inflating the RTT the timers depend on.
+        if max_bytes > 0 && self.in_flight_bytes >= max_bytes {
             return None;
         }
         let mut best: Option<(u8, u32, usize)> = None;
@@ -439,6 +450,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             if i != NONE {
                 if let State::InFlight(f) = self.slots[i as usize].state {
                     if !f.sacked {
+                        self.in_flight_bytes -= usize::from(self.slots[i as usize].len);
                         sample(&f, &mut self.highest_acked_tx);
                         out.acked += 1;
                         out.acked_full += u32::from(self.slots[i as usize].len >= full);
@@ -462,9 +474,11 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
                 if i == NONE {
                     continue;
                 }
-                let full_size = self.slots[i as usize].len >= full;
+                let len = self.slots[i as usize].len;
+                let full_size = len >= full;
                 if let State::InFlight(f) = &mut self.slots[i as usize].state {
                     if !f.sacked {
+                        self.in_flight_bytes -= usize::from(len);
                         f.sacked = true;
                         f.needs_tx = false;
                         out.acked += 1;
@@ -581,6 +595,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.by_seq = [NONE; W];
         self.next_seq = 0;
         self.una = 0;
+        self.in_flight_bytes = 0;
         self.highest_acked_tx = self.tx_counter;
     }
 
@@ -662,7 +677,7 @@ mod tests {
 
     fn send_all(b: &mut Buf, now: Instant) -> heapless::Vec<u16, 8> {
         let mut v = heapless::Vec::new();
-        while let Some(p) = b.pick(now, LIM) {
+        while let Some(p) = b.pick(now, LIM, 0) {
             v.push(p.seq).unwrap();
         }
         v
@@ -699,7 +714,7 @@ mod tests {
         b.queue_packet(2, 10, b"bulk2", 32).unwrap();
         b.queue_packet(1, 20, b"key", 32).unwrap();
         let mut order: heapless::Vec<heapless::Vec<u8, 8>, 3> = heapless::Vec::new();
-        while let Some(p) = b.pick(T0, LIM) {
+        while let Some(p) = b.pick(T0, LIM, 0) {
             order.push(heapless::Vec::from_slice(b.frame_of(p.slot).2).unwrap()).unwrap();
         }
         assert_eq!(order, [&b"key"[..], b"bulk1", b"bulk2"]);
@@ -715,10 +730,10 @@ mod tests {
         // Peer has 0, missed 1, got 2 and 3.
         let out = b.on_ack(T0, 1, Some(&sack(&[0, 1])), 1, 0);
         assert_eq!(out.lost, 1);
-        let p = b.pick(T0, LIM).unwrap();
+        let p = b.pick(T0, LIM, 0).unwrap();
         assert!(p.retransmission);
         assert_eq!(p.seq, 1);
-        assert!(b.pick(T0, LIM).is_none());
+        assert!(b.pick(T0, LIM, 0).is_none());
     }
 
     #[test]
@@ -727,17 +742,17 @@ mod tests {
         for ch in 0..4 {
             b.queue_packet(ch, 1, b"x", 32).unwrap();
         }
-        b.pick(T0, LIM).unwrap(); // seq 0
-                                  // Seq 0 times out and is resent after seqs 1..3 went out.
+        b.pick(T0, LIM, 0).unwrap(); // seq 0
+                                     // Seq 0 times out and is resent after seqs 1..3 went out.
         for _ in 0..3 {
-            b.pick(T0, LIM).unwrap();
+            b.pick(T0, LIM, 0).unwrap();
         }
         assert_eq!(b.on_timeout(T0 + Duration::from_millis(60), Duration::from_millis(50)), 4);
-        let p = b.pick(T0 + Duration::from_millis(60), LIM).unwrap();
+        let p = b.pick(T0 + Duration::from_millis(60), LIM, 0).unwrap();
         assert_eq!((p.seq, p.retransmission), (0, true));
         // The original copy of 0 arrives: only 0 is acknowledged. Frames 1..3 were
         // also marked by the timeout, so resend them and check nothing more is lost.
-        while b.pick(T0 + Duration::from_millis(60), LIM).is_some() {}
+        while b.pick(T0 + Duration::from_millis(60), LIM, 0).is_some() {}
         let out = b.on_ack(T0 + Duration::from_millis(61), 1, None, 1, 0);
         assert_eq!(out.lost, 0);
     }
@@ -748,7 +763,7 @@ mod tests {
         b.queue_packet(1, 1, b"x", 32).unwrap();
         send_all(&mut b, T0);
         assert_eq!(b.on_timeout(T0 + Duration::from_millis(100), Duration::from_millis(50)), 1);
-        b.pick(T0 + Duration::from_millis(100), LIM).unwrap();
+        b.pick(T0 + Duration::from_millis(100), LIM, 0).unwrap();
         let out = b.on_ack(T0 + Duration::from_millis(120), 1, None, 1, 0);
         assert_eq!(out.rtt, None);
     }
@@ -762,7 +777,7 @@ mod tests {
         assert_eq!(b.queue_packet(9, 1, b"x", 32), Err(SendError::WouldBlock), "pool full");
         assert_eq!(b.queue_packet(1, 1, &[0; 32 * 9], 32), Err(SendError::TooLarge));
         let mut n = 0;
-        while b.pick(T0, 3).is_some() {
+        while b.pick(T0, 3, 0).is_some() {
             n += 1;
         }
         assert_eq!(n, 3);
@@ -774,8 +789,25 @@ mod tests {
         assert_eq!(b.write_stream(1, 1, &[0; 1000], 32), 32 * QUEUE_AHEAD);
         assert_eq!(b.queue_packet(1, 1, b"p", 32), Err(SendError::WouldBlock));
         assert!(b.queue_packet(2, 1, b"p", 32).is_ok(), "other channels are not held up");
-        b.pick(T0, LIM).unwrap();
+        b.pick(T0, LIM, 0).unwrap();
         assert_eq!(b.write_stream(1, 1, &[0; 1000], 32), 32);
+    }
+
+    #[test]
+    fn in_flight_bytes_cap_holds_new_frames_not_retransmissions() {
+        let mut b = Buf::new();
+        for ch in 0..4 {
+            b.queue_packet(ch, 1, &[0u8; 30], 32).unwrap();
+        }
+        assert!(b.pick(T0, LIM, 60).is_some());
+        assert!(b.pick(T0, LIM, 60).is_some());
+        assert!(b.pick(T0, LIM, 60).is_none(), "60 bytes in flight");
+        assert_eq!(b.on_timeout(T0 + Duration::from_millis(100), Duration::from_millis(50)), 2);
+        assert!(b.pick(T0, LIM, 60).unwrap().retransmission, "retransmissions are never held");
+        b.on_ack(T0, 1, None, 1, 0);
+        assert!(b.pick(T0, LIM, 60).unwrap().retransmission, "seq 1 is still owed first");
+        assert!(!b.pick(T0, LIM, 60).unwrap().retransmission, "the ack made room for a new frame");
+        assert!(b.pick(T0, LIM, 60).is_none());
     }
 
     #[test]
@@ -792,10 +824,10 @@ mod tests {
     fn reset_reports_everything_unacknowledged_and_starts_clean() {
         let mut b = Buf::new();
         let acked = b.queue_packet(2, 1, b"done", 32).unwrap();
-        b.pick(T0, LIM).unwrap();
+        b.pick(T0, LIM, 0).unwrap();
         b.on_ack(T0, 1, None, 1, 0);
         let sent = b.queue_packet(1, 1, &[1u8; 40], 32).unwrap(); // 2 fragments
-        b.pick(T0, LIM).unwrap(); // only the first goes out
+        b.pick(T0, LIM, 0).unwrap(); // only the first goes out
         let queued = b.queue_packet(1, 1, b"queued", 32).unwrap();
         assert_eq!(b.write_stream(3, 1, b"stream", 32), 6);
         b.reset();
@@ -805,9 +837,9 @@ mod tests {
         assert_eq!(b.poll_report(), Some(Event::Unconfirmed(queued)));
         assert_eq!(b.poll_report(), None);
         assert!(b.is_idle());
-        assert!(b.pick(T0, LIM).is_none(), "nothing of the old session is sent in the new one");
+        assert!(b.pick(T0, LIM, 0).is_none(), "nothing of the old session is sent in the new one");
         let fresh = b.queue_packet(1, 1, b"fresh", 32).unwrap();
-        let p = b.pick(T0, LIM).unwrap();
+        let p = b.pick(T0, LIM, 0).unwrap();
         assert_eq!((p.seq, b.frame_of(p.slot).2), (0, &b"fresh"[..]));
         b.on_ack(T0, 1, None, 1, 0);
         assert_eq!(b.poll_report(), Some(Event::Acked(fresh)));
@@ -823,7 +855,7 @@ mod tests {
         assert_eq!(b.poll_report(), Some(Event::StreamAborted { channel: 3 }));
         assert_eq!(b.poll_report(), Some(Event::Unconfirmed(big)));
         assert_eq!(b.poll_report(), None);
-        let p = b.pick(T0, LIM).unwrap();
+        let p = b.pick(T0, LIM, 0).unwrap();
         assert_eq!(b.frame_of(p.slot).2.len(), 10);
         b.on_ack(T0, 1, None, 1, 0);
         assert_eq!(b.poll_report(), Some(Event::Acked(small)));
@@ -835,7 +867,7 @@ mod tests {
         let mut b = Buf::new();
         b.write_stream(1, 1, b"all", 32);
         assert!(b.finish_stream(1, 1));
-        b.pick(T0, LIM).unwrap();
+        b.pick(T0, LIM, 0).unwrap();
         b.on_ack(T0, 1, None, 1, 0);
         b.reset();
         assert_eq!(b.poll_report(), None);
@@ -847,9 +879,9 @@ mod tests {
         assert_eq!(b.write_stream(1, 1, b"abc", 8), 3);
         assert_eq!(b.write_stream(1, 1, b"defghij", 8), 7);
         assert!(b.finish_stream(1, 1));
-        let p = b.pick(T0, LIM).unwrap();
+        let p = b.pick(T0, LIM, 0).unwrap();
         assert_eq!(b.frame_of(p.slot).2, b"abcdefgh");
-        let p = b.pick(T0, LIM).unwrap();
+        let p = b.pick(T0, LIM, 0).unwrap();
         let (_, fl, data) = b.frame_of(p.slot);
         assert_eq!((data, fl & flags::FIN), (&b"ij"[..], flags::FIN));
         assert_eq!(b.write_stream(1, 1, b"late", 8), 4, "a new stream after FIN went out");

@@ -450,3 +450,27 @@ fn fec_can_be_switched_off() {
     assert_eq!(pair.a.link.stats().fec_frames_tx, 0);
     assert_eq!(pair.b.stream(1), &data[..]);
 }
+
+#[test]
+fn slow_line_with_rate_derived_settings_sends_nothing_twice() {
+    // 115,200 bit/s with what a driver that knows the rate sets (host: config_for_baud):
+    // 50 ms frames, ~200 ms of data in flight, no timeout before a frame can be acknowledged.
+    // Without the RTO floor the first RTT sample (a tiny HELLO) set a timeout shorter than a
+    // frame's own time on the line, and Karn's rule never got a sample to correct it.
+    let cfg = Config {
+        max_payload: 576,
+        max_in_flight_bytes: 2304,
+        min_rto: Duration::from_millis(170),
+        ..Config::default()
+    };
+    let mut pair = P::symmetric(cfg, LineConfig::clean(115_200, Duration::from_millis(1)), 6);
+    let pkts: Vec<(u8, Vec<u8>)> = (0..4u8).map(|i| (2, vec![i; 16 * 1024])).collect();
+    for (ch, p) in &pkts {
+        pair.a.send(*ch, p.clone());
+    }
+    assert!(pair.run_until(Duration::from_secs(30), |p| p.b.delivered.len() == pkts.len()));
+    assert_eq!(pair.b.delivered, pkts);
+    assert_eq!(pair.a.link.stats().retransmits, 0, "{:?}", pair.a.link.stats());
+    let rate = 64.0 * 1024.0 / pair.elapsed().as_secs_f64() / 11_520.0;
+    assert!(rate > 0.8, "{rate:.2} of the line");
+}
