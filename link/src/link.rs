@@ -497,14 +497,8 @@ impl<const W: usize, const N: usize> Core<W, N> {
         if !self.config.fec {
             return;
         }
-        let best_for = |s: Strength| policy::best_payload(s, usize::from(self.payload_cap(s)), rate);
-        let (mut pick, (mut size, mut pick_eff)) = (self.strength, best_for(self.strength));
-        for s in [Strength::Off, Strength::Light, Strength::Heavy] {
-            let (p, e) = best_for(s);
-            if e > pick_eff * 1.01 {
-                (pick, size, pick_eff) = (s, p, e);
-            }
-        }
+        let (pick, size) =
+            policy::pick(self.strength, |s| policy::best_payload(s, usize::from(self.payload_cap(s)), rate));
         self.strength = pick;
         if pick == Strength::Off {
             // Plain frames: the loss-driven sizer finds the size.

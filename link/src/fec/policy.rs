@@ -103,19 +103,23 @@ pub fn best_payload(s: Strength, cap: usize, rate: f32) -> (usize, f32) {
     best
 }
 
-/// The strength to use for `payload`-byte frames at `rate`, given the current
-/// one: a change must gain at least 1% of the line.
-pub fn choose(payload: usize, rate: f32, current: Strength) -> Strength {
-    let mut best = current;
-    let mut best_eff = efficiency(payload, current, rate);
+/// Picks a strength given `option(s) = (payload, efficiency)` for each one:
+/// the current strength stays unless another gains at least 1% of the line.
+/// Returns the strength and its payload.
+pub fn pick(current: Strength, option: impl Fn(Strength) -> (usize, f32)) -> (Strength, usize) {
+    let (mut best, (mut size, mut best_eff)) = (current, option(current));
     for s in [Strength::Off, Strength::Light, Strength::Heavy] {
-        let e = efficiency(payload, s, rate);
+        let (p, e) = option(s);
         if e > best_eff * 1.01 {
-            best = s;
-            best_eff = e;
+            (best, size, best_eff) = (s, p, e);
         }
     }
-    best
+    (best, size)
+}
+
+/// The strength to use for `payload`-byte frames at `rate`, given the current one.
+pub fn choose(payload: usize, rate: f32, current: Strength) -> Strength {
+    pick(current, |s| (payload, efficiency(payload, s, rate))).0
 }
 
 #[cfg(test)]
