@@ -19,7 +19,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "diode")]
+extern crate alloc;
+
 pub mod config;
+#[cfg(feature = "diode")]
+pub mod diode;
 pub mod event;
 pub mod fec;
 pub mod framing;

@@ -1,0 +1,542 @@
+//! Spec section 13.7: the receiver — which frames it takes, when a block is
+//! decoded and when an object is complete.
+//!
+//! The receiver keeps only bookkeeping (which symbols of which block it holds);
+//! the bytes go to a [`Store`] the caller provides — memory in tests and
+//! benchmarks, files on disk in `strand diode-rx` — so the same logic serves
+//! both and a restarted receiver can [`Receiver::restore`] what its store kept.
+
+use super::code::{decode_block, CodeError};
+use super::layout::Layout;
+use super::wire::{self, AuthKey, DiodeError, DiodeFrame, SenderState};
+use super::{safe_name, Manifest, ObjectKey};
+use crate::time::Instant;
+use alloc::collections::BTreeMap;
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+/// Where a receiver keeps symbols and decoded bytes.
+pub trait Store {
+    /// The store's error (I/O).
+    type Error;
+    /// Keeps one symbol of a block not yet decoded.
+    fn put_symbol(
+        &mut self,
+        key: ObjectKey,
+        layout: &Layout,
+        block: u16,
+        esi: u16,
+        data: &[u8],
+    ) -> Result<(), Self::Error>;
+    /// Returns the kept symbols of a block (to decode it) and forgets them.
+    fn take_symbols(&mut self, key: ObjectKey, block: u16) -> Result<Vec<(u16, Vec<u8>)>, Self::Error>;
+    /// Writes a decoded block's bytes at byte `offset` of the object.
+    fn put_block(
+        &mut self,
+        key: ObjectKey,
+        layout: &Layout,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), Self::Error>;
+    /// Every byte is in and the manifest known: check the content against
+    /// `manifest.hash` and, if it matches, publish it under `manifest.name`
+    /// (atomically). Returns whether the hash matched.
+    fn commit(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<bool, Self::Error>;
+    /// Forgets everything kept for an object.
+    fn discard(&mut self, key: ObjectKey) -> Result<(), Self::Error>;
+}
+
+/// Limits that keep a hostile or broken sender from exhausting the receiver.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest object accepted.
+    pub max_object: u64,
+    /// Most bytes of unfinished objects tracked at once (their declared sizes summed).
+    pub max_pending: u64,
+    /// Most unfinished objects tracked at once.
+    pub max_objects: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_object: 16 << 30, max_pending: 64 << 30, max_objects: 4096 }
+    }
+}
+
+/// Per-block bookkeeping.
+#[derive(Debug, Clone, Default)]
+struct BlockState {
+    /// One bit per symbol id (source and repair); allocated on first symbol.
+    have: Vec<u64>,
+    count: u32,
+    decoded: bool,
+}
+
+/// Per-object bookkeeping.
+#[derive(Debug, Clone, Default)]
+struct ObjectState {
+    layout: Option<Layout>,
+    manifest: Option<Manifest>,
+    blocks: Vec<BlockState>,
+    decoded: u64,
+    committed: bool,
+    failed: bool,
+}
+
+impl ObjectState {
+    fn all_decoded(&self) -> bool {
+        match (&self.layout, &self.manifest) {
+            (Some(l), _) => self.decoded == l.blocks(),
+            (None, Some(m)) => m.size == 0,
+            _ => false,
+        }
+    }
+
+    fn missing_symbols(&self) -> Option<u64> {
+        let l = self.layout?;
+        Some(
+            (0..l.blocks() as u16)
+                .map(|b| {
+                    let s = self.blocks.get(usize::from(b));
+                    if s.is_some_and(|s| s.decoded) {
+                        0
+                    } else {
+                        u64::from(l.block_symbols(b).unwrap_or(0)) - u64::from(s.map_or(0, |s| s.count))
+                    }
+                })
+                .sum(),
+        )
+    }
+}
+
+/// What a sender session has told us about itself.
+#[derive(Debug, Clone, Copy, Default)]
+struct SessionState {
+    objects: Option<u16>,
+    last_frame: Option<Instant>,
+    last_symbol: Option<Instant>,
+    heartbeat: Option<(Instant, u16, SenderState)>,
+    frames_received: u64,
+    frames_sent: u64,
+}
+
+/// What one frame did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new symbol was kept.
+    Symbol,
+    /// A symbol we already hold, or of a block already decoded.
+    Duplicate,
+    /// A block was decoded.
+    BlockDecoded,
+    /// An object was verified and published.
+    Committed(ObjectKey),
+    /// An object decoded but did not match its manifest's hash; it was discarded.
+    HashMismatch(ObjectKey),
+    /// A manifest (new or repeated).
+    Manifest,
+    /// A heartbeat.
+    Heartbeat,
+    /// Dropped: an object beyond the receiver's limits.
+    OverLimit,
+}
+
+/// Counters, for `--stats` and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxStats {
+    /// Frames that parsed and verified.
+    pub frames: u64,
+    /// Frames that failed the CRC (erasures).
+    pub crc_errors: u64,
+    /// Frames refused for failing authentication.
+    pub auth_failures: u64,
+    /// Frames refused otherwise (not diode, malformed, inconsistent, unsafe name).
+    pub invalid: u64,
+    /// Symbols kept.
+    pub symbols: u64,
+    /// Symbols already held.
+    pub duplicates: u64,
+    /// Blocks decoded.
+    pub blocks_decoded: u64,
+    /// Objects published.
+    pub committed: u64,
+    /// Objects dropped for a hash mismatch.
+    pub hash_mismatches: u64,
+    /// Frames dropped for the limits.
+    pub over_limit: u64,
+}
+
+/// How far an object got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Verified and published.
+    Complete,
+    /// Partly received: this many more symbols are needed (`None`: no symbol
+    /// seen yet, so the count is unknown), and whether the manifest is known.
+    Partial {
+        /// Symbols still missing (at least), if any symbol was seen.
+        missing: Option<u64>,
+        /// Whether the manifest was received.
+        manifest: bool,
+    },
+    /// Decoded but its hash did not match; discarded.
+    Corrupt,
+    /// Announced by the session (its object count) but no frame of it arrived.
+    NeverSeen,
+}
+
+/// One line of the receiver's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectReport {
+    /// Session and object number.
+    pub key: ObjectKey,
+    /// Name, if the manifest arrived.
+    pub name: Option<alloc::string::String>,
+    /// Size, if known.
+    pub size: Option<u64>,
+    /// Where it stands.
+    pub status: Status,
+}
+
+/// Liveness of a sender session, from the receiver's side (13.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Frames are arriving.
+    Active,
+    /// Heartbeats arrive but no symbols: the sender is alive with nothing to send.
+    SenderSilent,
+    /// The sender said it has finished.
+    Finished,
+    /// Nothing has arrived for three heartbeat intervals: the line (or the sender) is dead.
+    LinkDead,
+}
+
+/// The one-way receiver.
+#[derive(Debug, Default)]
+pub struct Receiver {
+    key: Option<AuthKey>,
+    limits: Limits,
+    objects: BTreeMap<ObjectKey, ObjectState>,
+    sessions: BTreeMap<u32, SessionState>,
+    stats: RxStats,
+}
+
+impl Receiver {
+    /// A receiver; with `key`, only frames authenticated under it are taken.
+    pub fn new(key: Option<AuthKey>, limits: Limits) -> Receiver {
+        Receiver { key, limits, ..Receiver::default() }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> RxStats {
+        self.stats
+    }
+
+    /// Restores what a store kept across a restart: an object's layout (if
+    /// any symbol was seen), manifest, decoded blocks, and the symbols kept
+    /// of undecoded blocks.
+    pub fn restore(
+        &mut self,
+        key: ObjectKey,
+        layout: Option<Layout>,
+        manifest: Option<Manifest>,
+        decoded: &[u16],
+        symbols: &[(u16, u16)],
+    ) {
+        let o = self.objects.entry(key).or_default();
+        if let Some(l) = layout.filter(|l| l.valid()) {
+            o.layout = Some(l);
+            o.blocks = vec![BlockState::default(); l.blocks() as usize];
+            for &b in decoded {
+                if let Some(s) = o.blocks.get_mut(usize::from(b)) {
+                    if !s.decoded {
+                        s.decoded = true;
+                        o.decoded += 1;
+                    }
+                }
+            }
+            for &(b, esi) in symbols {
+                mark(o, &l, b, esi);
+            }
+        }
+        if manifest.is_some() {
+            o.manifest = manifest;
+        }
+        let s = self.sessions.entry(key.session).or_default();
+        if let Some(m) = &o.manifest {
+            s.objects = Some(m.objects);
+        }
+    }
+
+    /// Takes one raw frame (after deframing, and after in-frame FEC repair
+    /// on byte streams) received at `now`.
+    pub fn handle_frame<S: Store>(
+        &mut self,
+        now: Instant,
+        raw: &[u8],
+        store: &mut S,
+    ) -> Result<Outcome, Rejected<S::Error>> {
+        let (header, frame) = match wire::parse(raw, self.key.as_ref()) {
+            Ok(x) => x,
+            Err(e) => {
+                match e {
+                    DiodeError::BadCrc => self.stats.crc_errors += 1,
+                    DiodeError::BadTag | DiodeError::UnknownKey => self.stats.auth_failures += 1,
+                    _ => self.stats.invalid += 1,
+                }
+                return Err(Rejected::Frame(e));
+            }
+        };
+        self.stats.frames += 1;
+        let session = self.sessions.entry(header.session).or_default();
+        session.last_frame = Some(now);
+        session.frames_received += 1;
+        match frame {
+            DiodeFrame::Heartbeat(h) => {
+                session.objects = Some(h.objects);
+                session.heartbeat = Some((now, h.interval_ms, h.state));
+                session.frames_sent = session.frames_sent.max(h.frames_sent + 1);
+                Ok(Outcome::Heartbeat)
+            }
+            DiodeFrame::Manifest(m) => {
+                if !safe_name(m.name) {
+                    self.stats.invalid += 1;
+                    return Err(Rejected::Frame(DiodeError::BadField));
+                }
+                session.objects = Some(m.objects);
+                let key = ObjectKey { session: header.session, object: m.object };
+                let manifest = Manifest {
+                    object: m.object,
+                    objects: m.objects,
+                    size: m.size,
+                    mode: m.mode,
+                    mtime: m.mtime,
+                    hash: m.hash,
+                    name: m.name.to_string(),
+                };
+                if !self.objects.contains_key(&key) && !self.admit(m.size) {
+                    self.stats.over_limit += 1;
+                    return Ok(Outcome::OverLimit);
+                }
+                let o = self.objects.entry(key).or_default();
+                match (&o.manifest, &o.layout) {
+                    (Some(old), _) if *old != manifest => {
+                        self.stats.invalid += 1;
+                        return Err(Rejected::Frame(DiodeError::BadField));
+                    }
+                    (_, Some(l)) if l.size != manifest.size => {
+                        self.stats.invalid += 1;
+                        return Err(Rejected::Frame(DiodeError::BadField));
+                    }
+                    _ => {}
+                }
+                o.manifest = Some(manifest);
+                self.try_commit(key, store).map(|c| c.unwrap_or(Outcome::Manifest))
+            }
+            DiodeFrame::Symbol(s) => {
+                session.last_symbol = Some(now);
+                let key = ObjectKey { session: header.session, object: s.object };
+                if !self.objects.contains_key(&key) && !self.admit(s.layout.size) {
+                    self.stats.over_limit += 1;
+                    return Ok(Outcome::OverLimit);
+                }
+                let o = self.objects.entry(key).or_default();
+                if o.committed || o.failed {
+                    self.stats.duplicates += 1;
+                    return Ok(Outcome::Duplicate);
+                }
+                match (&o.layout, &o.manifest) {
+                    (Some(l), _) if *l != s.layout => {
+                        self.stats.invalid += 1;
+                        return Err(Rejected::Frame(DiodeError::BadField));
+                    }
+                    (None, Some(m)) if m.size != s.layout.size => {
+                        self.stats.invalid += 1;
+                        return Err(Rejected::Frame(DiodeError::BadField));
+                    }
+                    (None, _) => {
+                        o.layout = Some(s.layout);
+                        o.blocks = vec![BlockState::default(); s.layout.blocks() as usize];
+                    }
+                    _ => {}
+                }
+                let l = s.layout;
+                if !mark(o, &l, s.block, s.esi) {
+                    self.stats.duplicates += 1;
+                    return Ok(Outcome::Duplicate);
+                }
+                self.stats.symbols += 1;
+                store.put_symbol(key, &l, s.block, s.esi, s.data).map_err(Rejected::Store)?;
+                let k = l.block_symbols(s.block).unwrap_or(0);
+                if o.blocks[usize::from(s.block)].count < k {
+                    return Ok(Outcome::Symbol);
+                }
+                // The block has k symbols: decode it and drop its symbols.
+                let symbols = store.take_symbols(key, s.block).map_err(Rejected::Store)?;
+                let bytes = decode_block(&l, s.block, symbols.iter().map(|(e, d)| (*e, &d[..])))
+                    .map_err(Rejected::Code)?;
+                store.put_block(key, &l, l.block_offset(s.block), &bytes).map_err(Rejected::Store)?;
+                let b = &mut o.blocks[usize::from(s.block)];
+                b.decoded = true;
+                b.have = Vec::new();
+                o.decoded += 1;
+                self.stats.blocks_decoded += 1;
+                self.try_commit(key, store).map(|c| c.unwrap_or(Outcome::BlockDecoded))
+            }
+        }
+    }
+
+    /// Whether a new object of `size` bytes fits the limits.
+    fn admit(&self, size: u64) -> bool {
+        let pending: Vec<&ObjectState> =
+            self.objects.values().filter(|o| !o.committed && !o.failed).collect();
+        let bytes: u64 = pending
+            .iter()
+            .map(|o| o.layout.map(|l| l.size).or(o.manifest.as_ref().map(|m| m.size)).unwrap_or(0))
+            .sum();
+        size <= self.limits.max_object
+            && pending.len() < self.limits.max_objects
+            && bytes.saturating_add(size) <= self.limits.max_pending
+    }
+
+    fn try_commit<S: Store>(
+        &mut self,
+        key: ObjectKey,
+        store: &mut S,
+    ) -> Result<Option<Outcome>, Rejected<S::Error>> {
+        let Some(o) = self.objects.get_mut(&key) else { return Ok(None) };
+        if o.committed || o.failed || !o.all_decoded() {
+            return Ok(None);
+        }
+        let Some(m) = o.manifest.clone() else { return Ok(None) };
+        if store.commit(key, &m).map_err(Rejected::Store)? {
+            o.committed = true;
+            self.stats.committed += 1;
+            Ok(Some(Outcome::Committed(key)))
+        } else {
+            o.failed = true;
+            o.blocks = Vec::new();
+            self.stats.hash_mismatches += 1;
+            store.discard(key).map_err(Rejected::Store)?;
+            Ok(Some(Outcome::HashMismatch(key)))
+        }
+    }
+
+    /// Every object seen or announced, and where it stands.
+    pub fn report(&self) -> Vec<ObjectReport> {
+        let mut out = Vec::new();
+        for (&session, s) in &self.sessions {
+            let count = s.objects.unwrap_or(0);
+            let seen = self
+                .objects
+                .range(ObjectKey { session, object: 0 }..=ObjectKey { session, object: u16::MAX });
+            let mut next = 0u16;
+            for (key, o) in seen {
+                for object in next..key.object.min(count) {
+                    out.push(ObjectReport {
+                        key: ObjectKey { session, object },
+                        name: None,
+                        size: None,
+                        status: Status::NeverSeen,
+                    });
+                }
+                next = key.object.saturating_add(1);
+                let status = if o.committed {
+                    Status::Complete
+                } else if o.failed {
+                    Status::Corrupt
+                } else {
+                    Status::Partial { missing: o.missing_symbols(), manifest: o.manifest.is_some() }
+                };
+                out.push(ObjectReport {
+                    key: *key,
+                    name: o.manifest.as_ref().map(|m| m.name.clone()),
+                    size: o.layout.map(|l| l.size).or(o.manifest.as_ref().map(|m| m.size)),
+                    status,
+                });
+            }
+            for object in next..count {
+                out.push(ObjectReport {
+                    key: ObjectKey { session, object },
+                    name: None,
+                    size: None,
+                    status: Status::NeverSeen,
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether a session's every announced object is complete.
+    pub fn session_complete(&self, session: u32) -> bool {
+        let Some(count) = self.sessions.get(&session).and_then(|s| s.objects) else { return false };
+        (0..count).all(|object| self.objects.get(&ObjectKey { session, object }).is_some_and(|o| o.committed))
+    }
+
+    /// Sessions heard from, most recent last.
+    pub fn sessions(&self) -> Vec<u32> {
+        let mut v: Vec<(Instant, u32)> =
+            self.sessions.iter().map(|(&id, s)| (s.last_frame.unwrap_or(Instant::ZERO), id)).collect();
+        v.sort();
+        v.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Frames a session's sender has sent (from its latest heartbeat) and
+    /// frames received from it: their ratio is the line's delivery rate.
+    pub fn session_frames(&self, session: u32) -> Option<(u64, u64)> {
+        self.sessions.get(&session).map(|s| (s.frames_sent, s.frames_received))
+    }
+
+    /// Liveness of a session at `now` (13.4).
+    pub fn liveness(&self, session: u32, now: Instant) -> Option<Liveness> {
+        let s = self.sessions.get(&session)?;
+        let interval =
+            s.heartbeat.map_or(Duration::from_secs(1), |h| Duration::from_millis(u64::from(h.1.max(1))));
+        let last = s.last_frame?;
+        if s.heartbeat.is_some_and(|h| h.2 == SenderState::Done) {
+            return Some(Liveness::Finished);
+        }
+        if now.since(last) > interval * 3 {
+            return Some(Liveness::LinkDead);
+        }
+        if s.last_symbol.is_none_or(|t| now.since(t) > interval * 3) {
+            return Some(Liveness::SenderSilent);
+        }
+        Some(Liveness::Active)
+    }
+}
+
+/// Records symbol `esi` of block `b`; false if it is a duplicate, out of
+/// range, or its block is already decoded.
+fn mark(o: &mut ObjectState, l: &Layout, b: u16, esi: u16) -> bool {
+    let Some(k) = l.block_symbols(b) else { return false };
+    let total = k as usize + usize::from(l.repair);
+    let Some(s) = o.blocks.get_mut(usize::from(b)) else { return false };
+    if s.decoded || usize::from(esi) >= total {
+        return false;
+    }
+    if s.have.is_empty() {
+        s.have = vec![0; total.div_ceil(64)];
+    }
+    let (w, bit) = (usize::from(esi) / 64, 1u64 << (esi % 64));
+    if s.have[w] & bit != 0 {
+        return false;
+    }
+    s.have[w] |= bit;
+    s.count += 1;
+    true
+}
+
+/// Why a frame was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected<E> {
+    /// The frame itself (damaged, forged, malformed, inconsistent).
+    Frame(DiodeError),
+    /// The symbols of a block would not decode (should not happen: each was CRC-checked).
+    Code(CodeError),
+    /// The store failed (disk full, I/O error): nothing was lost from the
+    /// line's point of view, but the caller must act.
+    Store(E),
+}
