@@ -9,7 +9,8 @@
 //!
 //! | spec section             | module       |
 //! |--------------------------|--------------|
-//! | 13.1-13.4, 13.6 frames   | [`wire`]     |
+//! | 13.1 streams, datagrams  | [`stream`]   |
+//! | 13.2-13.4, 13.6 frames   | [`wire`]     |
 //! | 13.5 blocks and codes    | [`layout`], [`code`] |
 //! | 13.7 receiver            | [`receiver`] |
 //! | 13.8 sender              | [`sender`]   |
@@ -20,6 +21,7 @@ pub mod code;
 pub mod layout;
 pub mod receiver;
 pub mod sender;
+pub mod stream;
 pub mod wire;
 
 pub use code::{decode_block, CodeError, EncodedBlock};

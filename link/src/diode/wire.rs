@@ -340,6 +340,15 @@ fn be48(b: &[u8]) -> u64 {
     u64::from_be_bytes(x)
 }
 
+/// True if `frame` is long enough and its CRC-32C trailer matches.
+pub fn crc_ok(frame: &[u8]) -> bool {
+    if frame.len() < MIN_FRAME {
+        return false;
+    }
+    let (covered, trailer) = frame.split_at(frame.len() - CRC_LEN);
+    crc32c(covered) == u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]])
+}
+
 /// Parses and verifies one raw diode frame, in the order of spec 13.7. With
 /// `key` set, only frames carrying a valid tag under that key pass; without
 /// it, authenticated frames are refused ([`DiodeError::UnknownKey`]) rather
@@ -354,11 +363,10 @@ pub fn parse<'a>(
     if frame.len() > MAX_FRAME {
         return Err(DiodeError::TooLong);
     }
-    let (covered, trailer) = frame.split_at(frame.len() - CRC_LEN);
-    let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    if crc32c(covered) != stored {
+    if !crc_ok(frame) {
         return Err(DiodeError::BadCrc);
     }
+    let covered = &frame[..frame.len() - CRC_LEN];
     if covered[0] != VERSION {
         return Err(DiodeError::NotDiode);
     }
