@@ -517,7 +517,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
         let limit = usize::from(self.negotiated_payload) + OVERHEAD;
         let mut s = self.strength;
         while s != Strength::Off && fec::protected_len(raw_len, s) > limit.min(N) {
-            s = if s == Strength::Heavy { Strength::Light } else { Strength::Off };
+            s = s.weaker();
         }
         if s == Strength::Off {
             return 0;

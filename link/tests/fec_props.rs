@@ -1,6 +1,6 @@
-//! Property tests of the in-frame FEC: any error pattern within the parity of
-//! every codeword is repaired exactly; heavier damage is reported, and a
-//! frame is never handed on with wrong bytes.
+//! Property tests of the in-frame FEC (thin, light and heavy): any error
+//! pattern within the parity of every codeword is repaired exactly; heavier
+//! damage is reported, and a frame is never handed on with wrong bytes.
 
 use proptest::prelude::*;
 use strand_link::fec::{self, codewords, protect, repair, Repair, Strength};
@@ -17,7 +17,7 @@ fn crc_ok(b: &[u8]) -> bool {
 }
 
 fn strength() -> impl Strategy<Value = Strength> {
-    prop_oneof![Just(Strength::Light), Just(Strength::Heavy)]
+    prop_oneof![Just(Strength::Thin), Just(Strength::Light), Just(Strength::Heavy)]
 }
 
 proptest! {
@@ -53,6 +53,32 @@ proptest! {
             }
             other => prop_assert!(false, "{:?} with {} damaged bytes", other, damaged),
         }
+    }
+
+    #[test]
+    fn one_byte_past_the_parity_of_a_codeword_fails(
+        body in proptest::collection::vec(any::<u8>(), 12..4000),
+        s in strength(),
+        pick in any::<usize>(),
+        seed in any::<u64>(),
+    ) {
+        let raw = with_crc(body);
+        let mut buf = vec![0u8; fec::protected_len(raw.len(), s)];
+        let n = protect(&raw, s, &mut buf).unwrap();
+        let (cw, t, l) = (codewords(raw.len(), s), s.parity() / 2, raw.len());
+        // t + 1 distinct damaged bytes in one codeword: no decoder of this code
+        // can restore it, so the frame must be dropped (a miscorrection fails the CRC).
+        let c = pick % cw;
+        let mut members: Vec<usize> = (c..l).step_by(cw).map(|i| 1 + i)
+            .chain((0..s.parity()).map(|j| 1 + l + j * cw + c)).collect();
+        let mut x = seed | 1;
+        let mut rnd = || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
+        prop_assume!(members.len() > t);
+        for _ in 0..=t {
+            let at = members.swap_remove(rnd() as usize % members.len());
+            buf[at] ^= (rnd() as u8) | 1;
+        }
+        prop_assert_eq!(repair(&mut buf[..n], crc_ok), Repair::Failed);
     }
 
     #[test]

@@ -429,6 +429,27 @@ fn fec_switches_on_for_a_noisy_line_and_repairs_frames() {
 }
 
 #[test]
+fn thin_fec_is_chosen_at_ber_1e5_and_repairs_frames() {
+    // BER 1e-5 is ~1e-4 damaged bytes: 4 parity bytes per codeword (thin, 1.6%)
+    // repair nearly every frame, where 8 (light) would spend twice the parity.
+    for seed in SEEDS {
+        let mut pair = P::symmetric(Config::default(), line(1e-5), seed);
+        let data = bulk(seed, 600_000);
+        pair.a.write_stream(1, data.clone(), true);
+        pair.b.stream_channels.insert(1);
+        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)), "seed {seed}");
+        assert!(pair.b.stream(1) == &data[..], "seed {seed}: stream differs");
+        let (a, b) = (pair.a.link.stats(), pair.b.link.stats());
+        assert_eq!(a.fec_parity, 4, "seed {seed}: thin parity not in use at the end: {a:?}");
+        assert!(a.fec_frames_tx * 2 > a.data_tx, "seed {seed}: most frames protected: {a:?}");
+        assert!(b.fec_corrected > 0, "seed {seed}: nothing corrected: {b:?}");
+        // Repaired frames are not resent: only the few that parity cannot mend are.
+        assert!(b.fec_failed * 50 < b.fec_frames_rx, "seed {seed}: {b:?}");
+        assert!(a.retransmits * 20 < a.data_tx, "seed {seed}: {a:?}");
+    }
+}
+
+#[test]
 fn fec_stays_off_on_a_clean_line() {
     let mut pair = P::symmetric(Config::default(), line(0.0), 4);
     let data = bulk(4, 400_000);

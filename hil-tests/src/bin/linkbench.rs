@@ -186,7 +186,9 @@ fn main() {
         if cpu >= 200.0 { "met" } else { "MISSED" }
     );
     println!("CPU headroom at this line rate: {:.0}x", cpu * 1e6 / limit);
-    for (name, strength, t) in [("light", Strength::Light, 4), ("heavy", Strength::Heavy, 8)] {
+    for (name, strength, t) in
+        [("thin", Strength::Thin, 2), ("light", Strength::Light, 4), ("heavy", Strength::Heavy, 8)]
+    {
         let clean = median((0..3).map(|_| fec_throughput(strength, 0, args.cpu_secs / 6.0)).collect());
         let half = median((0..3).map(|_| fec_throughput(strength, t / 2, args.cpu_secs / 6.0)).collect());
         let full = median((0..3).map(|_| fec_throughput(strength, t, args.cpu_secs / 6.0)).collect());

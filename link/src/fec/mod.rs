@@ -13,7 +13,10 @@
 //!
 //! The marker says the strength. Its values (and the version byte 0x01 that
 //! starts a plain frame) are at Hamming distance 5 or more from each other, so
-//! the marker is recovered even with two of its bits flipped.
+//! the marker is recovered even with two of its bits flipped. Four bytes at
+//! distance 5 are the most 8 bits hold, so with 0x01, 0x3E (light), 0xC6
+//! (heavy) and 0xF9 (thin) the marker space is full: a further strength would
+//! need a weaker marker or a new frame version.
 
 pub mod gf;
 pub mod policy;
@@ -26,20 +29,27 @@ use rs::Generator;
 pub enum Strength {
     /// A plain frame: no marker, no parity.
     Off,
-    /// 8 parity bytes per codeword of up to 255: corrects 4 bytes in each (3% overhead).
+    /// 4 parity bytes per codeword of up to 255: corrects 2 bytes in each (1.6% overhead).
+    Thin,
+    /// 8 parity bytes per codeword: corrects 4 bytes in each (3.2% overhead).
     Light,
     /// 16 parity bytes per codeword: corrects 8 bytes in each (6.7% overhead).
     Heavy,
 }
 
+const THIN: Generator = Generator::new(4);
 const LIGHT: Generator = Generator::new(8);
 const HEAVY: Generator = Generator::new(16);
 
 impl Strength {
+    /// Every strength, weakest first.
+    pub const ALL: [Strength; 4] = [Strength::Off, Strength::Thin, Strength::Light, Strength::Heavy];
+
     /// Parity bytes per codeword.
     pub const fn parity(self) -> usize {
         match self {
             Strength::Off => 0,
+            Strength::Thin => 4,
             Strength::Light => 8,
             Strength::Heavy => 16,
         }
@@ -49,6 +59,7 @@ impl Strength {
     pub const fn marker(self) -> Option<u8> {
         match self {
             Strength::Off => None,
+            Strength::Thin => Some(0xF9),
             Strength::Light => Some(0x3E),
             Strength::Heavy => Some(0xC6),
         }
@@ -57,6 +68,7 @@ impl Strength {
     fn generator(self) -> Option<&'static Generator> {
         match self {
             Strength::Off => None,
+            Strength::Thin => Some(&THIN),
             Strength::Light => Some(&LIGHT),
             Strength::Heavy => Some(&HEAVY),
         }
@@ -65,7 +77,7 @@ impl Strength {
     /// The strength a received first byte stands for: a marker within two bit
     /// flips, else a plain frame.
     pub fn from_first_byte(b: u8) -> Strength {
-        for s in [Strength::Light, Strength::Heavy] {
+        for s in Strength::ALL {
             if let Some(m) = s.marker() {
                 if (b ^ m).count_ones() <= 2 {
                     return s;
@@ -73,6 +85,15 @@ impl Strength {
             }
         }
         Strength::Off
+    }
+
+    /// The next strength down (`Off` stays `Off`).
+    pub const fn weaker(self) -> Strength {
+        match self {
+            Strength::Off | Strength::Thin => Strength::Off,
+            Strength::Light => Strength::Thin,
+            Strength::Heavy => Strength::Light,
+        }
     }
 }
 
@@ -228,13 +249,14 @@ mod tests {
 
     #[test]
     fn markers_are_far_apart_and_survive_two_flips() {
-        let vals = [PLAIN, 0x3E, 0xC6];
+        let vals = [PLAIN, 0xF9, 0x3E, 0xC6];
         for (i, a) in vals.iter().enumerate() {
             for b in &vals[i + 1..] {
                 assert!((a ^ b).count_ones() >= 5, "{a:#x} vs {b:#x}");
             }
         }
-        for s in [Strength::Light, Strength::Heavy] {
+        assert_eq!(Strength::ALL.map(|s| s.marker()), [None, Some(0xF9), Some(0x3E), Some(0xC6)]);
+        for s in [Strength::Thin, Strength::Light, Strength::Heavy] {
             let m = s.marker().unwrap();
             for x in 0..8 {
                 for y in 0..8 {
@@ -242,13 +264,35 @@ mod tests {
                 }
             }
         }
-        assert_eq!(Strength::from_first_byte(PLAIN), Strength::Off);
+        // Every byte: within two flips of a marker it is that strength, else plain.
+        for b in 0..=255u8 {
+            let near = [Strength::Thin, Strength::Light, Strength::Heavy]
+                .into_iter()
+                .find(|s| (b ^ s.marker().unwrap()).count_ones() <= 2);
+            assert_eq!(Strength::from_first_byte(b), near.unwrap_or(Strength::Off), "{b:#x}");
+        }
+        for x in 0..8 {
+            for y in 0..8 {
+                assert_eq!(Strength::from_first_byte(PLAIN ^ (1 << x) ^ (1 << y)), Strength::Off);
+            }
+        }
+    }
+
+    #[test]
+    fn weaker_steps_down_to_off() {
+        assert_eq!(Strength::Heavy.weaker(), Strength::Light);
+        assert_eq!(Strength::Light.weaker(), Strength::Thin);
+        assert_eq!(Strength::Thin.weaker(), Strength::Off);
+        assert_eq!(Strength::Off.weaker(), Strength::Off);
+        for w in Strength::ALL.windows(2) {
+            assert!(w[0].parity() < w[1].parity());
+        }
     }
 
     #[test]
     fn raw_length_is_recovered_for_every_size() {
-        for s in [Strength::Light, Strength::Heavy] {
-            for l in 1..2000 {
+        for s in [Strength::Thin, Strength::Light, Strength::Heavy] {
+            for l in 1..5000 {
                 assert_eq!(raw_len_of(protected_len(l, s), s), Some(l), "{s:?} {l}");
             }
         }
@@ -257,7 +301,7 @@ mod tests {
     #[test]
     fn clean_frames_pass_untouched() {
         let raw = raw_frame(1000, 7);
-        for s in [Strength::Light, Strength::Heavy] {
+        for s in [Strength::Thin, Strength::Light, Strength::Heavy] {
             let mut buf = [0u8; 1200];
             let n = protect(&raw, s, &mut buf).unwrap();
             assert_eq!(
@@ -293,6 +337,96 @@ mod tests {
             buf[i] ^= 0x33;
         }
         assert_eq!(repair(&mut buf[..n], crc_ok), Repair::Failed);
+    }
+
+    /// Buffer offsets of codeword `c`'s bytes (data, then parity) in a
+    /// protected frame of `l` raw bytes at strength `s`.
+    fn members(l: usize, s: Strength, c: usize) -> heapless::Vec<usize, 255> {
+        let n = codewords(l, s);
+        (c..l).step_by(n).map(|i| 1 + i).chain((0..s.parity()).map(|j| 1 + l + j * n + c)).collect()
+    }
+
+    #[test]
+    fn thin_repairs_two_bytes_in_every_codeword() {
+        // 1,200 raw bytes: 5 codewords of 240 data + 4 parity. Two damaged bytes
+        // in each, in the data, the parity, or one of each.
+        let raw = raw_frame(1200, 5);
+        let s = Strength::Thin;
+        let n = codewords(raw.len(), s);
+        assert_eq!(n, 5);
+        for (first, second) in [(0, 1), (3, 200), (10, 241), (240, 243), (0, 242)] {
+            let mut buf = [0u8; 1300];
+            let total = protect(&raw, s, &mut buf).unwrap();
+            assert_eq!(total, 1 + 1200 + 5 * 4);
+            for c in 0..n {
+                let m = members(raw.len(), s, c);
+                buf[m[first % m.len()]] ^= 0xA7;
+                buf[m[second % m.len()]] ^= 0x01;
+            }
+            match repair(&mut buf[..total], crc_ok) {
+                Repair::Repaired { start, len, corrected } => {
+                    // Damage in the parity alone leaves the CRC intact: nothing to decode.
+                    let decoded = if first < 240 { 2 * n } else { 0 };
+                    assert_eq!((start, len, corrected), (1, raw.len(), decoded), "{first} {second}");
+                }
+                other => panic!("{first} {second}: {other:?}"),
+            }
+            assert_eq!(&buf[1..1 + raw.len()], &raw[..]);
+        }
+    }
+
+    #[test]
+    fn thin_reports_three_bytes_in_a_codeword_and_never_passes_them() {
+        let raw = raw_frame(1200, 11);
+        let s = Strength::Thin;
+        let n = codewords(raw.len(), s);
+        let mut failed = 0;
+        for c in 0..n {
+            for spread in 1..40 {
+                let mut buf = [0u8; 1300];
+                let total = protect(&raw, s, &mut buf).unwrap();
+                let m = members(raw.len(), s, c);
+                // Three distinct bytes of codeword c (spread < half its length).
+                for at in [c, c + spread, c + 2 * spread + 1] {
+                    buf[m[at % m.len()]] ^= (spread as u8).wrapping_mul(13) | 1;
+                }
+                // Beyond the parity: the decoder gives up or miscorrects, and
+                // the CRC catches a miscorrection. Never the wrong bytes.
+                assert_eq!(repair(&mut buf[..total], crc_ok), Repair::Failed, "codeword {c} spread {spread}");
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, n * 39);
+        // The same three errors spread over three codewords are within the parity.
+        let mut buf = [0u8; 1300];
+        let total = protect(&raw, s, &mut buf).unwrap();
+        for c in 0..3 {
+            buf[members(raw.len(), s, c)[c + 4]] ^= 0x55;
+        }
+        assert!(matches!(repair(&mut buf[..total], crc_ok), Repair::Repaired { corrected: 3, .. }));
+    }
+
+    #[test]
+    fn thin_gives_up_where_light_still_repairs() {
+        // Three or four damaged bytes in one codeword: past Thin, within Light.
+        let raw = raw_frame(700, 13);
+        for errors in [3, 4] {
+            for s in [Strength::Thin, Strength::Light] {
+                let mut buf = [0u8; 800];
+                let total = protect(&raw, s, &mut buf).unwrap();
+                let m = members(raw.len(), s, 1);
+                for k in 0..errors {
+                    buf[m[k * 50 % m.len()]] ^= 0x80;
+                }
+                let got = repair(&mut buf[..total], crc_ok);
+                if s == Strength::Thin {
+                    assert_eq!(got, Repair::Failed, "{errors}");
+                } else {
+                    assert_eq!(got, Repair::Repaired { start: 1, len: 700, corrected: errors }, "{errors}");
+                    assert_eq!(&buf[1..701], &raw[..]);
+                }
+            }
+        }
     }
 
     #[test]
