@@ -111,57 +111,61 @@ pub fn decode_block<'s>(
     if !layout.valid() {
         return Err(CodeError::BadBlock);
     }
-    // Slot per symbol id: which ones we hold, in one buffer of k + R symbols.
+    // The first k distinct symbols, by id.
     let mut have = vec![false; k + r];
-    let mut buf = vec![0u8; (k + r) * t];
-    let mut count = 0;
+    let mut chosen: Vec<(usize, &[u8])> = Vec::with_capacity(k);
     for (esi, data) in symbols {
         let esi = usize::from(esi);
         if esi >= k + r || data.len() != t {
             return Err(CodeError::BadSymbol);
         }
-        if have[esi] || count == k {
+        if have[esi] || chosen.len() == k {
             continue;
         }
         have[esi] = true;
-        count += 1;
-        buf[esi * t..(esi + 1) * t].copy_from_slice(data);
+        chosen.push((esi, data));
     }
-    if count < k {
+    if chosen.len() < k {
         return Err(CodeError::NotEnough);
+    }
+    let mut out = vec![0u8; k * t];
+    for &(esi, data) in chosen.iter().filter(|(e, _)| *e < k) {
+        out[esi * t..(esi + 1) * t].copy_from_slice(data);
     }
     if !have[..k].iter().all(|&h| h) {
         match layout.code {
             CodeId::Gf8 => {
+                // Small blocks (<= 256 symbols): the codec wants a slot per symbol id.
+                let mut buf = vec![0u8; (k + r) * t];
+                for &(esi, data) in &chosen {
+                    buf[esi * t..(esi + 1) * t].copy_from_slice(data);
+                }
                 let rs =
                     reed_solomon_erasure::galois_8::ReedSolomon::new(k, r).map_err(|_| CodeError::Codec)?;
                 let mut slots: Vec<(&mut [u8], bool)> = buf.chunks_mut(t).zip(have.iter().copied()).collect();
                 rs.reconstruct_data(&mut slots).map_err(|_| CodeError::Codec)?;
+                out.copy_from_slice(&buf[..k * t]);
             }
             CodeId::Gf16 => {
+                // Large blocks: hand the codec the symbols held, no scratch copy of the block.
                 let mut dec =
                     reed_solomon_simd::ReedSolomonDecoder::new(k, r, t).map_err(|_| CodeError::Codec)?;
-                for (i, s) in buf.chunks(t).enumerate().filter(|(i, _)| have[*i]) {
-                    if i < k {
-                        dec.add_original_shard(i, s).map_err(|_| CodeError::Codec)?;
+                for &(esi, data) in &chosen {
+                    if esi < k {
+                        dec.add_original_shard(esi, data).map_err(|_| CodeError::Codec)?;
                     } else {
-                        dec.add_recovery_shard(i - k, s).map_err(|_| CodeError::Codec)?;
+                        dec.add_recovery_shard(esi - k, data).map_err(|_| CodeError::Codec)?;
                     }
                 }
-                let restored: Vec<(usize, Vec<u8>)> = dec
-                    .decode()
-                    .map_err(|_| CodeError::Codec)?
-                    .restored_original_iter()
-                    .map(|(i, s)| (i, s.to_vec()))
-                    .collect();
-                for (i, s) in restored {
-                    buf[i * t..(i + 1) * t].copy_from_slice(&s);
+                let result = dec.decode().map_err(|_| CodeError::Codec)?;
+                for (i, s) in result.restored_original_iter() {
+                    out[i * t..(i + 1) * t].copy_from_slice(s);
                 }
             }
         }
     }
-    buf.truncate(layout.block_bytes(block) as usize);
-    Ok(buf)
+    out.truncate(layout.block_bytes(block) as usize);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -210,7 +214,7 @@ mod tests {
     fn gf16_decodes_from_any_k_symbols() {
         round_trip(300_000, 64, |_, e, k| usize::from(e) >= k);
         round_trip(300_000, 64, |b, e, _| (usize::from(e) + usize::from(b)) % 3 != 0);
-        round_trip(200_001, 1024, |_, e, k| usize::from(e) < k / 2 || usize::from(e) >= 2 * k);
+        round_trip(200_001, 1024, |_, e, k| usize::from(e) < k / 2 || usize::from(e) >= k + k / 2);
     }
 
     #[test]
@@ -256,7 +260,7 @@ mod tests {
     fn pinned(which: &str) -> &'static str {
         match which {
             "GF8" => "5e9406c5a6e24be5",
-            _ => "0c9d3e7c2af79e4d",
+            _ => "ea55c3bf4ff8cebc",
         }
     }
 }
