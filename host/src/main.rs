@@ -4,6 +4,7 @@
 mod address;
 mod config;
 mod demo;
+mod diode;
 mod driver;
 mod files;
 mod forward;
@@ -114,6 +115,10 @@ enum Cmd {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Send files one way (data diode, TX-only cable, UDP, a file): nothing comes back.
+    DiodeTx(diode::TxArgs),
+    /// Receive files sent by `strand diode-tx` into DIR (exit status: 0 complete, 1 error, 2 partial, 3 nothing/never seen).
+    DiodeRx(diode::RxArgs),
     /// Emulate a serial line between two pseudo-terminals (rate, noise, bursts, one-way).
     Linkem(linkem::LinkemArgs),
     /// Send a file over a built-in emulated 2 Mbit/s noisy line and report goodput (no hardware needed).
@@ -253,6 +258,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 report.bytes_resumed
             );
         }
+        Cmd::DiodeTx(args) => diode::tx::run(args).await.map_err(|message| Failure { code: 1, message })?,
+        Cmd::DiodeRx(args) => {
+            let code = diode::rx::run(args)
+                .await
+                .map_err(|message| Failure { code: diode::exit::ERROR, message })?;
+            if code != diode::exit::COMPLETE {
+                return Err(Failure { code, message: String::new() });
+            }
+        }
         Cmd::Linkem(args) => linkem::run(args.clone()).await?,
         Cmd::Demo(args) => demo::run(args.clone(), stderr_tty()).await?,
         Cmd::Man => {
@@ -272,7 +286,10 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("strand: {}", f.message);
+            // An empty message: the command has said what happened (diode-rx's report).
+            if !f.message.is_empty() {
+                eprintln!("strand: {}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }

@@ -489,6 +489,21 @@ impl Receiver {
         self.sessions.get(&session).map(|s| (s.frames_sent, s.frames_received))
     }
 
+    /// The manifest of an object, once received: lets a store persist it so
+    /// a restarted receiver can commit an object whose manifest will not come
+    /// round again soon.
+    pub fn manifest(&self, key: ObjectKey) -> Option<&Manifest> {
+        self.objects.get(&key).and_then(|o| o.manifest.as_ref())
+    }
+
+    /// The heartbeat interval a session's sender announced (`None` before its
+    /// first heartbeat): a caller waiting for stragglers after the sender's
+    /// Done heartbeat waits in units of it.
+    pub fn heartbeat_interval(&self, session: u32) -> Option<Duration> {
+        let h = self.sessions.get(&session)?.heartbeat?;
+        Some(Duration::from_millis(u64::from(h.1.max(1))))
+    }
+
     /// Liveness of a session at `now` (13.4).
     pub fn liveness(&self, session: u32, now: Instant) -> Option<Liveness> {
         let s = self.sessions.get(&session)?;
@@ -539,4 +554,43 @@ pub enum Rejected<E> {
     /// The store failed (disk full, I/O error): nothing was lost from the
     /// line's point of view, but the caller must act.
     Store(E),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diode::{MemStore, Outgoing, Poll, Sender, SenderConfig};
+
+    #[test]
+    fn manifest_and_heartbeat_interval_are_exposed_once_received() {
+        let bytes = b"hello diode".to_vec();
+        let manifest = Manifest {
+            object: 0,
+            objects: 1,
+            size: bytes.len() as u64,
+            mode: 0o600,
+            mtime: 5,
+            hash: *blake3::hash(&bytes).as_bytes(),
+            name: "a/b".into(),
+        };
+        let layout = Layout::choose(bytes.len() as u64, 8).unwrap();
+        let config = SenderConfig { heartbeat: Duration::from_millis(250), ..SenderConfig::default() };
+        let mut tx =
+            Sender::new(9, vec![Outgoing { manifest: manifest.clone(), layout }], config, None).unwrap();
+        let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
+        let key = ObjectKey { session: 9, object: 0 };
+        assert!(rx.manifest(key).is_none() && rx.heartbeat_interval(9).is_none());
+        let mut out = vec![0u8; wire::MAX_FRAME];
+        loop {
+            match tx.poll_frame(Instant::ZERO, &mut out) {
+                Poll::Frame(n) => drop(rx.handle_frame(Instant::ZERO, &out[..n], &mut store)),
+                Poll::NeedBlock { offset, len, block, object } => {
+                    tx.provide_block(object, block, &bytes[offset as usize..(offset + len) as usize]).unwrap()
+                }
+                Poll::Done => break,
+            }
+        }
+        assert_eq!(rx.manifest(key), Some(&manifest));
+        assert_eq!(rx.heartbeat_interval(9), Some(Duration::from_millis(250)));
+    }
 }

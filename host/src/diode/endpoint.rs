@@ -1,0 +1,199 @@
+//! LINK forms of `strand diode-tx` / `diode-rx`, and opening them for one
+//! direction only: a sender never reads its line, a receiver never writes it.
+
+use crate::address::Address;
+use crate::transport::{self, SerialSettings};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UdpSocket;
+
+/// Where diode frames go or come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A serial device or pty: a byte stream, paced to the line rate.
+    Serial(PathBuf),
+    /// Datagrams to `HOST:PORT` (sender only).
+    Udp(String),
+    /// Datagrams received on `ADDR:PORT` (receiver only).
+    UdpListen(String),
+    /// Standard output (sender) or input (receiver): a byte stream.
+    Stdio,
+    /// A regular file: the sender writes the byte stream into it, the receiver reads it to its end.
+    File(PathBuf),
+}
+
+/// Which side opens the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `diode-tx`.
+    Tx,
+    /// `diode-rx`.
+    Rx,
+}
+
+fn host_port_ok(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+}
+
+impl Endpoint {
+    /// Parses a LINK argument for `side`, with a one-line hint when it is wrong.
+    pub fn parse(s: &str, side: Side) -> Result<Endpoint, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(
+                "empty link: name a serial device, udp:HOST:PORT (tx), udp-listen:PORT (rx), - or a file"
+                    .into(),
+            );
+        }
+        if s == "-" || s == "stdio" {
+            return Ok(Endpoint::Stdio);
+        }
+        if let Some(rest) = s.strip_prefix("udp:") {
+            if side == Side::Rx {
+                return Err(format!(
+                    "{s}: a receiver listens: write udp-listen:PORT or udp-listen:ADDR:PORT"
+                ));
+            }
+            return if host_port_ok(rest) {
+                Ok(Endpoint::Udp(rest.into()))
+            } else {
+                Err(format!("bad link address {s:?}: write udp:HOST:PORT, e.g. udp:192.0.2.7:7100"))
+            };
+        }
+        if let Some(rest) = s.strip_prefix("udp-listen:") {
+            if side == Side::Tx {
+                return Err(format!("{s}: a sender sends: write udp:HOST:PORT"));
+            }
+            if rest.parse::<u16>().is_ok() {
+                return Ok(Endpoint::UdpListen(format!("0.0.0.0:{rest}")));
+            }
+            return if host_port_ok(rest) {
+                Ok(Endpoint::UdpListen(rest.into()))
+            } else {
+                Err(format!("bad link address {s:?}: write udp-listen:PORT or udp-listen:ADDR:PORT"))
+            };
+        }
+        for other in ["tcp:", "tcp-listen:", "exec:"] {
+            if s.starts_with(other) {
+                return Err(format!(
+                    "{s}: one-way transfer runs over a serial device, udp:, udp-listen:, - or a file, not {other}"
+                ));
+            }
+        }
+        let path = PathBuf::from(s);
+        if is_device(&path) {
+            return Ok(Endpoint::Serial(path));
+        }
+        if side == Side::Rx && !path.exists() {
+            return Err(format!("no such file or device: {s}"));
+        }
+        Ok(Endpoint::File(path))
+    }
+
+    /// Whether frames travel as a byte stream (COBS framing, optional in-frame FEC).
+    pub fn is_stream(&self) -> bool {
+        !matches!(self, Endpoint::Udp(_) | Endpoint::UdpListen(_))
+    }
+}
+
+/// A device path: under /dev, or a character device anywhere (a pty symlink).
+fn is_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    path.starts_with("/dev") || std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device())
+}
+
+/// Where a sender writes.
+pub enum Sink {
+    /// A byte stream.
+    Stream(Box<dyn AsyncWrite + Unpin + Send>),
+    /// A UDP socket and the receiver's address.
+    Udp(UdpSocket, std::net::SocketAddr),
+}
+
+/// Where a receiver reads.
+pub enum Source {
+    /// A byte stream; its end ends the run.
+    Stream(Box<dyn AsyncRead + Unpin + Send>),
+    /// A bound UDP socket.
+    Udp(UdpSocket),
+}
+
+/// Opens the sender's side.
+pub async fn open_sink(ep: &Endpoint, serial: &SerialSettings) -> Result<Sink, String> {
+    match ep {
+        Endpoint::Serial(p) => {
+            let d = transport::open(&Address::Serial(p.clone()), serial).await.map_err(|e| e.to_string())?;
+            Ok(Sink::Stream(Box::new(d)))
+        }
+        Endpoint::Stdio => {
+            Ok(Sink::Stream(Box::new(tokio::io::BufWriter::with_capacity(1 << 16, tokio::io::stdout()))))
+        }
+        Endpoint::File(p) => {
+            let f = tokio::fs::File::create(p)
+                .await
+                .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+            Ok(Sink::Stream(Box::new(tokio::io::BufWriter::with_capacity(1 << 16, f))))
+        }
+        Endpoint::Udp(target) => {
+            let addr = tokio::net::lookup_host(target)
+                .await
+                .map_err(|e| format!("udp:{target}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("udp:{target}: no address"))?;
+            let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let s = UdpSocket::bind(bind).await.map_err(|e| format!("udp:{target}: {e}"))?;
+            Ok(Sink::Udp(s, addr))
+        }
+        Endpoint::UdpListen(a) => Err(format!("udp-listen:{a} is for diode-rx")),
+    }
+}
+
+/// Opens the receiver's side.
+pub async fn open_source(ep: &Endpoint, serial: &SerialSettings) -> Result<Source, String> {
+    match ep {
+        Endpoint::Serial(p) => {
+            let d = transport::open(&Address::Serial(p.clone()), serial).await.map_err(|e| e.to_string())?;
+            Ok(Source::Stream(Box::new(d)))
+        }
+        Endpoint::Stdio => Ok(Source::Stream(Box::new(tokio::io::stdin()))),
+        Endpoint::File(p) => {
+            let f =
+                tokio::fs::File::open(p).await.map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+            Ok(Source::Stream(Box::new(f)))
+        }
+        Endpoint::UdpListen(a) => {
+            let s = UdpSocket::bind(a).await.map_err(|e| format!("udp-listen:{a}: {e}"))?;
+            Ok(Source::Udp(s))
+        }
+        Endpoint::Udp(a) => Err(format!("udp:{a} is for diode-tx")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form_for_its_side() {
+        assert_eq!(
+            Endpoint::parse("udp:127.0.0.1:7100", Side::Tx),
+            Ok(Endpoint::Udp("127.0.0.1:7100".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("udp-listen:7100", Side::Rx),
+            Ok(Endpoint::UdpListen("0.0.0.0:7100".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("udp-listen:127.0.0.1:7100", Side::Rx),
+            Ok(Endpoint::UdpListen("127.0.0.1:7100".into()))
+        );
+        assert_eq!(Endpoint::parse("-", Side::Rx), Ok(Endpoint::Stdio));
+        assert_eq!(Endpoint::parse("/dev/ttyUSB7", Side::Tx), Ok(Endpoint::Serial("/dev/ttyUSB7".into())));
+        assert_eq!(Endpoint::parse("out.strand", Side::Tx), Ok(Endpoint::File("out.strand".into())));
+        assert!(Endpoint::parse("udp:1.2.3.4:7", Side::Rx).unwrap_err().contains("udp-listen"));
+        assert!(Endpoint::parse("udp-listen:7", Side::Tx).is_err());
+        assert!(Endpoint::parse("udp:nohost", Side::Tx).is_err());
+        assert!(Endpoint::parse("tcp:a:1", Side::Tx).is_err());
+        assert!(Endpoint::parse("/no/such/file", Side::Rx).unwrap_err().contains("no such"));
+    }
+}

@@ -1,0 +1,165 @@
+//! `strand diode-tx` / `strand diode-rx`: one-way transfer (spec section 13)
+//! over a data diode, a TX-only serial cable, UDP or a file.
+//!
+//! The protocol lives in `strand_link::diode` (sans-IO); this module only
+//! reads files, paces and writes frames ([`tx`]), reads and deframes them and
+//! keeps what arrives on disk ([`rx`], [`store`]).
+
+pub mod endpoint;
+pub mod rx;
+pub mod store;
+pub mod tx;
+
+use std::path::{Path, PathBuf};
+use strand_link::diode::AuthKey;
+use strand_link::fec::Strength;
+
+/// Exit codes of `strand diode-rx` (also in its `--help` and the user guide).
+pub mod exit {
+    /// Every object the sender announced arrived and was verified.
+    pub const COMPLETE: u8 = 0;
+    /// An error: bad options, the link would not open, the disk is full, a
+    /// file was refused because it exists.
+    pub const ERROR: u8 = 1;
+    /// Some objects arrived only in part (or failed their hash).
+    pub const PARTIAL: u8 = 2;
+    /// Nothing arrived, or some announced objects were never seen at all.
+    pub const NOTHING: u8 = 3;
+}
+
+/// In-frame FEC strength on byte streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FecLevel {
+    /// No parity.
+    Off,
+    /// 4 parity bytes per 255-byte codeword (corrects 2 bytes each; 1.6% overhead).
+    Thin,
+    /// 8 parity bytes per 255-byte codeword (corrects 4 bytes each; 3% overhead).
+    Light,
+    /// 16 parity bytes per codeword (corrects 8 bytes each; 7% overhead).
+    Heavy,
+}
+
+impl FecLevel {
+    /// The core's strength.
+    pub fn strength(self) -> Strength {
+        match self {
+            FecLevel::Off => Strength::Off,
+            FecLevel::Thin => Strength::Thin,
+            FecLevel::Light => Strength::Light,
+            FecLevel::Heavy => Strength::Heavy,
+        }
+    }
+}
+
+/// Options of `strand diode-tx`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TxArgs {
+    /// Where frames go: a serial device or pty (written only, never read),
+    /// udp:HOST:PORT, - (stdout) or a file path.
+    pub link: String,
+    /// Files and directories to send (a directory: every regular file below
+    /// it, named relative to it); - reads stdin and sends it as "stdin".
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Repair symbols sent with the first pass, as a percentage of each
+    /// block's source symbols.
+    #[arg(long, value_name = "PCT", conflicts_with = "expect_loss")]
+    pub redundancy: Option<f32>,
+    /// Send enough repair that one pass survives this frame loss (percent)
+    /// with a failure chance of 1e-5 per block [default: 1].
+    #[arg(long, value_name = "PCT")]
+    pub expect_loss: Option<f32>,
+    /// Passes over the files; each later pass sends fresh repair symbols.
+    #[arg(long, default_value_t = 1, conflicts_with = "forever")]
+    pub rounds: u32,
+    /// Send passes until killed (a carousel: receivers may join at any time).
+    #[arg(long)]
+    pub forever: bool,
+    /// Pace the line at this many bits/s (bytes x 10 on serial, x 8 on UDP
+    /// and files) [default: 98% of --baud on serial, 10000000 on UDP,
+    /// unlimited on files and stdout].
+    #[arg(long, value_name = "BITS_PER_S")]
+    pub rate: Option<u64>,
+    /// Bytes per symbol (even, 2..=8192) [default: 1024; 1400 on UDP].
+    #[arg(long, value_name = "BYTES")]
+    pub symbol_size: Option<u16>,
+    /// In-frame FEC on byte streams [default: light on serial, off on files].
+    #[arg(long, value_enum)]
+    pub fec: Option<FecLevel>,
+    #[command(flatten)]
+    pub key: KeyOpts,
+    /// Milliseconds between heartbeats (1..=65535).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub heartbeat: u64,
+    /// Serial line rate in bit/s.
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+}
+
+/// Options of `strand diode-rx`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Exit status:\n  \
+    0  every object the sender announced arrived and was verified\n  \
+    1  an error (bad option, link not opened, disk full, existing file refused)\n  \
+    2  some objects arrived only in part (or failed their hash)\n  \
+    3  nothing arrived, or some announced objects were never seen")]
+pub struct RxArgs {
+    /// Where frames come from: a serial device or pty (read only, never
+    /// written), udp-listen:PORT, udp-listen:ADDR:PORT, - (stdin) or a file
+    /// (read to its end).
+    pub link: String,
+    /// Directory for received files (partial state is kept in DIR/.strand-diode).
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub key: KeyOpts,
+    /// Most bytes of unfinished objects held at once (their sizes summed).
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes: Option<u64>,
+    /// Exit once a sender's every object is in, or once it said it is done
+    /// and nothing more came for two heartbeat intervals.
+    #[arg(long)]
+    pub exit_when_complete: bool,
+    /// Exit after this many seconds without a valid frame.
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<f64>,
+    /// Replace existing files of the same name (else they are kept and reported).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Serial line rate in bit/s.
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+}
+
+/// Frame authentication (spec 13.6): both ends hold the same key file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeyOpts {
+    /// Authenticate frames with a key derived from this file's bytes.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The key's id, sent in every frame so keys can be rotated.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "key")]
+    pub key_id: u8,
+}
+
+impl KeyOpts {
+    /// The frame key, if a key file was given.
+    pub fn load(&self) -> Result<Option<AuthKey>, String> {
+        let Some(path) = &self.key else { return Ok(None) };
+        let material = read_key(path)?;
+        Ok(Some(AuthKey::derive(self.key_id, &material)))
+    }
+}
+
+fn read_key(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
+    if bytes.len() < 16 {
+        return Err(format!(
+            "key file {} holds {} bytes: use at least 16 random bytes (head -c 32 /dev/urandom > key)",
+            path.display(),
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,633 @@
+//! The disk [`Store`] of `strand diode-rx`: what a receiver holds survives a
+//! restart, so symbols already received are never needed again.
+//!
+//! Under `DIR/.strand-diode/`, one directory per object, named
+//! `SESSION-OBJECT` (session in hex):
+//! - `spool`: the symbols of blocks not yet decoded, appended as records
+//!   `block u16 LE, esi u16 LE, len u16 LE, bytes`; an index in memory says
+//!   where each is. A record cut short by a crash is dropped at start-up.
+//! - `part`: the decoded bytes, each block written at its offset.
+//! - `meta`: layout, manifest (once known) and the decoded blocks, rewritten
+//!   atomically (temp file + rename) whenever one of them changes, so it never
+//!   claims a block whose bytes are not in `part`.
+//!
+//! A committed object's bytes are checked against the manifest's BLAKE3 and
+//! renamed into `DIR/NAME`; then its directory is deleted.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use strand_link::diode::{safe_name, CodeId, Layout, Manifest, ObjectKey, Store};
+
+/// The receiver's working directory below DIR.
+pub const WORK_DIR: &str = ".strand-diode";
+
+const META_MAGIC: &str = "strand-diode-meta 1";
+/// Bytes of a spool record's header.
+const RECORD_HEADER: usize = 6;
+
+/// Why the store could not do what the receiver asked.
+#[derive(Debug)]
+pub enum StoreError {
+    /// An I/O error on a file of the store (disk full, permissions, ...).
+    Io {
+        /// What was being done, naming the file.
+        what: String,
+        /// The OS's error.
+        err: io::Error,
+    },
+    /// The target exists with other content and `--overwrite` was not given.
+    Exists(PathBuf),
+    /// The name would land outside DIR (through a symlinked directory, say).
+    Outside(String),
+}
+
+impl StoreError {
+    /// Whether the receiver can go on (the object stays pending) rather than stop.
+    pub fn recoverable(&self) -> bool {
+        matches!(self, StoreError::Exists(_) | StoreError::Outside(_))
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io { what, err } if err.raw_os_error() == Some(nix::libc::ENOSPC) => {
+                write!(
+                    f,
+                    "{what}: disk full (no space left on device); free some space and run again to resume"
+                )
+            }
+            StoreError::Io { what, err } => write!(f, "{what}: {err}"),
+            StoreError::Exists(p) => {
+                write!(f, "{} exists with different content: not replaced (use --overwrite)", p.display())
+            }
+            StoreError::Outside(n) => {
+                write!(f, "{n:?} would be written outside the target directory: refused")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+fn io_err(what: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> StoreError {
+    move |err| StoreError::Io { what: what(), err }
+}
+
+/// Where one kept symbol is in its object's spool.
+#[derive(Debug, Clone, Copy)]
+struct SpoolEntry {
+    esi: u16,
+    offset: u64,
+    len: u16,
+}
+
+/// One unfinished object on disk.
+#[derive(Debug, Default)]
+struct Pending {
+    dir: PathBuf,
+    layout: Option<Layout>,
+    manifest: Option<Manifest>,
+    decoded: BTreeSet<u16>,
+    spool: Option<File>,
+    spool_len: u64,
+    index: HashMap<u16, Vec<SpoolEntry>>,
+}
+
+/// What the store kept of one object, for `Receiver::restore`.
+#[derive(Debug)]
+pub struct Restored {
+    /// The object.
+    pub key: ObjectKey,
+    /// Its layout, if a symbol was seen.
+    pub layout: Option<Layout>,
+    /// Its manifest, if it was received.
+    pub manifest: Option<Manifest>,
+    /// Blocks already decoded into `part`.
+    pub decoded: Vec<u16>,
+    /// Symbols kept of the other blocks: `(block, esi)`.
+    pub symbols: Vec<(u16, u16)>,
+}
+
+/// The receiver's files under DIR.
+#[derive(Debug)]
+pub struct DiskStore {
+    /// The target directory, canonical.
+    root: PathBuf,
+    work: PathBuf,
+    overwrite: bool,
+    objects: BTreeMap<ObjectKey, Pending>,
+}
+
+impl DiskStore {
+    /// Opens (creating it if needed) the store of `dir` and reads back what an
+    /// earlier run left there.
+    pub fn open(dir: &Path, overwrite: bool) -> Result<(DiskStore, Vec<Restored>), StoreError> {
+        fs::create_dir_all(dir).map_err(io_err(|| format!("cannot create {}", dir.display())))?;
+        let root = dir.canonicalize().map_err(io_err(|| format!("cannot open {}", dir.display())))?;
+        let work = root.join(WORK_DIR);
+        fs::create_dir_all(&work).map_err(io_err(|| format!("cannot create {}", work.display())))?;
+        let mut store = DiskStore { root, work, overwrite, objects: BTreeMap::new() };
+        let restored = store.scan()?;
+        Ok((store, restored))
+    }
+
+    /// Reads every object directory; ones without a readable meta file are
+    /// leftovers of a crash before the first symbol was kept, and are removed.
+    fn scan(&mut self) -> Result<Vec<Restored>, StoreError> {
+        let mut out = Vec::new();
+        let entries =
+            fs::read_dir(&self.work).map_err(io_err(|| format!("cannot read {}", self.work.display())))?;
+        for e in entries.flatten() {
+            let path = e.path();
+            let Some(key) = e.file_name().to_str().and_then(parse_dir_name) else { continue };
+            match load(&path) {
+                Ok(Some(p)) => {
+                    let symbols =
+                        p.index.iter().flat_map(|(&b, v)| v.iter().map(move |s| (b, s.esi))).collect();
+                    out.push(Restored {
+                        key,
+                        layout: p.layout,
+                        manifest: p.manifest.clone(),
+                        decoded: p.decoded.iter().copied().collect(),
+                        symbols,
+                    });
+                    self.objects.insert(key, p);
+                }
+                Ok(None) => {
+                    let _ = fs::remove_dir_all(&path);
+                }
+                Err(err) => tracing::warn!("ignoring {}: {err}", path.display()),
+            }
+        }
+        out.sort_by_key(|r| r.key);
+        Ok(out)
+    }
+
+    /// Records an object's manifest (once) so a restarted receiver knows it.
+    pub fn remember_manifest(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<(), StoreError> {
+        let Some(p) = self.objects.get_mut(&key) else { return Ok(()) };
+        if p.manifest.is_some() {
+            return Ok(());
+        }
+        p.manifest = Some(manifest.clone());
+        write_meta(p)
+    }
+
+    /// Objects held that have no manifest recorded yet.
+    pub fn without_manifest(&self) -> Vec<ObjectKey> {
+        self.objects.iter().filter(|(_, p)| p.manifest.is_none()).map(|(k, _)| *k).collect()
+    }
+
+    fn pending(&mut self, key: ObjectKey, layout: &Layout) -> Result<&mut Pending, StoreError> {
+        if !self.objects.contains_key(&key) {
+            let dir = self.work.join(format!("{:08x}-{}", key.session, key.object));
+            fs::create_dir_all(&dir).map_err(io_err(|| format!("cannot create {}", dir.display())))?;
+            let p = Pending { dir, layout: Some(*layout), ..Pending::default() };
+            // The meta file first: a spool without one is unreadable after a crash.
+            write_meta(&p)?;
+            self.objects.insert(key, p);
+        }
+        let p = self.objects.get_mut(&key).expect("inserted above");
+        if p.layout.is_none() {
+            p.layout = Some(*layout);
+            write_meta(p)?;
+        }
+        Ok(p)
+    }
+
+    /// Where `name` goes below DIR, refusing anything that would leave it.
+    fn target(&self, name: &str) -> Result<PathBuf, StoreError> {
+        let rel = Path::new(name);
+        if !safe_name(name) || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(StoreError::Outside(name.into()));
+        }
+        let target = self.root.join(rel);
+        let parent = target.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&parent).map_err(io_err(|| format!("cannot create {}", parent.display())))?;
+        // A directory of the path may be a symlink planted to lead elsewhere.
+        let real = parent.canonicalize().map_err(io_err(|| format!("cannot open {}", parent.display())))?;
+        if !real.starts_with(&self.root) || real.starts_with(&self.work) {
+            return Err(StoreError::Outside(name.into()));
+        }
+        Ok(real.join(target.file_name().ok_or_else(|| StoreError::Outside(name.into()))?))
+    }
+}
+
+impl Store for DiskStore {
+    type Error = StoreError;
+
+    fn put_symbol(
+        &mut self,
+        key: ObjectKey,
+        layout: &Layout,
+        block: u16,
+        esi: u16,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        let p = self.pending(key, layout)?;
+        let spool_path = p.dir.join("spool");
+        if p.spool.is_none() {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .open(&spool_path)
+                .map_err(io_err(|| format!("cannot open {}", spool_path.display())))?;
+            p.spool_len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            p.spool = Some(f);
+        }
+        let len = u16::try_from(data.len()).map_err(|_| StoreError::Io {
+            what: format!("symbol of {} bytes", data.len()),
+            err: io::Error::from(io::ErrorKind::InvalidInput),
+        })?;
+        let mut rec = Vec::with_capacity(RECORD_HEADER + data.len());
+        rec.extend_from_slice(&block.to_le_bytes());
+        rec.extend_from_slice(&esi.to_le_bytes());
+        rec.extend_from_slice(&len.to_le_bytes());
+        rec.extend_from_slice(data);
+        let f = p.spool.as_mut().expect("opened above");
+        if let Err(err) = f.write_all(&rec) {
+            // Cut a half-written record so later appends stay aligned.
+            let _ = f.set_len(p.spool_len);
+            return Err(StoreError::Io { what: format!("cannot write {}", spool_path.display()), err });
+        }
+        let offset = p.spool_len + RECORD_HEADER as u64;
+        p.spool_len += rec.len() as u64;
+        p.index.entry(block).or_default().push(SpoolEntry { esi, offset, len });
+        Ok(())
+    }
+
+    fn take_symbols(&mut self, key: ObjectKey, block: u16) -> Result<Vec<(u16, Vec<u8>)>, StoreError> {
+        let Some(p) = self.objects.get_mut(&key) else { return Ok(Vec::new()) };
+        let Some(entries) = p.index.remove(&block) else { return Ok(Vec::new()) };
+        let path = p.dir.join("spool");
+        if p.spool.is_none() {
+            p.spool = Some(
+                OpenOptions::new()
+                    .append(true)
+                    .read(true)
+                    .open(&path)
+                    .map_err(io_err(|| format!("cannot open {}", path.display())))?,
+            );
+        }
+        let f = p.spool.as_ref().expect("opened above");
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let mut buf = vec![0u8; usize::from(e.len)];
+            f.read_exact_at(&mut buf, e.offset)
+                .map_err(io_err(|| format!("cannot read {}", path.display())))?;
+            out.push((e.esi, buf));
+        }
+        Ok(out)
+    }
+
+    fn put_block(
+        &mut self,
+        key: ObjectKey,
+        layout: &Layout,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        let p = self.pending(key, layout)?;
+        let path = p.dir.join("part");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(|| format!("cannot open {}", path.display())))?;
+        f.write_all_at(data, offset).map_err(io_err(|| format!("cannot write {}", path.display())))?;
+        if let Some(b) = block_at(layout, offset) {
+            p.decoded.insert(b);
+            p.index.remove(&b);
+        }
+        write_meta(p)
+    }
+
+    fn commit(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<bool, StoreError> {
+        let part = match self.objects.get(&key) {
+            Some(p) => p.dir.join("part"),
+            None => {
+                // An empty object never had a symbol: give it its own directory.
+                let dir = self.work.join(format!("{:08x}-{}", key.session, key.object));
+                fs::create_dir_all(&dir).map_err(io_err(|| format!("cannot create {}", dir.display())))?;
+                self.objects.insert(key, Pending { dir: dir.clone(), ..Pending::default() });
+                dir.join("part")
+            }
+        };
+        if manifest.size == 0 {
+            File::create(&part).map_err(io_err(|| format!("cannot create {}", part.display())))?;
+        }
+        let hash = match hash_file(&part) {
+            Ok((len, h)) if len == manifest.size => h,
+            Ok(_) => return Ok(false),
+            Err(err) => return Err(StoreError::Io { what: format!("cannot read {}", part.display()), err }),
+        };
+        if hash != manifest.hash {
+            return Ok(false);
+        }
+        let target = self.target(&manifest.name)?;
+        match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_file() && hash_file(&target).is_ok_and(|(_, h)| h == manifest.hash) => {
+                // Already there (an earlier run, another round): nothing to replace.
+                self.drop_object(key);
+                return Ok(true);
+            }
+            Ok(m) if !self.overwrite || !m.is_file() => return Err(StoreError::Exists(target)),
+            _ => {}
+        }
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&part)
+            .map_err(io_err(|| format!("cannot open {}", part.display())))?;
+        f.set_permissions(fs::Permissions::from_mode(manifest.mode & 0o777))
+            .map_err(io_err(|| format!("cannot set the mode of {}", part.display())))?;
+        if manifest.mtime > 0 {
+            let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(manifest.mtime));
+        }
+        f.sync_all().map_err(io_err(|| format!("cannot write {}", part.display())))?;
+        drop(f);
+        fs::rename(&part, &target).map_err(io_err(|| format!("cannot create {}", target.display())))?;
+        self.drop_object(key);
+        Ok(true)
+    }
+
+    fn discard(&mut self, key: ObjectKey) -> Result<(), StoreError> {
+        self.drop_object(key);
+        Ok(())
+    }
+}
+
+impl DiskStore {
+    fn drop_object(&mut self, key: ObjectKey) {
+        if let Some(p) = self.objects.remove(&key) {
+            let _ = fs::remove_dir_all(&p.dir);
+        }
+    }
+}
+
+/// The block whose bytes start at `offset`.
+fn block_at(layout: &Layout, offset: u64) -> Option<u16> {
+    let (mut lo, mut hi) = (0u64, layout.blocks());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let at = layout.block_offset(mid as u16);
+        if at == offset {
+            return Some(mid as u16);
+        }
+        if at < offset {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    None
+}
+
+/// Length and BLAKE3 of a file.
+fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
+    let mut f = File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((len, *h.finalize().as_bytes()));
+        }
+        len += n as u64;
+        h.update(&buf[..n]);
+    }
+}
+
+fn parse_dir_name(s: &str) -> Option<ObjectKey> {
+    let (session, object) = s.split_once('-')?;
+    Some(ObjectKey { session: u32::from_str_radix(session, 16).ok()?, object: object.parse().ok()? })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Rewrites an object's meta file atomically.
+fn write_meta(p: &Pending) -> Result<(), StoreError> {
+    let mut s = format!("{META_MAGIC}\n");
+    if let Some(l) = p.layout {
+        s += &format!("layout {} {} {} {} {}\n", l.code as u8, l.size, l.symbol_size, l.block_max, l.repair);
+    }
+    if let Some(m) = &p.manifest {
+        // safe_name has no control characters, so the name is the rest of one line.
+        s += &format!(
+            "manifest {} {} {} {} {} {} {}\n",
+            m.object,
+            m.objects,
+            m.size,
+            m.mode,
+            m.mtime,
+            hex(&m.hash),
+            m.name
+        );
+    }
+    let blocks: Vec<String> = p.decoded.iter().map(u16::to_string).collect();
+    s += &format!("decoded {}\n", blocks.join(" "));
+    let (tmp, path) = (p.dir.join("meta.tmp"), p.dir.join("meta"));
+    fs::write(&tmp, s).map_err(io_err(|| format!("cannot write {}", tmp.display())))?;
+    fs::rename(&tmp, &path).map_err(io_err(|| format!("cannot write {}", path.display())))
+}
+
+/// Reads an object directory; `None` if it has no usable meta file.
+fn load(dir: &Path) -> io::Result<Option<Pending>> {
+    let Ok(text) = fs::read_to_string(dir.join("meta")) else { return Ok(None) };
+    let mut lines = text.lines();
+    if lines.next() != Some(META_MAGIC) {
+        return Ok(None);
+    }
+    let mut p = Pending { dir: dir.to_path_buf(), ..Pending::default() };
+    for line in lines {
+        let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match tag {
+            "layout" => p.layout = parse_layout(rest).filter(Layout::valid),
+            "manifest" => p.manifest = parse_manifest(rest),
+            "decoded" => p.decoded = rest.split_whitespace().filter_map(|b| b.parse().ok()).collect(),
+            _ => {}
+        }
+    }
+    let Some(layout) = p.layout else { return Ok(None) };
+    p.decoded.retain(|&b| u64::from(b) < layout.blocks());
+    // The spool: whole records only; a tail cut by a crash is truncated away.
+    let spool = dir.join("spool");
+    if let Ok(f) = File::open(&spool) {
+        let mut r = BufReader::new(f);
+        let mut at = 0u64;
+        let mut head = [0u8; RECORD_HEADER];
+        loop {
+            if r.read_exact(&mut head).is_err() {
+                break;
+            }
+            let block = u16::from_le_bytes([head[0], head[1]]);
+            let esi = u16::from_le_bytes([head[2], head[3]]);
+            let len = u16::from_le_bytes([head[4], head[5]]);
+            let mut skip = vec![0u8; usize::from(len)];
+            if r.read_exact(&mut skip).is_err() {
+                break;
+            }
+            if !p.decoded.contains(&block) {
+                p.index.entry(block).or_default().push(SpoolEntry {
+                    esi,
+                    offset: at + RECORD_HEADER as u64,
+                    len,
+                });
+            }
+            at += (RECORD_HEADER + usize::from(len)) as u64;
+        }
+        let f = OpenOptions::new().append(true).read(true).open(&spool)?;
+        if f.metadata()?.len() != at {
+            f.set_len(at)?;
+        }
+        p.spool_len = at;
+        p.spool = Some(f);
+    }
+    Ok(Some(p))
+}
+
+fn parse_layout(s: &str) -> Option<Layout> {
+    let v: Vec<u64> = s.split_whitespace().map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let [code, size, symbol, block_max, repair] = v[..] else { return None };
+    Some(Layout {
+        code: CodeId::from_u8(u8::try_from(code).ok()?)?,
+        size,
+        symbol_size: u16::try_from(symbol).ok()?,
+        block_max: u16::try_from(block_max).ok()?,
+        repair: u16::try_from(repair).ok()?,
+    })
+}
+
+fn parse_manifest(s: &str) -> Option<Manifest> {
+    let mut it = s.splitn(7, ' ');
+    let mut num = || it.next()?.parse::<u64>().ok();
+    let (object, objects, size, mode, mtime) = (num()?, num()?, num()?, num()?, num()?);
+    let hash = unhex(it.next()?)?;
+    let name = it.next()?.to_string();
+    safe_name(&name).then_some(Manifest {
+        object: u16::try_from(object).ok()?,
+        objects: u16::try_from(objects).ok()?,
+        size,
+        mode: u32::try_from(mode).ok()?,
+        mtime,
+        hash,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout::choose(10_000, 1000).unwrap()
+    }
+
+    fn manifest(bytes: &[u8], name: &str) -> Manifest {
+        Manifest {
+            object: 0,
+            objects: 1,
+            size: bytes.len() as u64,
+            mode: 0o640,
+            mtime: 1_700_000_000,
+            hash: *blake3::hash(bytes).as_bytes(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn symbols_blocks_and_manifest_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ObjectKey { session: 0xabc, object: 3 };
+        let l = layout();
+        let bytes = vec![7u8; 10_000];
+        {
+            let (mut s, r) = DiskStore::open(dir.path(), false).unwrap();
+            assert!(r.is_empty());
+            s.put_symbol(key, &l, 0, 4, &[1; 1000]).unwrap();
+            s.put_symbol(key, &l, 0, 9, &[2; 1000]).unwrap();
+            s.remember_manifest(key, &manifest(&bytes, "x/y")).unwrap();
+        }
+        // A torn record at the end is cut, the rest kept.
+        let spool = dir.path().join(WORK_DIR).join("00000abc-3/spool");
+        let mut f = OpenOptions::new().append(true).open(&spool).unwrap();
+        f.write_all(&[0, 0, 1, 0, 0xe8]).unwrap();
+        let (mut s, r) = DiskStore::open(dir.path(), false).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].key, key);
+        assert_eq!(r[0].layout, Some(l));
+        assert_eq!(r[0].manifest.as_ref().map(|m| m.name.as_str()), Some("x/y"));
+        let mut syms = r[0].symbols.clone();
+        syms.sort();
+        assert_eq!(syms, vec![(0, 4), (0, 9)]);
+        let got = s.take_symbols(key, 0).unwrap();
+        assert_eq!(got, vec![(4, vec![1; 1000]), (9, vec![2; 1000])]);
+        s.put_block(key, &l, 0, &bytes).unwrap();
+        assert!(s.commit(key, &manifest(&bytes, "x/y")).unwrap());
+        assert_eq!(fs::read(dir.path().join("x/y")).unwrap(), bytes);
+        let mode = fs::metadata(dir.path().join("x/y")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        assert!(!dir.path().join(WORK_DIR).join("00000abc-3").exists());
+    }
+
+    #[test]
+    fn wrong_hash_is_not_published_and_existing_files_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false).unwrap();
+        let l = layout();
+        let key = ObjectKey { session: 1, object: 0 };
+        let bytes = vec![5u8; 10_000];
+        s.put_block(key, &l, 0, &bytes).unwrap();
+        assert!(!s.commit(key, &manifest(&[6u8; 10_000], "f")).unwrap());
+        assert!(!dir.path().join("f").exists());
+        fs::write(dir.path().join("f"), b"other").unwrap();
+        assert!(matches!(s.commit(key, &manifest(&bytes, "f")), Err(StoreError::Exists(_))));
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"other");
+        // The same content already there counts as done.
+        fs::write(dir.path().join("f"), &bytes).unwrap();
+        assert!(s.commit(key, &manifest(&bytes, "f")).unwrap());
+    }
+
+    #[test]
+    fn names_through_a_symlinked_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("sneaky")).unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false).unwrap();
+        let key = ObjectKey { session: 1, object: 0 };
+        let bytes = vec![1u8; 10];
+        s.put_block(key, &Layout::choose(10, 10).unwrap(), 0, &bytes).unwrap();
+        assert!(matches!(s.commit(key, &manifest(&bytes, "sneaky/f")), Err(StoreError::Outside(_))));
+        assert!(!elsewhere.path().join("f").exists());
+    }
+
+    #[test]
+    fn empty_objects_are_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false).unwrap();
+        assert!(s.commit(ObjectKey { session: 1, object: 0 }, &manifest(&[], "empty")).unwrap());
+        assert_eq!(fs::read(dir.path().join("empty")).unwrap(), b"");
+    }
+}
