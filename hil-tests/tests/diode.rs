@@ -1,0 +1,252 @@
+//! End-to-end one-way transfer: `strand diode-tx` and `strand diode-rx` as
+//! processes over a one-way `strand linkem` line, over UDP through a lossy
+//! relay, and through a damaged stream file; a receiver restarted mid-transfer
+//! and a receiver with the wrong key. Every random element is seeded and the
+//! seed is printed on failure.
+
+mod common;
+
+use common::*;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A small seeded generator (xorshift64*), for the relay and the damage.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A source tree: a 256 KiB random file and a small one in a subdirectory.
+fn source_tree(seed: u64) -> (tempfile::TempDir, Vec<(&'static str, Vec<u8>)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = vec![("big.bin", data(seed, 256 * 1024)), ("sub/small.txt", data(seed + 1, 1234))];
+    for (name, bytes) in &files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    (dir, files)
+}
+
+fn check_delivered(out: &Path, files: &[(&str, Vec<u8>)], seed: u64) {
+    for (name, bytes) in files {
+        let got = std::fs::read(out.join(name)).unwrap_or_else(|e| panic!("seed {seed}: {name}: {e}"));
+        assert_eq!(hash(&got), hash(bytes), "seed {seed}: {name} differs");
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A free UDP port on loopback (bound, then released for the process that takes it).
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The number before `what` in a line of `text` ("... 12 failed authentication").
+fn count_before(text: &str, what: &str) -> Option<u64> {
+    let at = text.find(what)?;
+    text[..at].split_whitespace().last()?.parse().ok()
+}
+
+#[test]
+fn one_way_serial_line_at_2_mbit_with_bit_errors() {
+    let seed = 11;
+    let line =
+        Linkem::start(&["--baud", "2000000", "--ber", "1e-5", "--one-way", "--seed", &seed.to_string()]);
+    let (src, files) = source_tree(seed);
+    let out = tempfile::tempdir().unwrap();
+    let rx = spawn(
+        &["diode-rx", s(&line.b), "--dir", s(out.path()), "--baud", "2000000", "--exit-when-complete"],
+        None,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let tx = spawn(&["diode-tx", s(&line.a), s(src.path()), "--baud", "2000000", "--forever"], None);
+    let or = rx.finish(Duration::from_secs(90));
+    tx.kill();
+    assert!(or.status.success(), "seed {seed}: diode-rx failed ({:?}):\n{}", or.status, or.stderr);
+    check_delivered(out.path(), &files, seed);
+}
+
+/// Relays datagrams from `from` to `to`, dropping 10%, duplicating 5% and
+/// holding 10% back to send after a few later ones (reordering).
+fn lossy_relay(from: UdpSocket, to: u16, seed: u64, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut rng = Rng::new(seed);
+        from.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let dest = ("127.0.0.1", to);
+        let mut held: Vec<(Vec<u8>, u32)> = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        let mut relayed = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(n) = from.recv(&mut buf) else { continue };
+            let d = buf[..n].to_vec();
+            // Release held datagrams whose delay has run out.
+            for h in held.iter_mut() {
+                h.1 = h.1.saturating_sub(1);
+            }
+            for (h, _) in held.iter().filter(|h| h.1 == 0) {
+                let _ = from.send_to(h, dest);
+            }
+            held.retain(|h| h.1 > 0);
+            if rng.chance(0.10) {
+                continue;
+            }
+            if rng.chance(0.10) {
+                held.push((d, 1 + rng.below(8) as u32));
+                continue;
+            }
+            let _ = from.send_to(&d, dest);
+            if rng.chance(0.05) {
+                let _ = from.send_to(&d, dest);
+            }
+            relayed += 1;
+        }
+        relayed
+    })
+}
+
+#[test]
+fn udp_through_a_lossy_reordering_relay() {
+    let seed = 22;
+    let (src, files) = source_tree(seed);
+    let out = tempfile::tempdir().unwrap();
+    let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let p1 = relay.local_addr().unwrap().port();
+    let p2 = free_udp_port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let relay = lossy_relay(relay, p2, seed, stop.clone());
+    let listen = format!("udp-listen:127.0.0.1:{p2}");
+    let rx = spawn(&["diode-rx", &listen, "--dir", s(out.path()), "--exit-when-complete"], None);
+    std::thread::sleep(Duration::from_millis(300));
+    let target = format!("udp:127.0.0.1:{p1}");
+    let tx = spawn(&["diode-tx", &target, s(src.path()), "--forever", "--rate", "20000000"], None);
+    let or = rx.finish(Duration::from_secs(60));
+    tx.kill();
+    stop.store(true, Ordering::Relaxed);
+    relay.join().unwrap();
+    assert!(or.status.success(), "seed {seed}: diode-rx failed ({:?}):\n{}", or.status, or.stderr);
+    check_delivered(out.path(), &files, seed);
+}
+
+#[test]
+fn damaged_stream_file_still_delivers() {
+    let seed = 33;
+    let (src, files) = source_tree(seed);
+    let work = tempfile::tempdir().unwrap();
+    let stream = work.path().join("burnt.strand");
+    let tx = spawn(&["diode-tx", s(&stream), s(src.path()), "--rounds", "2"], None)
+        .finish(Duration::from_secs(60));
+    assert!(tx.status.success(), "diode-tx failed: {}", tx.stderr);
+    // Flip bytes at several offsets, then cut a chunk out of the middle.
+    let mut bytes = std::fs::read(&stream).unwrap();
+    let mut rng = Rng::new(seed);
+    for _ in 0..30 {
+        let at = rng.below(bytes.len());
+        bytes[at] ^= 1 + rng.below(255) as u8;
+    }
+    let cut = bytes.len() / 3;
+    bytes.drain(cut..cut + 20_000);
+    std::fs::write(&stream, &bytes).unwrap();
+    let out = work.path().join("out");
+    let rx = spawn(&["diode-rx", s(&stream), "--dir", s(&out)], None).finish(Duration::from_secs(60));
+    assert!(rx.status.success(), "seed {seed}: diode-rx failed ({:?}):\n{}", rx.status, rx.stderr);
+    check_delivered(&out, &files, seed);
+    assert!(
+        count_before(&rx.stderr, "failed CRC").unwrap_or(0) > 0,
+        "seed {seed}: no damage seen:\n{}",
+        rx.stderr
+    );
+}
+
+/// Bytes held in the receiver's spool files.
+fn spooled(out: &Path) -> u64 {
+    let Ok(dirs) = std::fs::read_dir(out.join(".strand-diode")) else { return 0 };
+    dirs.flatten().filter_map(|d| std::fs::metadata(d.path().join("spool")).ok()).map(|m| m.len()).sum()
+}
+
+#[test]
+fn restarted_receiver_reuses_its_spool() {
+    let seed = 44;
+    let src = tempfile::tempdir().unwrap();
+    let content = data(seed, 2 << 20);
+    std::fs::write(src.path().join("large.bin"), &content).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let listen = format!("udp-listen:127.0.0.1:{port}");
+    let rx_args = ["diode-rx", &listen, "--dir", s(out.path()), "--exit-when-complete"];
+    let rx = spawn(&rx_args, None);
+    std::thread::sleep(Duration::from_millis(300));
+    // 4 Mbit/s: a round of 2 MiB takes about 4 s, time to interrupt the receiver.
+    let target = format!("udp:127.0.0.1:{port}");
+    let tx = spawn(
+        &["diode-tx", &target, s(src.path().join("large.bin").as_path()), "--forever", "--rate", "4000000"],
+        None,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while spooled(out.path()) < 300_000 {
+        assert!(Instant::now() < deadline, "the receiver never spooled anything");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first = rx.kill();
+    assert!(!out.path().join("large.bin").exists(), "interrupted too late:\n{}", first.stderr);
+    let rx = spawn(&rx_args, None);
+    let second = rx.finish(Duration::from_secs(60));
+    tx.kill();
+    assert!(second.status.success(), "restarted diode-rx failed ({:?}):\n{}", second.status, second.stderr);
+    check_delivered(out.path(), &[("large.bin", content)], seed);
+    let restored = count_before(&second.stderr, "symbols restored").unwrap_or(0);
+    assert!(restored >= 200, "the spool was not reused:\n{}", second.stderr);
+    let kept = count_before(&second.stderr, "symbols kept").unwrap();
+    // 2 MiB in 1400-byte symbols is 1498 source symbols: the restored ones are not needed again.
+    assert!(kept + restored >= 1498 && kept < 1498, "kept {kept}, restored {restored}:\n{}", second.stderr);
+    assert!(!out.path().join(".strand-diode").read_dir().unwrap().any(|_| true), "spool left behind");
+}
+
+#[test]
+fn receiver_with_the_wrong_key_writes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let (src, _) = source_tree(55);
+    let (k1, k2) = (work.path().join("k1"), work.path().join("k2"));
+    std::fs::write(&k1, data(1, 32)).unwrap();
+    std::fs::write(&k2, data(2, 32)).unwrap();
+    let stream = work.path().join("s.strand");
+    let tx = spawn(&["diode-tx", s(&stream), s(src.path()), "--key", s(&k1), "--key-id", "3"], None)
+        .finish(Duration::from_secs(60));
+    assert!(tx.status.success(), "diode-tx failed: {}", tx.stderr);
+    let out = work.path().join("out");
+    let rx = spawn(&["diode-rx", s(&stream), "--dir", s(&out), "--key", s(&k2), "--key-id", "3"], None)
+        .finish(Duration::from_secs(60));
+    assert_eq!(rx.status.code(), Some(3), "{}", rx.stderr);
+    assert!(count_before(&rx.stderr, "failed authentication").unwrap_or(0) > 0, "{}", rx.stderr);
+    let written: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.ends_with(".strand-diode"))
+        .collect();
+    assert!(written.is_empty(), "wrote {written:?}");
+    // The right key opens the same stream.
+    let rx = spawn(&["diode-rx", s(&stream), "--dir", s(&out), "--key", s(&k1), "--key-id", "3"], None)
+        .finish(Duration::from_secs(60));
+    assert!(rx.status.success(), "{}", rx.stderr);
+}
