@@ -115,7 +115,8 @@ async fn load(list: Vec<(String, Option<PathBuf>)>) -> Result<Vec<Item>, String>
                 let now =
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 let hash = *blake3::hash(&v).as_bytes();
-                (Content::Memory(v.clone()), v.len() as u64, 0o644, now.as_secs(), hash, "stdin".to_string())
+                let size = v.len() as u64;
+                (Content::Memory(v), size, 0o644, now.as_secs(), hash, "stdin".to_string())
             }
             Some(p) => {
                 let shown = p.display().to_string();
@@ -307,5 +308,26 @@ fn read_block(it: &Item, offset: u64, len: u64) -> Result<Vec<u8>, String> {
             })?;
             Ok(buf)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_are_walked_into_slash_separated_relative_names() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("tree/a/b")).unwrap();
+        fs::write(d.path().join("tree/z"), b"1").unwrap();
+        fs::write(d.path().join("tree/a/b/c"), b"2").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("tree/link")).unwrap();
+        let got: Vec<String> =
+            collect(&[d.path().join("tree")]).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(got, ["a/b/c", "z"]);
+        // The same name twice would overwrite itself at the receiver.
+        fs::write(d.path().join("z"), b"3").unwrap();
+        let e = collect(&[d.path().join("z"), d.path().join("tree/z")]).unwrap_err();
+        assert!(e.contains("\"z\""), "{e}");
     }
 }
