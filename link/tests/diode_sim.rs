@@ -141,6 +141,27 @@ fn random_loss_1_to_20_percent_carousel_completes_near_the_limit() {
 }
 
 #[test]
+fn a_multi_block_object_gets_its_fresh_symbols_early() {
+    // 10 blocks of 4096 symbols: every block must get its repair in the first
+    // sweep after the source pass, not one block after another.
+    let seed = 5;
+    let files = [("m", data(40 << 20, seed))];
+    let mut rng = Pcg64::seed_from_u64(seed);
+    let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
+    let run =
+        Run { files: &files, symbol: 1024, config: carousel(), session: 2, key: None, restart_rx_at: None };
+    let sent = run.go(
+        &mut rx,
+        &mut store,
+        |f| if rng.random::<f64>() < 0.05 { vec![] } else { vec![f] },
+        |n| n > 100_000,
+    );
+    check_all(&store, &files, seed);
+    let limit = 40960.0 / 0.95;
+    assert!((sent as f64) < limit * 1.03, "seed {seed}: {sent} frames for a limit of {limit:.0}");
+}
+
+#[test]
 fn one_pass_with_redundancy_for_the_loss_succeeds() {
     let mut failures = 0;
     for seed in 0..20u64 {

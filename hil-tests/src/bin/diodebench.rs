@@ -58,6 +58,9 @@ struct Args {
     ber: f64,
     #[arg(long, default_value_t = 1 << 20)]
     serial_bytes: usize,
+    /// In-frame FEC strength on the serial line: off, thin, light or heavy.
+    #[arg(long, default_value = "thin")]
+    fec: String,
     /// Skip parts: any of carousel, onepass, cpu, serial.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
@@ -253,14 +256,22 @@ fn cpu(args: &Args) {
 fn serial(args: &Args) {
     println!("## Goodput over a one-way serial line\n");
     println!(
-        "{} bit/s 8N1 ({} B/s limit), BER {:e}, {} B file, 1024 B symbols, light in-frame FEC, carousel until\nthe receiver holds the file (simulated time; 5 seeds).\n",
+        "{} bit/s 8N1 ({} B/s limit), BER {:e}, {} B file, 1024 B symbols, {} in-frame FEC, carousel until\nthe receiver holds the file (simulated time; 5 seeds).\n",
         args.bit_rate,
         args.bit_rate / 10,
         args.ber,
-        args.serial_bytes
+        args.serial_bytes,
+        args.fec
     );
     println!("| seed | time | goodput | of line limit |");
     println!("|---|---|---|---|");
+    let strength = match args.fec.as_str() {
+        "off" => Strength::Off,
+        "thin" => Strength::Thin,
+        "light" => Strength::Light,
+        "heavy" => Strength::Heavy,
+        other => panic!("--fec {other}: expected off, thin, light or heavy"),
+    };
     let file = data(args.serial_bytes, 4);
     let layout = Layout::choose(args.serial_bytes as u64, 1024).expect("layout");
     let mut shares = Vec::new();
@@ -280,7 +291,7 @@ fn serial(args: &Args) {
             // Write the next frame as soon as the line's buffer takes it.
             bytes.clear();
             match tx.poll_frame(Instant::from_micros(now_ns / 1000), &mut out) {
-                Poll::Frame(n) => encode_frame(&out[..n], Strength::Light, first, &mut bytes),
+                Poll::Frame(n) => encode_frame(&out[..n], strength, first, &mut bytes),
                 Poll::NeedBlock { block, offset, len, .. } => {
                     tx.provide_block(0, block, &file[offset as usize..(offset + len) as usize])
                         .expect("block");
