@@ -74,6 +74,10 @@ pub fn config_for_baud(baud: u32) -> Config {
         max_payload: cap,
         max_in_flight_bytes: in_flight.min(u64::from(u32::MAX)) as u32,
         min_rto: defaults.min_rto.max(frame_time * 3 + Duration::from_millis(20)),
+        // HELLO repeats keep to a tenth of a slow line (a HELLO is ~30 bytes on the wire).
+        hello_interval: defaults
+            .hello_interval
+            .max(Duration::from_micros(30 * 10 * 10 * 1_000_000 / u64::from(baud.max(1)))),
         ..defaults
     }
 }

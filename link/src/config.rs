@@ -64,7 +64,7 @@ impl Default for Config {
             initial_rto: Duration::from_millis(1000),
             min_rto: Duration::from_millis(50),
             max_rto: Duration::from_millis(2000),
-            hello_interval: Duration::from_millis(250),
+            hello_interval: Duration::from_millis(50),
             keepalive: Duration::from_millis(1000),
             link_timeout: Duration::from_millis(5000),
             ack_every: 2,
