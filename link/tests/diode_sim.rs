@@ -181,6 +181,22 @@ fn one_pass_with_redundancy_for_the_loss_succeeds() {
 }
 
 #[test]
+fn a_first_pass_may_carry_more_repair_than_the_default_layout() {
+    // 80% redundancy on a GF(2^16) object (laid out with R = k/2): the sender
+    // raises R, and one pass survives 40% loss.
+    let seed = 13;
+    let files = [("heavy", data(600_000, seed))];
+    let mut rng = Pcg64::seed_from_u64(seed);
+    let config =
+        SenderConfig { redundancy: Redundancy::Fixed(0.8), rounds: Some(1), ..SenderConfig::default() };
+    let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
+    let run = Run { files: &files, symbol: 1024, config, session: 4, key: None, restart_rx_at: None };
+    // Capped at R = 293, one pass would be 879 frames, ~527 of them received: short of 586.
+    run.go(&mut rx, &mut store, |f| if rng.random::<f64>() < 0.4 { vec![] } else { vec![f] }, |_| false);
+    check_all(&store, &files, seed);
+}
+
+#[test]
 fn bursts_of_100_and_1000_frames_are_survived() {
     for (burst, seed) in [(100u64, 11u64), (1000, 12)] {
         // 4 MiB: 4096 symbols in one GF(2^16) block... and a second object.

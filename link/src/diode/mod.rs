@@ -24,7 +24,7 @@ pub mod sender;
 pub mod stream;
 pub mod wire;
 
-pub use code::{decode_block, CodeError, EncodedBlock};
+pub use code::{decode_block, CodeError, Codec, EncodedBlock};
 pub use layout::{repair_for_loss, Layout};
 pub use receiver::{Limits, Liveness, ObjectReport, Outcome, Receiver, Rejected, RxStats, Status, Store};
 pub use sender::{Outgoing, Poll, Redundancy, Sender, SenderConfig};

@@ -6,7 +6,7 @@
 //! benchmarks, files on disk in `strand diode-rx` — so the same logic serves
 //! both and a restarted receiver can [`Receiver::restore`] what its store kept.
 
-use super::code::{decode_block, CodeError};
+use super::code::{CodeError, Codec};
 use super::layout::Layout;
 use super::wire::{self, AuthKey, DiodeError, DiodeFrame, SenderState};
 use super::{safe_name, Manifest, ObjectKey};
@@ -221,6 +221,7 @@ pub struct Receiver {
     objects: BTreeMap<ObjectKey, ObjectState>,
     sessions: BTreeMap<u32, SessionState>,
     stats: RxStats,
+    codec: Codec,
 }
 
 impl Receiver {
@@ -375,7 +376,9 @@ impl Receiver {
                 }
                 // The block has k symbols: decode it and drop its symbols.
                 let symbols = store.take_symbols(key, s.block).map_err(Rejected::Store)?;
-                let bytes = decode_block(&l, s.block, symbols.iter().map(|(e, d)| (*e, &d[..])))
+                let bytes = self
+                    .codec
+                    .decode(&l, s.block, symbols.iter().map(|(e, d)| (*e, &d[..])))
                     .map_err(Rejected::Code)?;
                 store.put_block(key, &l, l.block_offset(s.block), &bytes).map_err(Rejected::Store)?;
                 let b = &mut o.blocks[usize::from(s.block)];

@@ -14,7 +14,7 @@
 //! in every round and again every [`manifest_every`] symbols; a HEARTBEAT
 //! goes out every `heartbeat` interval and three times at the end.
 
-use super::code::{CodeError, EncodedBlock};
+use super::code::{CodeError, Codec, EncodedBlock};
 use super::layout::{repair_for_loss, Layout};
 use super::wire::{AuthKey, DiodeFrame, HeartbeatRepr, ManifestRepr, SenderState, SymbolRepr};
 use super::Manifest;
@@ -135,6 +135,7 @@ pub struct Sender {
     symbols_since_manifest: u32,
     last_heartbeat: Option<Instant>,
     done_heartbeats: u32,
+    codec: Codec,
 }
 
 impl Sender {
@@ -150,7 +151,10 @@ impl Sender {
             && objects
                 .iter()
                 .all(|o| o.manifest.size == o.layout.size && (o.layout.size == 0 || o.layout.valid()));
-        ok.then(|| Sender {
+        if !ok {
+            return None;
+        }
+        let mut sender = Sender {
             session,
             key,
             config,
@@ -161,7 +165,22 @@ impl Sender {
             symbols_since_manifest: 0,
             last_heartbeat: None,
             done_heartbeats: 0,
-        })
+            codec: Codec::default(),
+        };
+        // A first pass may ask for more repair than a GF(2^16) block was laid
+        // out with: give such blocks the repair they need (the frames carry R).
+        for i in 0..sender.objects.len() {
+            let l = sender.objects[i].layout;
+            if l.size == 0 || l.code != super::CodeId::Gf16 {
+                continue;
+            }
+            let need = sender.first_pass_repair(&Layout { repair: u16::MAX, ..l }, 0);
+            if need > u32::from(l.repair) {
+                let repair = need.min(super::layout::GF16_MAX as u32) as u16;
+                sender.objects[i].layout = Layout { repair, ..l };
+            }
+        }
+        Some(sender)
     }
 
     /// Frames emitted so far.
@@ -230,7 +249,7 @@ impl Sender {
             return Err(CodeError::BadBlock);
         }
         let slot = usize::from(block - self.cursor.group);
-        let enc = EncodedBlock::new(&o.layout, block, bytes)?;
+        let enc = self.codec.encode(&o.layout, block, bytes)?;
         let s = self.group.get_mut(slot).ok_or(CodeError::BadBlock)?;
         *s = Some(enc);
         Ok(())
