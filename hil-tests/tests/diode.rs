@@ -250,3 +250,38 @@ fn receiver_with_the_wrong_key_writes_nothing() {
         .finish(Duration::from_secs(60));
     assert!(rx.status.success(), "{}", rx.stderr);
 }
+
+#[test]
+fn a_cut_stream_is_reported_partial_and_an_existing_file_is_kept_unless_overwrite() {
+    let seed = 66;
+    let (src, files) = source_tree(seed);
+    let work = tempfile::tempdir().unwrap();
+    let stream = work.path().join("s.strand");
+    let tx = spawn(&["diode-tx", s(&stream), s(src.path()), "--redundancy", "0"], None)
+        .finish(Duration::from_secs(60));
+    assert!(tx.status.success(), "diode-tx failed: {}", tx.stderr);
+    let bytes = std::fs::read(&stream).unwrap();
+
+    // A quarter of a one-pass stream cut out of big.bin's frames: big.bin is
+    // partial, sub/small.txt (sent after it) complete: exit 2.
+    let half = work.path().join("half.strand");
+    let (q, h) = (bytes.len() / 4, bytes.len() / 2);
+    std::fs::write(&half, [&bytes[..q], &bytes[h..]].concat()).unwrap();
+    let out = work.path().join("out");
+    let rx = spawn(&["diode-rx", s(&half), "--dir", s(&out)], None).finish(Duration::from_secs(60));
+    assert_eq!(rx.status.code(), Some(2), "seed {seed}:\n{}", rx.stderr);
+    assert!(rx.stderr.contains("partial     big.bin ("), "seed {seed}:\n{}", rx.stderr);
+    assert_eq!(std::fs::read(out.join("sub/small.txt")).unwrap(), files[1].1, "seed {seed}");
+    assert!(!out.join("big.bin").exists(), "a partial file was published");
+
+    // A different file already sits where big.bin goes: kept, reported, exit 1 ...
+    std::fs::write(out.join("big.bin"), b"someone else's file").unwrap();
+    let rx = spawn(&["diode-rx", s(&stream), "--dir", s(&out)], None).finish(Duration::from_secs(60));
+    assert_eq!(rx.status.code(), Some(1), "seed {seed}:\n{}", rx.stderr);
+    assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), b"someone else's file");
+    // ... and replaced with --overwrite.
+    let rx = spawn(&["diode-rx", s(&stream), "--dir", s(&out), "--overwrite"], None)
+        .finish(Duration::from_secs(60));
+    assert!(rx.status.success(), "seed {seed}:\n{}", rx.stderr);
+    check_delivered(&out, &files, seed);
+}
