@@ -7,32 +7,13 @@
 mod common;
 
 use common::*;
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A small seeded generator (xorshift64*), for the relay and the damage.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// A source tree: a 256 KiB random file and a small one in a subdirectory.
 fn source_tree(seed: u64) -> (tempfile::TempDir, Vec<(&'static str, Vec<u8>)>) {
@@ -91,7 +72,7 @@ fn one_way_serial_line_at_2_mbit_with_bit_errors() {
 /// holding 10% back to send after a few later ones (reordering).
 fn lossy_relay(from: UdpSocket, to: u16, seed: u64, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
-        let mut rng = Rng::new(seed);
+        let mut rng = Pcg64::seed_from_u64(seed);
         from.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let dest = ("127.0.0.1", to);
         let mut held: Vec<(Vec<u8>, u32)> = Vec::new();
@@ -108,15 +89,15 @@ fn lossy_relay(from: UdpSocket, to: u16, seed: u64, stop: Arc<AtomicBool>) -> st
                 let _ = from.send_to(h, dest);
             }
             held.retain(|h| h.1 > 0);
-            if rng.chance(0.10) {
+            if rng.random_bool(0.10) {
                 continue;
             }
-            if rng.chance(0.10) {
-                held.push((d, 1 + rng.below(8) as u32));
+            if rng.random_bool(0.10) {
+                held.push((d, rng.random_range(1..=8u32)));
                 continue;
             }
             let _ = from.send_to(&d, dest);
-            if rng.chance(0.05) {
+            if rng.random_bool(0.05) {
                 let _ = from.send_to(&d, dest);
             }
             relayed += 1;
@@ -159,10 +140,10 @@ fn damaged_stream_file_still_delivers() {
     assert!(tx.status.success(), "diode-tx failed: {}", tx.stderr);
     // Flip bytes at several offsets, then cut a chunk out of the middle.
     let mut bytes = std::fs::read(&stream).unwrap();
-    let mut rng = Rng::new(seed);
+    let mut rng = Pcg64::seed_from_u64(seed);
     for _ in 0..30 {
-        let at = rng.below(bytes.len());
-        bytes[at] ^= 1 + rng.below(255) as u8;
+        let at = rng.random_range(0..bytes.len());
+        bytes[at] ^= rng.random_range(1..=255u8);
     }
     let cut = bytes.len() / 3;
     bytes.drain(cut..cut + 20_000);

@@ -139,8 +139,8 @@ pub struct LinkHandle {
     inner: Arc<Inner>,
 }
 
-/// 64 bits from the OS: session ids must differ between runs (spec 5.1).
-fn os_seed() -> u64 {
+/// 64 bits from the OS: session ids must differ between runs (spec 5.1, 13.2).
+pub(crate) fn os_seed() -> u64 {
     let mut b = [0u8; 8];
     if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_ok()
     {

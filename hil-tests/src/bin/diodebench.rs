@@ -112,8 +112,8 @@ fn transfer(
         match tx.poll_frame(Instant::from_micros(now), &mut out) {
             Poll::Done => return (tx.frames_sent(), wire, false),
             Poll::NeedBlock { object, block, offset, len } => {
-                let _ = object;
-                tx.provide_block(0, block, &bytes[offset as usize..(offset + len) as usize]).expect("block");
+                tx.provide_block(object, block, &bytes[offset as usize..(offset + len) as usize])
+                    .expect("block");
             }
             Poll::Frame(n) => {
                 now += 100;

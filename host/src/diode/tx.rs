@@ -29,17 +29,11 @@ struct Item {
     path: String,
 }
 
-/// A non-zero session id from the OS: sessions of different runs must differ (13.1).
+/// A non-zero session id from the OS: sessions of different runs must differ (13.2).
 fn session_id() -> u32 {
-    let mut b = [0u8; 4];
     loop {
-        let ok = fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
-        let id = if ok.is_ok() {
-            u32::from_le_bytes(b)
-        } else {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            t.subsec_nanos() ^ std::process::id().rotate_left(16)
-        };
+        let seed = crate::driver::os_seed();
+        let id = seed as u32 ^ (seed >> 32) as u32;
         if id != 0 {
             return id;
         }
@@ -228,7 +222,16 @@ pub async fn run(args: &TxArgs) -> Result<(), String> {
         heartbeat: Duration::from_millis(u64::from(heartbeat)),
     };
     let session = session_id();
-    let mut sender = Sender::new(session, objects, config, key).ok_or("the sender refused its objects")?;
+    if objects.len() >= usize::from(u16::MAX) {
+        return Err(format!(
+            "{} files: one session carries at most {} (object numbers are 16 bits); send them in several runs or as a tar file",
+            objects.len(),
+            u16::MAX - 1
+        ));
+    }
+    // Layouts come from `Layout::choose` and sizes from the files, so only a bug gets here.
+    let mut sender = Sender::new(session, objects, config, key)
+        .ok_or("internal error: the diode sender refused a layout it was given")?;
     let mut sink = open_sink(&ep, &serial).await?;
     tracing::info!("session {session:08x}: {} object(s) to {}", items.len(), args.link);
 

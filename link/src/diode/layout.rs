@@ -45,7 +45,7 @@ impl Layout {
     /// `R = ceil(k/2)`: a pass and a half of distinct symbols per block (a
     /// receiver losing up to a third of the frames completes before any
     /// repeats), and Leopard-RS's work grows with `k + R` (`diodebench`
-    /// median decode: 529 MB/s at `R = k/2`, 439 at `k`, 237 at `2k`). The
+    /// decode: about 520 MB/s at `R = k/2`, 420 at `k`, 215 at `2k`; docs/performance.md). The
     /// sender raises `R` when a first pass asks for more repair.
     /// `None` if the symbol size is odd or out of range, or the object too big.
     pub fn choose(size: u64, symbol_size: u16) -> Option<Layout> {

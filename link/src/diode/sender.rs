@@ -329,7 +329,7 @@ impl Sender {
             }
             let esi = self.esi(&layout, b, c.round, c.i);
             self.symbols_since_manifest += 1;
-            let Some(enc) = self.group[usize::from(b - c.group)].take() else { continue };
+            let Some(enc) = &self.group[usize::from(b - c.group)] else { continue };
             let frame = DiodeFrame::Symbol(SymbolRepr {
                 object: c.object as u16,
                 layout,
@@ -337,9 +337,7 @@ impl Sender {
                 esi,
                 data: enc.symbol(esi).unwrap_or(&[]),
             });
-            let poll = self.emit(frame, out);
-            self.group[usize::from(b - c.group)] = Some(enc);
-            return poll;
+            return emit_counted(self.session, self.key.as_ref(), &mut self.frames_sent, frame, out);
         }
     }
 
@@ -355,13 +353,7 @@ impl Sender {
             hash: m.hash,
             name: &m.name,
         });
-        match f.emit(self.session, self.key.as_ref(), out) {
-            Some(n) => {
-                self.frames_sent += 1;
-                Poll::Frame(n)
-            }
-            None => Poll::Done,
-        }
+        emit_counted(self.session, self.key.as_ref(), &mut self.frames_sent, f, out)
     }
 
     fn next_object(&mut self) {
@@ -391,13 +383,26 @@ impl Sender {
     }
 
     fn emit(&mut self, f: DiodeFrame<'_>, out: &mut [u8]) -> Poll {
-        match f.emit(self.session, self.key.as_ref(), out) {
-            Some(n) => {
-                self.frames_sent += 1;
-                Poll::Frame(n)
-            }
-            // Only a too-small output buffer gets here (fields were validated in `new`).
-            None => Poll::Done,
+        emit_counted(self.session, self.key.as_ref(), &mut self.frames_sent, f, out)
+    }
+}
+
+/// Writes `f` into `out` and counts it. A free function over the fields it
+/// needs, so a frame that borrows the sender's objects or encoded blocks can
+/// be emitted without copying them out first.
+fn emit_counted(
+    session: u32,
+    key: Option<&AuthKey>,
+    frames_sent: &mut u64,
+    f: DiodeFrame<'_>,
+    out: &mut [u8],
+) -> Poll {
+    match f.emit(session, key, out) {
+        Some(n) => {
+            *frames_sent += 1;
+            Poll::Frame(n)
         }
+        // Only a too-small output buffer gets here (fields were validated in `new`).
+        None => Poll::Done,
     }
 }
