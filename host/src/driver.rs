@@ -575,7 +575,7 @@ impl LinkHandle {
     pub fn stats_report(&self) -> String {
         let s = self.stats();
         format!(
-            "{}: frames sent {} received {}; retransmitted {} ({} fast, {} timeouts); CRC errors {}, framing errors {}, duplicates {}; FEC: {} parity bytes per codeword now, {} bytes corrected in {} frames, {} beyond repair; RTT {:.1} ms, RTO {:.1} ms; payload {} bytes; window in flight {}; delivered {} bytes",
+            "{}: frames sent {} received {}; retransmitted {} ({} fast, {} timeouts); CRC errors {}, framing errors {}, duplicates {}; FEC: {} now, {} symbols corrected in {} frames, {} beyond repair; RTT {:.1} ms, RTO {:.1} ms; payload {} bytes; window in flight {}; delivered {} bytes",
             self.inner.label,
             s.frames_tx,
             s.frames_rx,
@@ -585,7 +585,7 @@ impl LinkHandle {
             s.crc_errors,
             s.framing_errors,
             s.duplicates,
-            s.fec_parity,
+            s.fec_strength.name(),
             s.fec_corrected,
             s.fec_frames_rx,
             s.fec_failed,

@@ -334,7 +334,8 @@ impl<const W: usize, const N: usize> Link<W, N> {
         s.srtt_us = c.rtt.srtt().map_or(0, |d| d.as_micros() as u64);
         s.rto_us = c.rtt.rto().as_micros() as u64;
         s.payload_size = c.sizer.current();
-        s.fec_parity = c.strength.parity() as u8;
+        s.fec_strength = c.strength;
+        s.fec_hint = c.last_hint;
         s.in_flight = c.tx.in_flight();
         s
     }
@@ -371,7 +372,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
                 self.stats.crc_errors += 1;
                 // More damage than the parity of a codeword repairs: at least that much.
                 let s = Strength::from_first_byte(buf.first().copied().unwrap_or(0));
-                self.meter.on_frame(total, (s.parity() / 2 + 1) as u64);
+                self.meter.on_frame(total, (s.corrects() + 1) as u64);
                 return;
             }
         };
@@ -493,12 +494,12 @@ impl<const W: usize, const N: usize> Core<W, N> {
 
     /// Follows the peer's error report: the strength with the best expected
     /// share of the line, each strength judged at its best payload size.
-    fn choose_strength(&mut self, rate: f32) {
+    fn choose_strength(&mut self, noise: policy::Noise) {
         if !self.config.fec {
             return;
         }
         let (pick, size) =
-            policy::pick(self.strength, |s| policy::best_payload(s, usize::from(self.payload_cap(s)), rate));
+            policy::pick(self.strength, |s| policy::best_payload(s, usize::from(self.payload_cap(s)), noise));
         self.strength = pick;
         if pick == Strength::Off {
             // Plain frames: the loss-driven sizer finds the size.
@@ -599,8 +600,8 @@ impl<const W: usize, const N: usize> Core<W, N> {
             }
             if a.hint != self.last_hint {
                 self.last_hint = a.hint;
-                if let Some(rate) = policy::rate_of_hint(a.hint) {
-                    self.choose_strength(rate);
+                if let Some(noise) = policy::noise_of_hint(a.hint) {
+                    self.choose_strength(noise);
                 }
             }
         }

@@ -47,12 +47,15 @@ pub struct Stats {
     pub in_flight: u16,
     /// Protected (FEC) frames received.
     pub fec_frames_rx: u64,
-    /// Bytes the FEC corrected.
+    /// Symbols the FEC corrected (bytes; byte pairs in frame-wide codes).
     pub fec_corrected: u64,
     /// Protected frames beyond repair.
     pub fec_failed: u64,
     /// Protected frames sent.
     pub fec_frames_tx: u64,
-    /// Gauge: parity bytes per codeword used for frames sent now (0: FEC off).
-    pub fec_parity: u8,
+    /// Gauge: the peer's last error report, the ACK hint of spec 6.7
+    /// (255: none yet).
+    pub fec_hint: u8,
+    /// Gauge: the FEC strength of frames sent now.
+    pub fec_strength: crate::fec::Strength,
 }

@@ -1,6 +1,7 @@
-//! Property tests of the in-frame FEC (thin, light and heavy): any error
-//! pattern within the parity of every codeword is repaired exactly; heavier
-//! damage is reported, and a frame is never handed on with wrong bytes.
+//! Property tests of the in-frame FEC (interleaved thin, light and heavy;
+//! frame-wide wide2, wide4 and wide8): any error pattern within the parity of
+//! every codeword is repaired exactly; heavier damage is reported, and a
+//! frame is never handed on with wrong bytes.
 
 use proptest::prelude::*;
 use strand_link::fec::{self, codewords, protect, repair, Repair, Strength};
@@ -17,7 +18,33 @@ fn crc_ok(b: &[u8]) -> bool {
 }
 
 fn strength() -> impl Strategy<Value = Strength> {
-    prop_oneof![Just(Strength::Thin), Just(Strength::Light), Just(Strength::Heavy)]
+    prop_oneof![
+        Just(Strength::Thin),
+        Just(Strength::Light),
+        Just(Strength::Heavy),
+        Just(Strength::Wide2),
+        Just(Strength::Wide4),
+        Just(Strength::Wide8),
+    ]
+}
+
+/// The symbols of codeword `c` of a protected frame with `l` raw bytes, each
+/// as the buffer offsets of its bytes: single bytes in the interleaved codes,
+/// byte pairs in the frame-wide ones (the odd last data symbol has one byte;
+/// its other half is an implied zero and is never sent).
+fn symbols(l: usize, s: Strength, c: usize) -> Vec<Vec<usize>> {
+    if s.is_wide() {
+        let data = (0..l.div_ceil(2)).map(|i| (2 * i..(2 * i + 2).min(l)).map(|o| 1 + o).collect());
+        let parity = (0..s.parity()).map(|j| vec![1 + l + 2 * j, 2 + l + 2 * j]);
+        data.chain(parity).collect()
+    } else {
+        let cw = codewords(l, s);
+        (c..l)
+            .step_by(cw)
+            .map(|i| vec![1 + i])
+            .chain((0..s.parity()).map(|j| vec![1 + l + j * cw + c]))
+            .collect()
+    }
 }
 
 proptest! {
@@ -33,16 +60,16 @@ proptest! {
         let mut buf = vec![0u8; fec::protected_len(raw.len(), s)];
         let n = protect(&raw, s, &mut buf).unwrap();
         let clean = buf.clone();
-        // Up to t damaged bytes in each codeword, anywhere in its data or parity.
-        let (cw, t, l) = (codewords(raw.len(), s), s.parity() / 2, raw.len());
+        // Up to t damaged symbols in each codeword, anywhere in its data or parity.
+        let (cw, t, l) = (codewords(raw.len(), s), s.corrects(), raw.len());
         let mut x = seed | 1;
         let mut rnd = || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
         for c in 0..cw {
-            let members: Vec<usize> = (c..l).step_by(cw).map(|i| 1 + i)
-                .chain((0..s.parity()).map(|j| 1 + l + j * cw + c)).collect();
+            let members = symbols(l, s, c);
             for _ in 0..(rnd() as usize % (t + 1)) {
-                let at = members[rnd() as usize % members.len()];
-                buf[at] ^= (rnd() as u8) | 1;
+                for &at in &members[rnd() as usize % members.len()] {
+                    buf[at] ^= rnd() as u8;
+                }
             }
         }
         let damaged = buf.iter().zip(&clean).filter(|(a, b)| a != b).count();
@@ -65,18 +92,17 @@ proptest! {
         let raw = with_crc(body);
         let mut buf = vec![0u8; fec::protected_len(raw.len(), s)];
         let n = protect(&raw, s, &mut buf).unwrap();
-        let (cw, t, l) = (codewords(raw.len(), s), s.parity() / 2, raw.len());
-        // t + 1 distinct damaged bytes in one codeword: no decoder of this code
+        let (cw, t, l) = (codewords(raw.len(), s), s.corrects(), raw.len());
+        // t + 1 distinct damaged symbols in one codeword: no decoder of this code
         // can restore it, so the frame must be dropped (a miscorrection fails the CRC).
         let c = pick % cw;
-        let mut members: Vec<usize> = (c..l).step_by(cw).map(|i| 1 + i)
-            .chain((0..s.parity()).map(|j| 1 + l + j * cw + c)).collect();
+        let mut members = symbols(l, s, c);
         let mut x = seed | 1;
         let mut rnd = || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
         prop_assume!(members.len() > t);
         for _ in 0..=t {
-            let at = members.swap_remove(rnd() as usize % members.len());
-            buf[at] ^= (rnd() as u8) | 1;
+            let sym = members.swap_remove(rnd() as usize % members.len());
+            buf[sym[0]] ^= (rnd() as u8) | 1;
         }
         prop_assert_eq!(repair(&mut buf[..n], crc_ok), Repair::Failed);
     }

@@ -58,7 +58,7 @@ struct Args {
     ber: f64,
     #[arg(long, default_value_t = 1 << 20)]
     serial_bytes: usize,
-    /// In-frame FEC strength on the serial line: off, thin, light or heavy.
+    /// In-frame FEC strength on the serial line: off, thin, light, heavy, wide2, wide4 or wide8.
     #[arg(long, default_value = "thin")]
     fec: String,
     /// Skip parts: any of carousel, onepass, cpu, serial.
@@ -268,13 +268,9 @@ fn serial(args: &Args) {
     );
     println!("| seed | time | goodput | of line limit |");
     println!("|---|---|---|---|");
-    let strength = match args.fec.as_str() {
-        "off" => Strength::Off,
-        "thin" => Strength::Thin,
-        "light" => Strength::Light,
-        "heavy" => Strength::Heavy,
-        other => panic!("--fec {other}: expected off, thin, light or heavy"),
-    };
+    let strength = Strength::from_name(&args.fec).unwrap_or_else(|| {
+        panic!("--fec {}: expected off, thin, light, heavy, wide2, wide4 or wide8", args.fec)
+    });
     let file = data(args.serial_bytes, 4);
     let layout = Layout::choose(args.serial_bytes as u64, 1024).expect("layout");
     let mut shares = Vec::new();

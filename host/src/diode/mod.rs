@@ -38,6 +38,12 @@ pub enum FecLevel {
     Light,
     /// 16 parity bytes per codeword (corrects 8 bytes each; 7% overhead).
     Heavy,
+    /// 8 parity bytes per frame (corrects 2 damaged byte pairs anywhere in it).
+    Wide2,
+    /// 16 parity bytes per frame (corrects 4 damaged byte pairs).
+    Wide4,
+    /// 32 parity bytes per frame (corrects 8 damaged byte pairs).
+    Wide8,
 }
 
 impl FecLevel {
@@ -48,6 +54,9 @@ impl FecLevel {
             FecLevel::Thin => Strength::Thin,
             FecLevel::Light => Strength::Light,
             FecLevel::Heavy => Strength::Heavy,
+            FecLevel::Wide2 => Strength::Wide2,
+            FecLevel::Wide4 => Strength::Wide4,
+            FecLevel::Wide8 => Strength::Wide8,
         }
     }
 }

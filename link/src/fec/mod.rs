@@ -1,121 +1,189 @@
-//! In-frame forward error correction (to be specified as spec section 2.1).
+//! In-frame forward error correction (spec section 2.1).
 //!
 //! A protected frame is `[marker][raw frame][parity]`, where the raw frame is
-//! the plain frame of section 3 (header, payload, CRC) unchanged, and the
-//! parity is Reed-Solomon over GF(2^8) in `n` interleaved codewords: codeword
-//! `c` takes raw bytes `c, c+n, c+2n, …` and its parity bytes sit at
-//! `L + j·n + c` after the `L` raw bytes, so a burst of errors is spread over
-//! all codewords instead of overwhelming one.
+//! the plain frame of section 3 (header, payload, CRC) unchanged. Because the
+//! raw bytes stay in place, a receiver first checks the CRC as it would for a
+//! plain frame and runs the decoder only when that fails: clean frames cost
+//! nothing extra, the CPU is spent only on damaged ones.
 //!
-//! Because the raw bytes stay in place, a receiver first checks the CRC as it
-//! would for a plain frame and runs the decoder only when that fails: clean
-//! frames cost nothing extra, the CPU is spent only on damaged ones.
+//! Two families of Reed-Solomon codes, chosen per frame (section 6.7):
 //!
-//! The marker says the strength. Its values (and the version byte 0x01 that
-//! starts a plain frame) are at Hamming distance 5 or more from each other, so
-//! the marker is recovered even with two of its bits flipped. Four bytes at
-//! distance 5 are the most 8 bits hold, so with 0x01, 0x3E (light), 0xC6
-//! (heavy) and 0xF9 (thin) the marker space is full: a further strength would
-//! need a weaker marker or a new frame version.
+//! * **Interleaved** (thin, light, heavy): GF(2^8) in `n` codewords of up to
+//!   255 bytes. Codeword `c` takes raw bytes `c, c+n, c+2n, …` and its parity
+//!   bytes sit at `L + j·n + c` after the `L` raw bytes, so a burst of errors
+//!   is spread over all codewords. Parity grows with the frame: 4, 8 or 16
+//!   bytes per 251, 247 or 239.
+//! * **Frame-wide** (wide2, wide4, wide8): GF(2^16), one codeword whose
+//!   symbols are the frame's byte pairs. 8, 16 or 32 parity bytes per frame
+//!   whatever its size, correcting 2, 4 or 8 damaged symbols anywhere in it.
+//!   On a line with scattered errors a 4 KiB frame rarely holds more than a
+//!   few, and locating them in one long codeword costs far less parity than
+//!   giving each 255-byte piece its own.
+//!
+//! The marker says the code. Its values and the version byte 0x01 that starts
+//! a plain frame are the words of a code of minimum distance 4 (a translate of
+//! the extended Hamming code), so one flipped bit is corrected and two are
+//! detected (the frame is dropped). That leaves 8 of its 16 values for codes
+//! not defined yet.
 
 pub mod gf;
+pub mod gf16;
 pub mod policy;
 pub mod rs;
 
-use rs::Generator;
+use rs::{Codeword, Generator, Gf256, Gf65536};
 
-/// How much parity a frame carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Longest interleaved codeword, parity included: the GF(2^8) code's limit.
+const INTERLEAVED_CODEWORD: usize = 255;
+
+/// How much parity a frame carries, and in which code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strength {
     /// A plain frame: no marker, no parity.
+    #[default]
     Off,
-    /// 4 parity bytes per codeword of up to 255: corrects 2 bytes in each (1.6% overhead).
+    /// Interleaved, 4 parity bytes per codeword of up to 255: corrects 2 bytes in each (1.6% overhead).
     Thin,
-    /// 8 parity bytes per codeword: corrects 4 bytes in each (3.2% overhead).
+    /// Interleaved, 8 parity bytes per codeword: corrects 4 bytes in each (3.2% overhead).
     Light,
-    /// 16 parity bytes per codeword: corrects 8 bytes in each (6.7% overhead).
+    /// Interleaved, 16 parity bytes per codeword: corrects 8 bytes in each (6.7% overhead).
     Heavy,
+    /// Frame-wide, 4 parity symbols (8 bytes): corrects 2 symbols anywhere in the frame.
+    Wide2,
+    /// Frame-wide, 8 parity symbols (16 bytes): corrects 4 symbols.
+    Wide4,
+    /// Frame-wide, 16 parity symbols (32 bytes): corrects 8 symbols.
+    Wide8,
 }
 
-const THIN: Generator = Generator::new(4);
-const LIGHT: Generator = Generator::new(8);
-const HEAVY: Generator = Generator::new(16);
+/// The code behind a strength.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Plain,
+    /// GF(2^8), this many parity bytes per interleaved codeword.
+    Interleaved(usize),
+    /// GF(2^16), this many parity symbols in the one codeword.
+    Wide(usize),
+}
 
 impl Strength {
-    /// Every strength, weakest first.
-    pub const ALL: [Strength; 4] = [Strength::Off, Strength::Thin, Strength::Light, Strength::Heavy];
+    /// Every strength, by parity on a 4 KiB frame, least first.
+    pub const ALL: [Strength; 7] = [
+        Strength::Off,
+        Strength::Wide2,
+        Strength::Wide4,
+        Strength::Wide8,
+        Strength::Thin,
+        Strength::Light,
+        Strength::Heavy,
+    ];
 
-    /// Parity bytes per codeword.
-    pub const fn parity(self) -> usize {
+    const fn code(self) -> Code {
         match self {
-            Strength::Off => 0,
-            Strength::Thin => 4,
-            Strength::Light => 8,
-            Strength::Heavy => 16,
+            Strength::Off => Code::Plain,
+            Strength::Thin => Code::Interleaved(4),
+            Strength::Light => Code::Interleaved(8),
+            Strength::Heavy => Code::Interleaved(16),
+            Strength::Wide2 => Code::Wide(4),
+            Strength::Wide4 => Code::Wide(8),
+            Strength::Wide8 => Code::Wide(16),
         }
+    }
+
+    /// Parity symbols per codeword (bytes for the interleaved codes, byte
+    /// pairs for the frame-wide ones).
+    pub const fn parity(self) -> usize {
+        match self.code() {
+            Code::Plain => 0,
+            Code::Interleaved(p) | Code::Wide(p) => p,
+        }
+    }
+
+    /// Damaged symbols each codeword corrects.
+    pub const fn corrects(self) -> usize {
+        self.parity() / 2
+    }
+
+    /// True for the frame-wide GF(2^16) codes.
+    pub const fn is_wide(self) -> bool {
+        matches!(self.code(), Code::Wide(_))
     }
 
     /// The marker byte that starts a protected frame.
     pub const fn marker(self) -> Option<u8> {
         match self {
             Strength::Off => None,
-            Strength::Thin => Some(0xF9),
-            Strength::Light => Some(0x3E),
-            Strength::Heavy => Some(0xC6),
+            Strength::Thin => Some(0x2C),
+            Strength::Light => Some(0x4A),
+            Strength::Heavy => Some(0x98),
+            Strength::Wide2 => Some(0x67),
+            Strength::Wide4 => Some(0xAB),
+            Strength::Wide8 => Some(0xCD),
         }
     }
 
-    fn generator(self) -> Option<&'static Generator> {
-        match self {
-            Strength::Off => None,
-            Strength::Thin => Some(&THIN),
-            Strength::Light => Some(&LIGHT),
-            Strength::Heavy => Some(&HEAVY),
-        }
-    }
-
-    /// The strength a received first byte stands for: a marker within two bit
-    /// flips, else a plain frame.
+    /// The strength a received first byte stands for: a marker within one
+    /// bit flip, else a plain frame (whose own checks then decide).
     pub fn from_first_byte(b: u8) -> Strength {
-        for s in Strength::ALL {
-            if let Some(m) = s.marker() {
-                if (b ^ m).count_ones() <= 2 {
-                    return s;
-                }
-            }
-        }
-        Strength::Off
+        Strength::ALL
+            .into_iter()
+            .find(|s| s.marker().is_some_and(|m| (b ^ m).count_ones() <= 1))
+            .unwrap_or(Strength::Off)
     }
 
-    /// The next strength down (`Off` stays `Off`).
+    /// The strength's name in options and reports: off, thin, light, heavy, wide2, wide4, wide8.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Strength::Off => "off",
+            Strength::Thin => "thin",
+            Strength::Light => "light",
+            Strength::Heavy => "heavy",
+            Strength::Wide2 => "wide2",
+            Strength::Wide4 => "wide4",
+            Strength::Wide8 => "wide8",
+        }
+    }
+
+    /// The strength called `name` (see [`Strength::name`]).
+    pub fn from_name(name: &str) -> Option<Strength> {
+        Strength::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The next strength down in the same family (`Off` stays `Off`): what a
+    /// frame falls back to when its parity would not fit the peer's limit.
     pub const fn weaker(self) -> Strength {
         match self {
-            Strength::Off | Strength::Thin => Strength::Off,
+            Strength::Off | Strength::Thin | Strength::Wide2 => Strength::Off,
             Strength::Light => Strength::Thin,
             Strength::Heavy => Strength::Light,
+            Strength::Wide4 => Strength::Wide2,
+            Strength::Wide8 => Strength::Wide4,
         }
     }
-}
-
-/// Raw bytes per codeword at most.
-const fn data_per_codeword(s: Strength) -> usize {
-    rs::MAX_CODEWORD - s.parity()
 }
 
 /// Number of codewords for `raw_len` bytes.
 pub const fn codewords(raw_len: usize, s: Strength) -> usize {
-    match s {
-        Strength::Off => 0,
-        _ => raw_len.div_ceil(data_per_codeword(s)),
+    match s.code() {
+        Code::Plain => 0,
+        Code::Interleaved(p) => raw_len.div_ceil(INTERLEAVED_CODEWORD - p),
+        Code::Wide(_) => 1,
     }
 }
 
 /// Bytes of a protected frame carrying `raw_len` raw bytes.
 pub const fn protected_len(raw_len: usize, s: Strength) -> usize {
-    match s {
-        Strength::Off => raw_len,
-        _ => 1 + raw_len + codewords(raw_len, s) * s.parity(),
+    match s.code() {
+        Code::Plain => raw_len,
+        Code::Interleaved(p) => 1 + raw_len + codewords(raw_len, s) * p,
+        Code::Wide(p) => 1 + raw_len + 2 * p,
     }
+}
+
+/// The symbols of a frame-wide codeword: byte pairs, high byte first, the
+/// last one padded with an implied zero when the raw frame's length is odd.
+fn wide_symbols(raw: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    raw.chunks(2).map(|c| u16::from(c[0]) << 8 | u16::from(c.get(1).copied().unwrap_or(0)))
 }
 
 /// Writes the protected form of `raw` into `out`; returns its length, or
@@ -123,19 +191,32 @@ pub const fn protected_len(raw_len: usize, s: Strength) -> usize {
 pub fn protect(raw: &[u8], s: Strength, out: &mut [u8]) -> Option<usize> {
     let total = protected_len(raw.len(), s);
     let out = out.get_mut(..total)?;
-    let (Some(g), Some(marker)) = (s.generator(), s.marker()) else {
-        out.copy_from_slice(raw);
-        return Some(total);
-    };
-    let (l, n, nsym) = (raw.len(), codewords(raw.len(), s), s.parity());
-    out[0] = marker;
-    out[1..1 + l].copy_from_slice(raw);
-    let mut par = [0u8; rs::MAX_PARITY];
-    for c in 0..n {
-        g.encode(raw.iter().skip(c).step_by(n).copied(), &mut par);
-        for (j, &p) in par[..nsym].iter().enumerate() {
-            out[1 + l + j * n + c] = p;
+    let l = raw.len();
+    match (s.code(), s.marker()) {
+        (Code::Interleaved(nsym), Some(marker)) => {
+            out[0] = marker;
+            out[1..1 + l].copy_from_slice(raw);
+            let n = codewords(l, s);
+            let g = Generator::<Gf256>::new(nsym);
+            let mut par = [0u8; rs::MAX_PARITY];
+            for c in 0..n {
+                g.encode(raw.iter().skip(c).step_by(n).copied(), &mut par);
+                for (j, &p) in par[..nsym].iter().enumerate() {
+                    out[1 + l + j * n + c] = p;
+                }
+            }
         }
+        (Code::Wide(nsym), Some(marker)) => {
+            out[0] = marker;
+            out[1..1 + l].copy_from_slice(raw);
+            let g = Generator::<Gf65536>::new(nsym);
+            let mut par = [0u16; rs::MAX_PARITY];
+            g.encode(wide_symbols(raw), &mut par);
+            for (j, p) in par[..nsym].iter().enumerate() {
+                out[1 + l + 2 * j..3 + l + 2 * j].copy_from_slice(&p.to_be_bytes());
+            }
+        }
+        _ => out.copy_from_slice(raw),
     }
     Some(total)
 }
@@ -146,13 +227,13 @@ pub enum Repair {
     /// A plain frame (no marker): the caller checks it as usual.
     Plain,
     /// A protected frame whose raw bytes are `buf[start..start + len]`, after
-    /// correcting `corrected` bytes (0: it arrived intact).
+    /// correcting `corrected` symbols (0: it arrived intact).
     Repaired {
         /// Offset of the raw frame in the buffer.
         start: usize,
         /// Its length.
         len: usize,
-        /// Bytes corrected.
+        /// Symbols corrected (bytes, or byte pairs in a frame-wide code).
         corrected: usize,
     },
     /// Damaged beyond what its parity can repair.
@@ -160,20 +241,104 @@ pub enum Repair {
 }
 
 /// The raw length `L` of a protected frame of `total` bytes: the unique `L`
-/// with `1 + L + codewords(L)·parity == total`.
+/// with `protected_len(L) == total`.
 fn raw_len_of(total: usize, s: Strength) -> Option<usize> {
     let body = total.checked_sub(1)?;
-    let k = data_per_codeword(s);
-    let nsym = s.parity();
-    let mut n = body.div_ceil(rs::MAX_CODEWORD).max(1);
-    while n * nsym < body {
-        let l = body - n * nsym;
-        if l.div_ceil(k) == n {
-            return Some(l);
+    match s.code() {
+        Code::Plain => Some(total),
+        Code::Wide(nsym) => body.checked_sub(2 * nsym).filter(|&l| l > 0),
+        Code::Interleaved(nsym) => {
+            let k = INTERLEAVED_CODEWORD - nsym;
+            let mut n = body.div_ceil(INTERLEAVED_CODEWORD).max(1);
+            while n * nsym < body {
+                let l = body - n * nsym;
+                if l.div_ceil(k) == n {
+                    return Some(l);
+                }
+                n += 1;
+            }
+            None
         }
-        n += 1;
     }
-    None
+}
+
+/// Interleaved codeword `c` of a protected frame, read and fixed where it lies.
+struct Interleaved<'a> {
+    /// The frame after its marker: `l` raw bytes, then the parity.
+    body: &'a mut [u8],
+    l: usize,
+    n: usize,
+    c: usize,
+    data: usize,
+    nsym: usize,
+}
+
+impl Interleaved<'_> {
+    fn offset(&self, i: usize) -> usize {
+        if i < self.data {
+            self.c + i * self.n
+        } else {
+            self.l + (i - self.data) * self.n + self.c
+        }
+    }
+}
+
+impl Codeword<u8> for Interleaved<'_> {
+    fn symbols(&self) -> usize {
+        self.data + self.nsym
+    }
+    fn get(&self, i: usize) -> u8 {
+        self.body[self.offset(i)]
+    }
+    fn fix(&mut self, i: usize, e: u8) -> bool {
+        let at = self.offset(i);
+        self.body[at] ^= e;
+        true
+    }
+}
+
+/// The one codeword of a frame-wide code, over the frame after its marker.
+struct Wide<'a> {
+    body: &'a mut [u8],
+    l: usize,
+    nsym: usize,
+}
+
+impl Wide<'_> {
+    fn data(&self) -> usize {
+        self.l.div_ceil(2)
+    }
+    /// Offsets of symbol i's high and low bytes (the low one absent for the pad).
+    fn offsets(&self, i: usize) -> (usize, Option<usize>) {
+        if i < self.data() {
+            (2 * i, (2 * i + 1 < self.l).then_some(2 * i + 1))
+        } else {
+            let at = self.l + 2 * (i - self.data());
+            (at, Some(at + 1))
+        }
+    }
+}
+
+impl Codeword<u16> for Wide<'_> {
+    fn symbols(&self) -> usize {
+        self.data() + self.nsym
+    }
+    fn get(&self, i: usize) -> u16 {
+        let (hi, lo) = self.offsets(i);
+        u16::from(self.body[hi]) << 8 | lo.map_or(0, |lo| u16::from(self.body[lo]))
+    }
+    fn fix(&mut self, i: usize, e: u16) -> bool {
+        let (hi, lo) = self.offsets(i);
+        let [eh, el] = e.to_be_bytes();
+        self.body[hi] ^= eh;
+        match lo {
+            Some(lo) => self.body[lo] ^= el,
+            // An error in the implied zero: not a word of this code.
+            None if el != 0 => return false,
+            None => {}
+        }
+        true
+    }
 }
 
 /// Repairs a received frame in place. `intact` checks a raw frame's CRC; it
@@ -189,40 +354,30 @@ pub fn repair(buf: &mut [u8], intact: impl Fn(&[u8]) -> bool) -> Repair {
     if intact(&buf[start..start + l]) {
         return Repair::Repaired { start, len: l, corrected: 0 };
     }
-    let (n, nsym) = (codewords(l, s), s.parity());
-    let mut corrected = 0;
-    let mut cw = [0u8; rs::MAX_CODEWORD];
-    for c in 0..n {
-        // Gather codeword c: its raw bytes, then its parity bytes.
-        let mut len = 0;
-        let mut i = c;
-        while i < l {
-            cw[len] = buf[start + i];
-            len += 1;
-            i += n;
-        }
-        let data_len = len;
-        for j in 0..nsym {
-            cw[len] = buf[start + l + j * n + c];
-            len += 1;
-        }
-        match rs::correct(&mut cw[..len], nsym) {
-            Ok(0) => {}
-            Ok(k) => {
-                corrected += k;
-                let mut i = c;
-                for &b in &cw[..data_len] {
-                    buf[start + i] = b;
-                    i += n;
+    let body = &mut buf[start..];
+    let corrected = match s.code() {
+        Code::Wide(nsym) => rs::correct::<Gf65536, _>(&mut Wide { body, l, nsym }, nsym),
+        Code::Interleaved(nsym) => {
+            let n = codewords(l, s);
+            let mut total = Ok(0);
+            for c in 0..n {
+                let data = (l - c).div_ceil(n);
+                let mut cw = Interleaved { body: &mut *body, l, n, c, data, nsym };
+                match rs::correct::<Gf256, _>(&mut cw, nsym) {
+                    Ok(k) => total = total.map(|t| t + k),
+                    Err(e) => {
+                        total = Err(e);
+                        break;
+                    }
                 }
             }
-            Err(_) => return Repair::Failed,
+            total
         }
-    }
-    if intact(&buf[start..start + l]) {
-        Repair::Repaired { start, len: l, corrected }
-    } else {
-        Repair::Failed
+        Code::Plain => return Repair::Plain,
+    };
+    match corrected {
+        Ok(corrected) if intact(&buf[start..start + l]) => Repair::Repaired { start, len: l, corrected },
+        _ => Repair::Failed,
     }
 }
 
@@ -247,51 +402,60 @@ mod tests {
         b.len() >= 4 && crc32c(&b[..b.len() - 4]).to_le_bytes() == b[b.len() - 4..]
     }
 
+    /// Every strength that protects.
+    const PROTECTED: [Strength; 6] =
+        [Strength::Thin, Strength::Light, Strength::Heavy, Strength::Wide2, Strength::Wide4, Strength::Wide8];
+
     #[test]
-    fn markers_are_far_apart_and_survive_two_flips() {
-        let vals = [PLAIN, 0xF9, 0x3E, 0xC6];
+    fn markers_are_far_apart_and_survive_one_flip() {
+        let vals: heapless::Vec<u8, 8> =
+            core::iter::once(PLAIN).chain(PROTECTED.iter().map(|s| s.marker().unwrap())).collect();
         for (i, a) in vals.iter().enumerate() {
             for b in &vals[i + 1..] {
-                assert!((a ^ b).count_ones() >= 5, "{a:#x} vs {b:#x}");
+                assert!((a ^ b).count_ones() >= 4, "{a:#x} vs {b:#x}");
             }
         }
-        assert_eq!(Strength::ALL.map(|s| s.marker()), [None, Some(0xF9), Some(0x3E), Some(0xC6)]);
-        for s in [Strength::Thin, Strength::Light, Strength::Heavy] {
+        for s in PROTECTED {
             let m = s.marker().unwrap();
+            assert_eq!(Strength::from_first_byte(m), s);
             for x in 0..8 {
-                for y in 0..8 {
-                    assert_eq!(Strength::from_first_byte(m ^ (1 << x) ^ (1 << y)), s);
+                assert_eq!(Strength::from_first_byte(m ^ (1 << x)), s);
+                for y in (0..8).filter(|&y| y != x) {
+                    // Two flips: detected, never taken for another code.
+                    assert_eq!(Strength::from_first_byte(m ^ (1 << x) ^ (1 << y)), Strength::Off);
                 }
             }
         }
-        // Every byte: within two flips of a marker it is that strength, else plain.
+        // Every byte: within one flip of a marker it is that strength, else plain.
         for b in 0..=255u8 {
-            let near = [Strength::Thin, Strength::Light, Strength::Heavy]
-                .into_iter()
-                .find(|s| (b ^ s.marker().unwrap()).count_ones() <= 2);
+            let near = PROTECTED.into_iter().find(|s| (b ^ s.marker().unwrap()).count_ones() <= 1);
             assert_eq!(Strength::from_first_byte(b), near.unwrap_or(Strength::Off), "{b:#x}");
         }
         for x in 0..8 {
-            for y in 0..8 {
-                assert_eq!(Strength::from_first_byte(PLAIN ^ (1 << x) ^ (1 << y)), Strength::Off);
-            }
+            assert_eq!(Strength::from_first_byte(PLAIN ^ (1 << x)), Strength::Off);
         }
     }
 
     #[test]
-    fn weaker_steps_down_to_off() {
-        assert_eq!(Strength::Heavy.weaker(), Strength::Light);
-        assert_eq!(Strength::Light.weaker(), Strength::Thin);
-        assert_eq!(Strength::Thin.weaker(), Strength::Off);
-        assert_eq!(Strength::Off.weaker(), Strength::Off);
+    fn weaker_steps_down_to_off_within_a_family() {
+        for s in Strength::ALL {
+            let w = s.weaker();
+            assert!(w == Strength::Off || w.is_wide() == s.is_wide(), "{s:?}");
+            if s != Strength::Off {
+                assert!(w.parity() < s.parity(), "{s:?}");
+            }
+        }
+        assert_eq!(Strength::Heavy.weaker().weaker().weaker(), Strength::Off);
+        assert_eq!(Strength::Wide8.weaker().weaker().weaker(), Strength::Off);
+        // ALL runs from the least parity on a 4 KiB frame to the most.
         for w in Strength::ALL.windows(2) {
-            assert!(w[0].parity() < w[1].parity());
+            assert!(protected_len(4000, w[0]) < protected_len(4000, w[1]), "{w:?}");
         }
     }
 
     #[test]
     fn raw_length_is_recovered_for_every_size() {
-        for s in [Strength::Thin, Strength::Light, Strength::Heavy] {
+        for s in PROTECTED {
             for l in 1..5000 {
                 assert_eq!(raw_len_of(protected_len(l, s), s), Some(l), "{s:?} {l}");
             }
@@ -301,7 +465,7 @@ mod tests {
     #[test]
     fn clean_frames_pass_untouched() {
         let raw = raw_frame(1000, 7);
-        for s in [Strength::Thin, Strength::Light, Strength::Heavy] {
+        for s in PROTECTED {
             let mut buf = [0u8; 1200];
             let n = protect(&raw, s, &mut buf).unwrap();
             assert_eq!(
@@ -427,6 +591,69 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn wide_frame_layout_is_pinned() {
+        // Raw bytes 01 02 03: symbols 0x0102 and 0x0300 (padded); wide2's four
+        // parity symbols follow high byte first (spec section 2.1's example).
+        let mut buf = [0u8; 16];
+        let n = protect(&[1, 2, 3], Strength::Wide2, &mut buf).unwrap();
+        assert_eq!(n, 1 + 3 + 8);
+        assert_eq!(buf[..n], [0x67, 1, 2, 3, 0x72, 0xC6, 0x02, 0x9F, 0x45, 0xC6, 0x37, 0x9D]);
+    }
+
+    #[test]
+    fn wide_corrects_symbols_anywhere_and_a_burst_within_them() {
+        let raw = raw_frame(4001, 17);
+        for s in [Strength::Wide2, Strength::Wide4, Strength::Wide8] {
+            let t = s.corrects();
+            let mut buf = [0u8; 4100];
+            let n = protect(&raw, s, &mut buf).unwrap();
+            assert_eq!(n, 1 + 4001 + 4 * t);
+            // t symbols: the first, the odd last data byte, parity, and spread ones.
+            let mut at = [1usize, 4001, 4002 + 2 * t, 1000, 1001, 2501, 3333, 4003];
+            at[..t].sort_unstable();
+            let mut d = buf;
+            for (k, &i) in at[..t].iter().enumerate() {
+                d[i] ^= 0x11 + k as u8;
+            }
+            let hit = at[..t].iter().map(|&i| (i - 1) / 2).collect::<heapless::Vec<usize, 8>>();
+            assert!(hit.windows(2).all(|w| w[0] != w[1]), "{s:?}: {hit:?} are distinct symbols");
+            assert_eq!(repair(&mut d[..n], crc_ok), Repair::Repaired { start: 1, len: 4001, corrected: t });
+            assert_eq!(&d[1..4002], &raw[..]);
+            // A burst of 2t - 1 bytes starting on a symbol boundary covers t symbols.
+            let mut d = buf;
+            for b in &mut d[101..101 + 2 * t - 1] {
+                *b ^= 0xFF;
+            }
+            assert_eq!(repair(&mut d[..n], crc_ok), Repair::Repaired { start: 1, len: 4001, corrected: t });
+            // One symbol more is beyond the code, and never passed on.
+            let mut d = buf;
+            for b in &mut d[101..101 + 2 * t + 1] {
+                *b ^= 0xFF;
+            }
+            assert_eq!(repair(&mut d[..n], crc_ok), Repair::Failed, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn wide_refuses_a_correction_in_the_implied_pad() {
+        // Parity of the same 3 bytes but with the pad byte set to 1: to the
+        // decoder, the nearest codeword differs from what came in by a nonzero
+        // pad, which was never sent. With a damaged data byte as well (so the
+        // CRC fast path does not apply), both are located; the frame must fail.
+        let raw = raw_frame(301, 23);
+        let mut buf = [0u8; 400];
+        let n = protect(&raw, Strength::Wide4, &mut buf).unwrap();
+        let mut padded = raw.clone();
+        padded.push(1).unwrap();
+        let mut other = [0u8; 400];
+        protect(&padded, Strength::Wide4, &mut other).unwrap();
+        // The 302-byte frame's parity starts one byte later.
+        buf[1 + 301..n].copy_from_slice(&other[1 + 302..1 + 302 + 16]);
+        buf[10] ^= 0x40;
+        assert_eq!(repair(&mut buf[..n], crc_ok), Repair::Failed);
     }
 
     #[test]

@@ -1,79 +1,187 @@
-//! Reed-Solomon over GF(2^8), one codeword of at most 255 bytes: systematic
-//! encoding, and decoding by syndromes, Berlekamp-Massey, Chien search and
-//! Forney. Corrects up to `nsym / 2` byte errors anywhere in the codeword and
-//! reports anything beyond as uncorrectable (or, rarely, miscorrects — which
-//! is why strand checks a CRC after correcting).
+//! Reed-Solomon codes, one implementation for both of strand's fields:
+//! GF(2^8) for the interleaved codes (codewords of up to 255 bytes) and
+//! GF(2^16) for the frame-wide codes (one codeword of two-byte symbols over a
+//! whole frame). Systematic encoding, and decoding by syndromes,
+//! Berlekamp-Massey, Chien search and Forney. Corrects up to `nsym / 2`
+//! symbol errors anywhere in a codeword and reports anything beyond as
+//! uncorrectable (or, rarely, miscorrects — which is why strand checks a CRC
+//! after correcting).
 //!
 //! Written here rather than taken from a crate: the `reed-solomon` crate is
-//! unmaintained since 2017, can panic on paths hostile input reaches, and
-//! computes syndromes at ~17 MB/s; this decoder faces the wire, is fuzzed, and
-//! runs only when a frame's CRC already failed.
+//! unmaintained since 2017, has no GF(2^16), can panic on paths hostile input
+//! reaches, and computes syndromes at ~17 MB/s; this decoder faces the wire,
+//! is fuzzed, and runs only when a frame's CRC already failed.
+//!
+//! The decoder reads and fixes symbols through [`Codeword`], so an interleaved
+//! codeword is decoded where it lies in the frame (every n-th byte) and a
+//! frame-wide one straight from the frame's bytes, with no copy and no
+//! frame-sized buffer on a microcontroller's stack.
 
-use super::gf::{div, exp, exp_neg, exp_sum, log, mul};
+use super::{gf, gf16};
+use core::fmt::Debug;
+use core::ops::{BitXor, BitXorAssign};
 
-/// Most parity bytes per codeword supported.
+/// Most parity symbols per codeword supported.
 pub const MAX_PARITY: usize = 32;
 
-/// Longest codeword.
-pub const MAX_CODEWORD: usize = 255;
+/// A finite field of characteristic 2 that codes are built over.
+pub trait Field {
+    /// An element.
+    type E: Copy + Eq + Debug + BitXor<Output = Self::E> + BitXorAssign;
+    /// 0.
+    const ZERO: Self::E;
+    /// 1.
+    const ONE: Self::E;
+    /// The primitive element whose powers are the generator's roots.
+    const ALPHA: Self::E;
+    /// Longest codeword: the order of the multiplicative group.
+    const MAX_CODEWORD: usize;
+    /// a · b.
+    fn mul(a: Self::E, b: Self::E) -> Self::E;
+    /// 1 / a (zero for zero).
+    fn inv(a: Self::E) -> Self::E;
+    /// a^e.
+    fn pow(a: Self::E, e: usize) -> Self::E;
+    /// `dst[i] += k · coef[i]`: the encoder's inner loop, which a field
+    /// with log tables does faster than product by product.
+    fn scale_add(dst: &mut [Self::E], coef: &[Self::E], k: Self::E) {
+        for (d, &c) in dst.iter_mut().zip(coef) {
+            *d ^= Self::mul(k, c);
+        }
+    }
+}
 
-/// The generator polynomial Π (x - α^i), i in 0..nsym, highest degree first.
+/// GF(2^8), polynomial 0x11D, α = 2 ([`gf`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Generator {
-    /// log_α of `coef[1..]`: none is zero, so the encoder multiplies by adding logs.
-    log_coef: [u8; MAX_PARITY],
+pub struct Gf256;
+
+impl Field for Gf256 {
+    type E = u8;
+    const ZERO: u8 = 0;
+    const ONE: u8 = 1;
+    const ALPHA: u8 = 2;
+    const MAX_CODEWORD: usize = 255;
+    fn mul(a: u8, b: u8) -> u8 {
+        gf::mul(a, b)
+    }
+    fn inv(a: u8) -> u8 {
+        gf::div(1, a)
+    }
+    fn pow(a: u8, e: usize) -> u8 {
+        match (a, e) {
+            (_, 0) => 1,
+            (0, _) => 0,
+            _ => gf::exp(gf::log(a) as usize * (e % 255)),
+        }
+    }
+    fn scale_add(dst: &mut [u8], coef: &[u8], k: u8) {
+        if k == 0 {
+            return;
+        }
+        let lk = gf::log(k);
+        for (d, &c) in dst.iter_mut().zip(coef) {
+            if c != 0 {
+                *d ^= gf::exp_sum(lk, gf::log(c));
+            }
+        }
+    }
+}
+
+/// GF(2^16), polynomial 0x1100B, α = 2 ([`gf16`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Gf65536;
+
+impl Field for Gf65536 {
+    type E = u16;
+    const ZERO: u16 = 0;
+    const ONE: u16 = 1;
+    const ALPHA: u16 = gf16::ALPHA;
+    const MAX_CODEWORD: usize = gf16::ORDER;
+    fn mul(a: u16, b: u16) -> u16 {
+        gf16::mul(a, b)
+    }
+    fn inv(a: u16) -> u16 {
+        gf16::inv(a)
+    }
+    fn pow(a: u16, e: usize) -> u16 {
+        gf16::pow(a, e)
+    }
+}
+
+/// The generator polynomial Π (x - α^i), i in 0..nsym, of a field.
+#[derive(Debug, Clone, Copy)]
+pub struct Generator<F: Field> {
+    /// Coefficients below the leading 1, highest degree first.
+    coef: [F::E; MAX_PARITY],
     nsym: usize,
 }
 
-impl Generator {
-    /// The generator for `nsym` parity bytes (at most [`MAX_PARITY`]).
-    pub const fn new(nsym: usize) -> Generator {
-        assert!(nsym <= MAX_PARITY);
-        let mut coef = [0u8; MAX_PARITY + 1];
-        coef[0] = 1;
-        let mut deg = 0;
-        while deg < nsym {
+impl<F: Field> Generator<F> {
+    /// The generator for `nsym` parity symbols (at most [`MAX_PARITY`]; more is clamped).
+    pub fn new(nsym: usize) -> Self {
+        let nsym = nsym.min(MAX_PARITY);
+        let mut full = [F::ZERO; MAX_PARITY + 1];
+        full[0] = F::ONE;
+        let mut root = F::ONE;
+        for deg in 0..nsym {
             // Multiply by (x + α^deg): new[k] = old[k] + α^deg · old[k-1] (highest first).
-            let root = exp(deg);
-            let mut k = deg + 1;
-            while k > 0 {
-                coef[k] ^= mul(coef[k - 1], root);
-                k -= 1;
+            for k in (1..=deg + 1).rev() {
+                let carry = F::mul(full[k - 1], root);
+                full[k] ^= carry;
             }
-            deg += 1;
+            root = F::mul(root, F::ALPHA);
         }
-        let mut log_coef = [0u8; MAX_PARITY];
-        let mut i = 0;
-        while i < nsym {
-            log_coef[i] = log(coef[i + 1]);
-            i += 1;
-        }
-        Generator { log_coef, nsym }
+        let mut coef = [F::ZERO; MAX_PARITY];
+        coef[..nsym].copy_from_slice(&full[1..=nsym]);
+        Generator { coef, nsym }
     }
 
-    /// Parity bytes per codeword.
+    /// Parity symbols per codeword.
     pub fn nsym(&self) -> usize {
         self.nsym
     }
 
-    /// Computes the parity of the data bytes `data` into `parity[..nsym]`.
-    pub fn encode(&self, data: impl Iterator<Item = u8>, parity: &mut [u8]) {
+    /// Computes the parity of the data symbols `data` into `parity[..nsym]`.
+    pub fn encode(&self, data: impl Iterator<Item = F::E>, parity: &mut [F::E]) {
         let n = self.nsym;
         let par = &mut parity[..n];
-        par.fill(0);
+        par.fill(F::ZERO);
         for d in data {
-            let fb = d ^ par.first().copied().unwrap_or(0);
+            let fb = d ^ par.first().copied().unwrap_or(F::ZERO);
             par.copy_within(1.., 0);
             if let Some(last) = par.last_mut() {
-                *last = 0;
+                *last = F::ZERO;
             }
-            if fb != 0 {
-                let lf = log(fb);
-                for (p, &lg) in par.iter_mut().zip(&self.log_coef[..n]) {
-                    *p ^= exp_sum(lf, lg);
-                }
+            if fb != F::ZERO {
+                F::scale_add(par, &self.coef[..n], fb);
             }
         }
+    }
+}
+
+/// A codeword as the decoder sees it: data symbols then parity symbols,
+/// wherever they lie in memory.
+pub trait Codeword<E> {
+    /// Symbols in the codeword, parity included.
+    fn symbols(&self) -> usize;
+    /// Symbol `i`.
+    fn get(&self, i: usize) -> E;
+    /// Adds the error value `e` to symbol `i`; false if symbol `i` cannot
+    /// take it (part of it is an implied zero), which makes the codeword
+    /// uncorrectable.
+    fn fix(&mut self, i: usize, e: E) -> bool;
+}
+
+impl<E: Copy + BitXorAssign> Codeword<E> for [E] {
+    fn symbols(&self) -> usize {
+        self.len()
+    }
+    fn get(&self, i: usize) -> E {
+        self[i]
+    }
+    fn fix(&mut self, i: usize, e: E) -> bool {
+        self[i] ^= e;
+        true
     }
 }
 
@@ -82,56 +190,62 @@ impl Generator {
 pub struct Uncorrectable;
 
 /// Syndromes S_j = c(α^j); true if any is non-zero.
-fn syndromes(cw: &[u8], nsym: usize, s: &mut [u8; MAX_PARITY]) -> bool {
-    let mut any = false;
-    for (j, sj) in s.iter_mut().enumerate().take(nsym) {
-        // Horner with the constant factor α^j: multiplying is adding j to a log.
-        let mut acc = 0u8;
-        for &c in cw {
-            acc = if acc == 0 { c } else { exp_sum(log(acc), j as u8) ^ c };
-        }
-        *sj = acc;
-        any |= acc != 0;
+fn syndromes<F: Field, C: Codeword<F::E> + ?Sized>(cw: &C, nsym: usize, s: &mut [F::E; MAX_PARITY]) -> bool {
+    let mut roots = [F::ONE; MAX_PARITY];
+    for j in 1..nsym {
+        roots[j] = F::mul(roots[j - 1], F::ALPHA);
     }
-    any
+    s[..nsym].fill(F::ZERO);
+    // One pass over the symbols, Horner for every syndrome at once.
+    for i in 0..cw.symbols() {
+        let c = cw.get(i);
+        for (sj, &r) in s[..nsym].iter_mut().zip(&roots[..nsym]) {
+            *sj = F::mul(*sj, r) ^ c;
+        }
+    }
+    s[..nsym].iter().any(|&x| x != F::ZERO)
 }
 
 /// Evaluates a polynomial given lowest degree first at `x`.
-fn eval_low_first(p: &[u8], x: u8) -> u8 {
-    p.iter().rev().fold(0u8, |acc, &c| mul(acc, x) ^ c)
+fn eval_low_first<F: Field>(p: &[F::E], x: F::E) -> F::E {
+    p.iter().rev().fold(F::ZERO, |acc, &c| F::mul(acc, x) ^ c)
 }
 
-/// Corrects `cw` (data then `nsym` parity bytes, at most 255) in place.
-/// Returns the number of bytes corrected.
-pub fn correct(cw: &mut [u8], nsym: usize) -> Result<usize, Uncorrectable> {
-    let n = cw.len();
-    if nsym == 0 || nsym > MAX_PARITY || n > MAX_CODEWORD || n <= nsym {
+/// Corrects the codeword `cw` (data then `nsym` parity symbols) in place.
+/// Returns the number of symbols corrected. On an error `cw` may hold partial
+/// corrections: its frame is dropped anyway.
+pub fn correct<F: Field, C: Codeword<F::E> + ?Sized>(
+    cw: &mut C,
+    nsym: usize,
+) -> Result<usize, Uncorrectable> {
+    let n = cw.symbols();
+    if nsym == 0 || nsym > MAX_PARITY || n > F::MAX_CODEWORD || n <= nsym {
         return Err(Uncorrectable);
     }
-    let mut s = [0u8; MAX_PARITY];
-    if !syndromes(cw, nsym, &mut s) {
+    let mut s = [F::ZERO; MAX_PARITY];
+    if !syndromes::<F, C>(cw, nsym, &mut s) {
         return Ok(0);
     }
     // Berlekamp-Massey: the error locator Λ(x), lowest degree first.
-    let mut lambda = [0u8; MAX_PARITY + 1];
-    let mut prev = [0u8; MAX_PARITY + 1];
-    lambda[0] = 1;
-    prev[0] = 1;
-    let (mut l, mut m, mut b) = (0usize, 1usize, 1u8);
+    let mut lambda = [F::ZERO; MAX_PARITY + 1];
+    let mut prev = [F::ZERO; MAX_PARITY + 1];
+    lambda[0] = F::ONE;
+    prev[0] = F::ONE;
+    let (mut l, mut m, mut b) = (0usize, 1usize, F::ONE);
     for k in 0..nsym {
         let mut d = s[k];
         for i in 1..=l.min(k) {
-            d ^= mul(lambda[i], s[k - i]);
+            d ^= F::mul(lambda[i], s[k - i]);
         }
-        if d == 0 {
+        if d == F::ZERO {
             m += 1;
             continue;
         }
-        let coef = div(d, b);
+        let coef = F::mul(d, F::inv(b));
         let saved = lambda;
         for i in 0..=MAX_PARITY - m.min(MAX_PARITY) {
             if i + m <= MAX_PARITY {
-                lambda[i + m] ^= mul(coef, prev[i]);
+                lambda[i + m] ^= F::mul(coef, prev[i]);
             }
         }
         if 2 * l <= k {
@@ -147,49 +261,63 @@ pub fn correct(cw: &mut [u8], nsym: usize) -> Result<usize, Uncorrectable> {
         return Err(Uncorrectable);
     }
     // Chien search: Λ(X^-1) = 0 marks an error at index i, X = α^(n-1-i).
+    // X^-1 grows by a factor α from one index to the next, so term j of
+    // Λ(X^-1) grows by α^j: l products per index, no powers.
+    let mut term = [F::ZERO; MAX_PARITY + 1];
+    let mut step = [F::ONE; MAX_PARITY + 1];
+    let first = F::inv(F::pow(F::ALPHA, n - 1));
+    let mut x = F::ONE;
+    for j in 0..=l {
+        term[j] = F::mul(lambda[j], x);
+        x = F::mul(x, first);
+        if j > 0 {
+            step[j] = F::mul(step[j - 1], F::ALPHA);
+        }
+    }
     let mut positions = [0usize; MAX_PARITY / 2];
     let mut found = 0;
     for i in 0..n {
-        if eval_low_first(&lambda[..=l], exp_neg(n - 1 - i)) == 0 {
+        let sum = term[..=l].iter().fold(F::ZERO, |acc, &t| acc ^ t);
+        if sum == F::ZERO {
             if found == positions.len() {
                 return Err(Uncorrectable);
             }
             positions[found] = i;
             found += 1;
         }
+        for j in 1..=l {
+            term[j] = F::mul(term[j], step[j]);
+        }
     }
     if found != l {
         return Err(Uncorrectable);
     }
     // Forney: Ω(x) = S(x)Λ(x) mod x^nsym; e = X · Ω(X^-1) / Λ'(X^-1) (first root α^0).
-    let mut omega = [0u8; MAX_PARITY];
+    let mut omega = [F::ZERO; MAX_PARITY];
     for (i, o) in omega.iter_mut().enumerate().take(nsym) {
-        let mut acc = 0u8;
+        let mut acc = F::ZERO;
         for j in 0..=i.min(l) {
-            acc ^= mul(s[i - j], lambda[j]);
+            acc ^= F::mul(s[i - j], lambda[j]);
         }
         *o = acc;
     }
     for &pos in &positions[..found] {
-        let x = exp(n - 1 - pos);
-        let x_inv = exp_neg(n - 1 - pos);
-        let num = mul(x, eval_low_first(&omega[..nsym], x_inv));
+        let x = F::pow(F::ALPHA, n - 1 - pos);
+        let x_inv = F::inv(x);
+        let num = F::mul(x, eval_low_first::<F>(&omega[..nsym], x_inv));
         // Formal derivative: the odd terms, each lowered by one degree.
-        let mut den = 0u8;
-        let mut xp = 1u8;
-        let mut i = 1;
-        while i <= l {
-            den ^= mul(lambda[i], xp);
-            xp = mul(xp, mul(x_inv, x_inv));
-            i += 2;
+        let x_inv2 = F::mul(x_inv, x_inv);
+        let (mut den, mut xp) = (F::ZERO, F::ONE);
+        for i in (1..=l).step_by(2) {
+            den ^= F::mul(lambda[i], xp);
+            xp = F::mul(xp, x_inv2);
         }
-        if den == 0 {
+        if den == F::ZERO || !cw.fix(pos, F::mul(num, F::inv(den))) {
             return Err(Uncorrectable);
         }
-        cw[pos] ^= div(num, den);
     }
     // Trust only a result that is a codeword again.
-    if syndromes(cw, nsym, &mut s) {
+    if syndromes::<F, C>(cw, nsym, &mut s) {
         return Err(Uncorrectable);
     }
     Ok(found)
@@ -199,40 +327,57 @@ pub fn correct(cw: &mut [u8], nsym: usize) -> Result<usize, Uncorrectable> {
 mod tests {
     use super::*;
 
-    fn codeword(data: &[u8], nsym: usize) -> heapless::Vec<u8, 255> {
-        let g = Generator::new(nsym);
-        let mut par = [0u8; MAX_PARITY];
+    fn codeword<F: Field>(data: &[F::E], nsym: usize) -> std::vec::Vec<F::E> {
+        let g = Generator::<F>::new(nsym);
+        let mut par = [F::ZERO; MAX_PARITY];
         g.encode(data.iter().copied(), &mut par);
-        let mut cw = heapless::Vec::new();
-        cw.extend_from_slice(data).unwrap();
-        cw.extend_from_slice(&par[..nsym]).unwrap();
+        let mut cw = data.to_vec();
+        cw.extend_from_slice(&par[..nsym]);
         cw
     }
+
+    extern crate std;
 
     #[test]
     fn encoded_codewords_have_zero_syndromes() {
         for nsym in [2, 4, 8, 16, 32] {
-            let data: heapless::Vec<u8, 255> = (0..(255 - nsym)).map(|i| (i * 31 + 7) as u8).collect();
-            let mut cw = codeword(&data, nsym);
-            assert_eq!(correct(&mut cw, nsym), Ok(0));
+            let data: std::vec::Vec<u8> = (0..(255 - nsym)).map(|i| (i * 31 + 7) as u8).collect();
+            let mut cw = codeword::<Gf256>(&data, nsym);
+            assert_eq!(correct::<Gf256, _>(&mut cw[..], nsym), Ok(0));
+            let wide: std::vec::Vec<u16> = (0..3000).map(|i| (i * 40_503 + 7) as u16).collect();
+            let mut cw = codeword::<Gf65536>(&wide, nsym);
+            assert_eq!(correct::<Gf65536, _>(&mut cw[..], nsym), Ok(0));
         }
+    }
+
+    /// Damages `t` distinct symbols of `clean` and checks the decoder restores it.
+    fn damage_and_correct<F: Field>(clean: &[F::E], nsym: usize, t: usize, flip: impl Fn(usize) -> F::E) {
+        let len = clean.len();
+        let mut cw = clean.to_vec();
+        for k in 0..t {
+            let at = (k * 37 + t * 11) % len;
+            cw[at] ^= flip(k);
+        }
+        let damaged = cw.iter().zip(clean).filter(|(a, b)| a != b).count();
+        assert_eq!(correct::<F, _>(&mut cw[..], nsym), Ok(damaged), "nsym {nsym} len {len} t {t}");
+        assert_eq!(&cw[..], clean, "nsym {nsym} len {len} t {t}");
     }
 
     #[test]
     fn corrects_up_to_half_the_parity_anywhere() {
         for nsym in [2usize, 4, 8, 16, 32] {
             for len in [nsym + 1, 40, 255] {
-                let data: heapless::Vec<u8, 255> = (0..len - nsym).map(|i| (i * 131 + 5) as u8).collect();
-                let clean = codeword(&data, nsym);
+                let data: std::vec::Vec<u8> = (0..len - nsym).map(|i| (i * 131 + 5) as u8).collect();
+                let clean = codeword::<Gf256>(&data, nsym);
                 for t in 1..=nsym / 2 {
-                    let mut cw = clean.clone();
-                    for k in 0..t {
-                        let at = (k * 37 + t * 11) % len;
-                        cw[at] ^= (k as u8).wrapping_mul(29) | 1;
-                    }
-                    let damaged = cw.iter().zip(&clean).filter(|(a, b)| a != b).count();
-                    assert_eq!(correct(&mut cw, nsym), Ok(damaged), "nsym {nsym} len {len} t {t}");
-                    assert_eq!(cw, clean, "nsym {nsym} len {len} t {t}");
+                    damage_and_correct::<Gf256>(&clean, nsym, t, |k| (k as u8).wrapping_mul(29) | 1);
+                }
+            }
+            for len in [nsym + 1, 300, 2100] {
+                let data: std::vec::Vec<u16> = (0..len - nsym).map(|i| (i * 2_654_435_761) as u16).collect();
+                let clean = codeword::<Gf65536>(&data, nsym);
+                for t in 1..=nsym / 2 {
+                    damage_and_correct::<Gf65536>(&clean, nsym, t, |k| (k as u16).wrapping_mul(0x9E37) | 1);
                 }
             }
         }
@@ -241,20 +386,41 @@ mod tests {
     #[test]
     fn too_many_errors_are_reported_not_miscorrected_here() {
         let nsym = 8;
-        let data: heapless::Vec<u8, 255> = (0..100).map(|i| i as u8).collect();
-        let clean = codeword(&data, nsym);
-        let mut cw = clean.clone();
+        let data: std::vec::Vec<u8> = (0..100).map(|i| i as u8).collect();
+        let mut cw = codeword::<Gf256>(&data, nsym);
         for k in 0..6 {
             cw[k * 9] ^= 0xA5;
         }
-        assert_eq!(correct(&mut cw, nsym), Err(Uncorrectable));
+        assert_eq!(correct::<Gf256, _>(&mut cw[..], nsym), Err(Uncorrectable));
+        let data: std::vec::Vec<u16> = (0..2000).map(|i| i as u16).collect();
+        let mut cw = codeword::<Gf65536>(&data, nsym);
+        for k in 0..6 {
+            cw[k * 300] ^= 0xA5C3;
+        }
+        assert_eq!(correct::<Gf65536, _>(&mut cw[..], nsym), Err(Uncorrectable));
     }
 
     #[test]
     fn bad_arguments_are_errors() {
         let mut cw = [0u8; 10];
-        assert_eq!(correct(&mut cw, 0), Err(Uncorrectable));
-        assert_eq!(correct(&mut cw, 10), Err(Uncorrectable));
-        assert_eq!(correct(&mut cw, 64), Err(Uncorrectable));
+        assert_eq!(correct::<Gf256, _>(&mut cw[..], 0), Err(Uncorrectable));
+        assert_eq!(correct::<Gf256, _>(&mut cw[..], 10), Err(Uncorrectable));
+        assert_eq!(correct::<Gf256, _>(&mut cw[..], 64), Err(Uncorrectable));
+        let mut long = std::vec![0u8; 256];
+        assert_eq!(correct::<Gf256, _>(&mut long[..], 4), Err(Uncorrectable));
+    }
+
+    #[test]
+    fn wide_generator_is_pinned() {
+        // Π (x - α^i), i < 4, over GF(2^16), and the parity of 1, 2, 3:
+        // computed independently by long division (spec section 2.1).
+        let g = Generator::<Gf65536>::new(4);
+        assert_eq!(g.coef[..4], [0x000F, 0x0036, 0x0078, 0x0040]);
+        let mut par = [0u16; MAX_PARITY];
+        g.encode([1u16, 2, 3].into_iter(), &mut par);
+        assert_eq!(par[..4], [0x03AC, 0x0B3C, 0x1710, 0x1F80]);
+        let mut cw = std::vec![1u16, 2, 3];
+        cw.extend_from_slice(&par[..4]);
+        assert_eq!(correct::<Gf65536, _>(&mut cw[..], 4), Ok(0));
     }
 }
