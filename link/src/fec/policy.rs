@@ -80,7 +80,12 @@ impl ErrorMeter {
         if self.damaged_frames < MIN_DAMAGED_FRAMES || self.frames == 0 {
             return 0;
         }
-        let share = (self.damaged_frames as f32 / self.frames as f32).min(0.999);
+        let share = self.damaged_frames as f32 / self.frames as f32;
+        // When most frames are damaged, the share says little about clusters
+        // (and the errors are many and scattered enough for interleaving anyway).
+        if share > 0.5 {
+            return 0;
+        }
         let lambda = self.errors as f32 / self.frames as f32;
         let events = -ln(1.0 - share);
         let m = if events > 0.0 { lambda / events } else { 1.0 };
