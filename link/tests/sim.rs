@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use strand_link::fec::Strength;
 use strand_link::sim::{GilbertElliott, LineConfig, Pair};
+use strand_link::stats::Stats;
 use strand_link::{Config, Event, PacketId};
 
 type P = Pair<64, 1024>;
@@ -413,16 +414,22 @@ fn big_frame_host_never_overruns_a_small_frame_peer() {
     let _ = id_early;
 }
 
+/// Streams `len` bytes from a to b over `line` and checks they arrive
+/// whole and exact; returns both sides' counters.
+fn stream_over(cfg: Config, line: LineConfig, seed: u64, len: usize, budget: Duration) -> (Stats, Stats) {
+    let mut pair = P::symmetric(cfg, line, seed);
+    let data = bulk(seed, len);
+    pair.a.write_stream(1, data.clone(), true);
+    pair.b.stream_channels.insert(1);
+    assert!(pair.run_until(budget, |p| p.b.fin(1)), "seed {seed}");
+    assert!(pair.b.stream(1) == &data[..], "seed {seed}: stream differs");
+    (pair.a.link.stats(), pair.b.link.stats())
+}
+
 #[test]
 fn fec_switches_on_for_a_noisy_line_and_repairs_frames() {
     for seed in SEEDS {
-        let mut pair = P::symmetric(Config::default(), line(1e-4), seed);
-        let data = bulk(seed, 400_000);
-        pair.a.write_stream(1, data.clone(), true);
-        pair.b.stream_channels.insert(1);
-        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)), "seed {seed}");
-        assert!(pair.b.stream(1) == &data[..], "seed {seed}: stream differs");
-        let (a, b) = (pair.a.link.stats(), pair.b.link.stats());
+        let (a, b) = stream_over(Config::default(), line(1e-4), seed, 400_000, Duration::from_secs(60));
         assert!(
             a.fec_frames_tx > 0 && a.fec_strength != Strength::Off,
             "seed {seed}: FEC never switched on: {a:?}"
@@ -438,13 +445,7 @@ fn frame_wide_fec_is_chosen_at_ber_1e5_and_repairs_frames() {
     // codeword with 8 or 16 parity bytes (wide2, wide4) repairs nearly every
     // frame, where the interleaved thin code would spend 68.
     for seed in SEEDS {
-        let mut pair = P::symmetric(Config::default(), line(1e-5), seed);
-        let data = bulk(seed, 600_000);
-        pair.a.write_stream(1, data.clone(), true);
-        pair.b.stream_channels.insert(1);
-        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)), "seed {seed}");
-        assert!(pair.b.stream(1) == &data[..], "seed {seed}: stream differs");
-        let (a, b) = (pair.a.link.stats(), pair.b.link.stats());
+        let (a, b) = stream_over(Config::default(), line(1e-5), seed, 600_000, Duration::from_secs(60));
         assert!(
             matches!(a.fec_strength, Strength::Wide2 | Strength::Wide4),
             "seed {seed}: frame-wide parity not in use at the end: {a:?}"
@@ -459,25 +460,15 @@ fn frame_wide_fec_is_chosen_at_ber_1e5_and_repairs_frames() {
 
 #[test]
 fn fec_stays_off_on_a_clean_line() {
-    let mut pair = P::symmetric(Config::default(), line(0.0), 4);
-    let data = bulk(4, 400_000);
-    pair.a.write_stream(1, data.clone(), true);
-    pair.b.stream_channels.insert(1);
-    assert!(pair.run_until(Duration::from_secs(10), |p| p.b.fin(1)));
-    assert_eq!(pair.a.link.stats().fec_frames_tx, 0);
-    assert_eq!(pair.b.stream(1), &data[..]);
+    let (a, _) = stream_over(Config::default(), line(0.0), 4, 400_000, Duration::from_secs(10));
+    assert_eq!(a.fec_frames_tx, 0);
 }
 
 #[test]
 fn fec_can_be_switched_off() {
     let cfg = Config { fec: false, ..Config::default() };
-    let mut pair = P::symmetric(cfg, line(1e-4), 5);
-    let data = bulk(5, 100_000);
-    pair.a.write_stream(1, data.clone(), true);
-    pair.b.stream_channels.insert(1);
-    assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)));
-    assert_eq!(pair.a.link.stats().fec_frames_tx, 0);
-    assert_eq!(pair.b.stream(1), &data[..]);
+    let (a, _) = stream_over(cfg, line(1e-4), 5, 100_000, Duration::from_secs(60));
+    assert_eq!(a.fec_frames_tx, 0);
 }
 
 #[test]

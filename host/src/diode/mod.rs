@@ -27,38 +27,12 @@ pub mod exit {
     pub const NOTHING: u8 = 3;
 }
 
-/// In-frame FEC strength on byte streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FecLevel {
-    /// No parity.
-    Off,
-    /// 4 parity bytes per 255-byte codeword (corrects 2 bytes each; 1.6% overhead).
-    Thin,
-    /// 8 parity bytes per 255-byte codeword (corrects 4 bytes each; 3% overhead).
-    Light,
-    /// 16 parity bytes per codeword (corrects 8 bytes each; 7% overhead).
-    Heavy,
-    /// 8 parity bytes per frame (corrects 2 damaged byte pairs anywhere in it).
-    Wide2,
-    /// 16 parity bytes per frame (corrects 4 damaged byte pairs).
-    Wide4,
-    /// 32 parity bytes per frame (corrects 8 damaged byte pairs).
-    Wide8,
-}
-
-impl FecLevel {
-    /// The core's strength.
-    pub fn strength(self) -> Strength {
-        match self {
-            FecLevel::Off => Strength::Off,
-            FecLevel::Thin => Strength::Thin,
-            FecLevel::Light => Strength::Light,
-            FecLevel::Heavy => Strength::Heavy,
-            FecLevel::Wide2 => Strength::Wide2,
-            FecLevel::Wide4 => Strength::Wide4,
-            FecLevel::Wide8 => Strength::Wide8,
-        }
-    }
+/// Parses `--fec`: the core's strength names (spec 2.1), listed in `--help`
+/// and in the error for any other word.
+fn fec_parser() -> impl clap::builder::TypedValueParser<Value = Strength> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Strength::ALL.map(Strength::name))
+        .map(|name| Strength::from_name(&name).expect("only listed names get here"))
 }
 
 /// Options of `strand diode-tx`.
@@ -93,9 +67,11 @@ pub struct TxArgs {
     /// Bytes per symbol (even, 2..=8192) [default: 1024; 1400 on UDP].
     #[arg(long, value_name = "BYTES")]
     pub symbol_size: Option<u16>,
-    /// In-frame FEC on byte streams [default: light on serial, off on files].
-    #[arg(long, value_enum)]
-    pub fec: Option<FecLevel>,
+    /// In-frame FEC on byte streams: interleaved thin/light/heavy (bursts) or
+    /// frame-wide wide2/wide4/wide8 (scattered errors) [default: light on
+    /// serial, off on files].
+    #[arg(long, value_parser = fec_parser())]
+    pub fec: Option<Strength>,
     #[command(flatten)]
     pub key: KeyOpts,
     /// Milliseconds between heartbeats (1..=65535).

@@ -3,7 +3,7 @@
 //! are overrun (nothing comes back to slow the sender down).
 
 use super::endpoint::{open_sink, Endpoint, Side, Sink};
-use super::{FecLevel, TxArgs};
+use super::TxArgs;
 use crate::transport::SerialSettings;
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -186,12 +186,12 @@ pub async fn run(args: &TxArgs) -> Result<(), String> {
         .filter(|&h| h > 0)
         .ok_or_else(|| format!("--heartbeat {}: use 1 to 65535 ms", args.heartbeat))?;
     let fec = match (args.fec, &ep) {
-        (Some(f), _) if !stream && f != FecLevel::Off => {
+        (Some(f), _) if !stream && f != Strength::Off => {
             return Err(
                 "--fec is for byte streams: UDP datagrams carry raw frames (a damaged one is dropped)".into(),
             )
         }
-        (Some(f), _) => f.strength(),
+        (Some(f), _) => f,
         (None, Endpoint::Serial(_)) => Strength::Light,
         (None, _) => Strength::Off,
     };

@@ -359,19 +359,11 @@ pub fn repair(buf: &mut [u8], intact: impl Fn(&[u8]) -> bool) -> Repair {
         Code::Wide(nsym) => rs::correct::<Gf65536, _>(&mut Wide { body, l, nsym }, nsym),
         Code::Interleaved(nsym) => {
             let n = codewords(l, s);
-            let mut total = Ok(0);
-            for c in 0..n {
+            (0..n).try_fold(0, |sum, c| {
                 let data = (l - c).div_ceil(n);
-                let mut cw = Interleaved { body: &mut *body, l, n, c, data, nsym };
-                match rs::correct::<Gf256, _>(&mut cw, nsym) {
-                    Ok(k) => total = total.map(|t| t + k),
-                    Err(e) => {
-                        total = Err(e);
-                        break;
-                    }
-                }
-            }
-            total
+                rs::correct::<Gf256, _>(&mut Interleaved { body: &mut *body, l, n, c, data, nsym }, nsym)
+                    .map(|k| sum + k)
+            })
         }
         Code::Plain => return Repair::Plain,
     };
