@@ -36,10 +36,9 @@ fn pipe_noisy_line_1e5() {
     pipe_both_ways("1e-5", 2);
 }
 
-#[test]
-fn forward_several_connections() {
+/// A TCP echo server on a free local port, one thread per connection.
+fn echo_server() -> u16 {
     use std::io::{Read, Write};
-    let line = Linkem::start(&["--baud", "2000000", "--seed", "3"]);
     let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let echo_port = echo.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -50,12 +49,23 @@ fn forward_several_connections() {
                 loop {
                     match c.read(&mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => c.write_all(&buf[..n]).unwrap(),
+                        Ok(n) => {
+                            if c.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
                     }
                 }
             });
         }
     });
+    echo_port
+}
+
+/// Starts `strand forward` on both ends of `line`, A listening and relaying
+/// to an echo server on B's side; returns the port to connect to.
+fn forward_to_echo(line: &Linkem) -> (u16, Running, Running) {
+    let echo_port = echo_server();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -69,28 +79,51 @@ fn forward_several_connections() {
         assert!(std::time::Instant::now() < deadline, "forward never listened on {port}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let clients: Vec<_> = (0..4u64)
-        .map(|i| {
-            std::thread::spawn(move || {
-                let payload = data(100 + i, 150_000);
-                let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-                c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-                let mut w = c.try_clone().unwrap();
-                let p2 = payload.clone();
-                let writer = std::thread::spawn(move || {
-                    w.write_all(&p2).unwrap();
-                    w.shutdown(std::net::Shutdown::Write).unwrap();
-                });
-                let mut got = Vec::new();
-                c.read_to_end(&mut got).unwrap();
-                writer.join().unwrap();
-                hash(&got) == hash(&payload)
-            })
-        })
-        .collect();
+    (port, fa, fb)
+}
+
+/// Sends `payload` through the forwarded `port` and reads the echo back.
+fn echo_through(port: u16, payload: Vec<u8>) -> bool {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut w = c.try_clone().unwrap();
+    let p2 = payload.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&p2).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    hash(&got) == hash(&payload)
+}
+
+#[test]
+fn forward_several_connections() {
+    let line = Linkem::start(&["--baud", "2000000", "--seed", "3"]);
+    let (port, fa, fb) = forward_to_echo(&line);
+    let clients: Vec<_> =
+        (0..4u64).map(|i| std::thread::spawn(move || echo_through(port, data(100 + i, 150_000)))).collect();
     for (i, c) in clients.into_iter().enumerate() {
         assert!(c.join().unwrap(), "connection {i} not echoed exactly");
     }
+    fa.kill();
+    fb.kill();
+}
+
+/// Short connections one after another, while a long one keeps the line
+/// busy: a channel freed on one side is opened again at once, before the other
+/// side may have let go of it (each must still get a working connection).
+#[test]
+fn forward_reuses_channels_at_once() {
+    let line = Linkem::start(&["--baud", "2000000", "--seed", "6"]);
+    let (port, fa, fb) = forward_to_echo(&line);
+    let long = std::thread::spawn(move || echo_through(port, data(200, 1 << 20)));
+    for i in 0..40u64 {
+        assert!(echo_through(port, data(300 + i, 2000)), "short connection {i} not echoed exactly");
+    }
+    assert!(long.join().unwrap(), "the long connection was not echoed exactly");
     fa.kill();
     fb.kill();
 }

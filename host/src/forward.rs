@@ -14,6 +14,11 @@
 //! Connection data is a byte stream on its channel; end-of-stream in each
 //! direction closes that half. The side with the lower session id opens even
 //! channels, the other odd ones, so simultaneous opens never collide.
+//!
+//! A side lets go of a channel once both halves have ended there, which can
+//! be a moment before the other side has: an `OPEN` for a channel still held
+//! here waits for it (its old stream has already ended), and is never refused,
+//! because unread data on a channel holds up every channel behind it.
 
 use crate::driver::{channel, LinkError, LinkHandle};
 use std::collections::BTreeSet;
@@ -21,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 
 /// One `-L` or `-R` specification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +72,8 @@ struct Forwarder {
     link: LinkHandle,
     generation: u64,
     channels: Mutex<Channels>,
+    /// Signalled whenever a channel is released.
+    freed: Notify,
     /// This side opens channels of this parity.
     parity: u8,
 }
@@ -79,14 +87,31 @@ impl Forwarder {
         Some(ch)
     }
 
-    fn claim(&self, ch: u8) -> bool {
-        ch >= channel::FORWARD_FIRST
-            && ch % 2 != self.parity
-            && self.channels.lock().expect("not poisoned").busy.insert(ch)
+    /// Whether the peer may open `ch` (a forwarding channel of its parity).
+    fn peers_channel(&self, ch: u8) -> bool {
+        ch >= channel::FORWARD_FIRST && ch % 2 != self.parity
+    }
+
+    /// Takes `ch` for a connection the peer opened, waiting while the
+    /// connection that used it before is still winding down here.
+    async fn claim(&self, ch: u8) {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.channels.lock().expect("not poisoned").busy.insert(ch) {
+                return;
+            }
+            tracing::debug!(
+                "channel {ch}: reopened by the peer; waiting for its last connection to end here"
+            );
+            freed.await;
+        }
     }
 
     fn release(&self, ch: u8) {
         self.channels.lock().expect("not poisoned").busy.remove(&ch);
+        self.freed.notify_waiters();
     }
 
     async fn control(&self, msg: &str) -> Result<(), LinkError> {
@@ -106,8 +131,7 @@ impl Forwarder {
                     Ok(n) => link.write_stream(ch, &buf[..n], up_self.generation).await?,
                 }
             }
-            link.finish_stream(ch, up_self.generation).await?;
-            link.wait_send_idle(up_self.generation).await
+            link.finish_stream(ch, up_self.generation).await
         });
         let down = async {
             loop {
@@ -192,6 +216,7 @@ pub async fn run(link: LinkHandle, local: Vec<Spec>, remote: Vec<Spec>) -> anyho
             link: link.clone(),
             generation,
             channels: Mutex::default(),
+            freed: Notify::new(),
             parity: u8::from(me > peer.unwrap_or(0)),
         });
         let mut tasks = Vec::new();
@@ -234,8 +259,12 @@ async fn serve_control(
                 tasks.push(tokio::spawn(fwd.clone().listen(bind.to_string(), target.to_string())));
             }
             (Some("OPEN"), Some(ch), Some(target)) => match ch.parse::<u8>() {
-                Ok(ch) if fwd.claim(ch) => {
-                    tokio::spawn(fwd.clone().open(ch, target.to_string()));
+                Ok(ch) if fwd.peers_channel(ch) => {
+                    let (fwd, target) = (fwd.clone(), target.to_string());
+                    tokio::spawn(async move {
+                        fwd.claim(ch).await;
+                        fwd.open(ch, target).await;
+                    });
                 }
                 _ => tracing::warn!("peer sent a bad OPEN: {msg:?}"),
             },
