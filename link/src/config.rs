@@ -39,6 +39,12 @@ pub struct Config {
     /// Send a delimiter before a frame when the line was idle this long, so a
     /// frame never merges with noise that arrived in between.
     pub idle_resync: Duration,
+    /// The line's rate in bytes per second (8N1: bit rate / 10), or 0 if not
+    /// known. With it the core works out when each frame's last byte leaves,
+    /// behind the bytes it handed out before, and runs the frame's
+    /// retransmission timer and RTT sample from then (spec 6.3, 6.4): on a slow
+    /// line the wait in the driver's buffer can be longer than the round trip.
+    pub line_rate: u32,
     /// Most bytes of new frames in flight (0: only the window limits). A driver
     /// that knows the line rate sets about one round trip of it, so frames do
     /// not queue in buffers where they inflate the RTT and fire timers.
@@ -71,6 +77,7 @@ impl Default for Config {
             ack_delay: Duration::from_millis(2),
             reorder_threshold: 1,
             idle_resync: Duration::from_millis(10),
+            line_rate: 0,
             max_in_flight_bytes: 0,
             fec: true,
             priorities,

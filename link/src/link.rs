@@ -27,6 +27,7 @@ use crate::wire::{
     flags, seq_lt, AckPayload, AckRepr, Error as WireError, Frame, FrameType, Header, HelloPayload,
     HelloRepr, HELLO_LEN, MIN_MAX_FRAME, MIN_PAYLOAD, OVERHEAD, VERSION,
 };
+use core::time::Duration;
 use heapless::Deque;
 
 /// A strand link endpoint.
@@ -67,6 +68,11 @@ struct Core<const W: usize, const N: usize> {
     window_probe_at: Option<Instant>,
     last_rx: Instant,
     last_tx: Option<Instant>,
+    /// When the line will have sent every byte handed out so far (only with
+    /// `Config::line_rate`): the next frame leaves behind them.
+    line_free_at: Instant,
+    /// The send-pool slot of the DATA frame in `scratch`, if it holds one.
+    built_data: Option<usize>,
     down: bool,
     stalled: bool,
     version_reported: bool,
@@ -150,6 +156,8 @@ impl<const W: usize, const N: usize> Link<W, N> {
                 window_probe_at: None,
                 last_rx: now,
                 last_tx: None,
+                line_free_at: now,
+                built_data: None,
                 down: false,
                 stalled: false,
                 version_reported: false,
@@ -215,6 +223,15 @@ impl<const W: usize, const N: usize> Link<W, N> {
         }
         let frame = if frame_len > 0 { &c.protected[..frame_len] } else { &c.scratch[..raw_len] };
         let n = at + framing::encode(frame, &mut out[at..])?;
+        if c.config.line_rate > 0 {
+            // The frame's last byte leaves once the bytes handed out before it
+            // and its own have crossed the line.
+            let wire = Duration::from_micros(n as u64 * 1_000_000 / u64::from(c.config.line_rate));
+            c.line_free_at = c.line_free_at.max(now) + wire;
+            if let Some(slot) = c.built_data {
+                c.tx.departed(slot, c.line_free_at);
+            }
+        }
         c.last_tx = Some(now);
         c.stats.frames_tx += 1;
         c.stats.bytes_tx += n as u64;
@@ -610,8 +627,12 @@ impl<const W: usize, const N: usize> Core<W, N> {
             if let Some(rtt) = out.rtt {
                 self.rtt.sample(rtt);
             }
+            // A spurious retransmission was counted as a loss when it was sent:
+            // take that back before the sizer looks again.
+            self.sizer.on_not_lost(out.spurious);
             self.sizer.on_delivered(out.acked, out.acked_full);
             self.sizer.on_lost(out.lost);
+            self.stats.spurious_retransmits += u64::from(out.spurious);
             if out.advanced {
                 // Progress: the line works, so drop the timeout backoff even
                 // if every acked frame was a retransmission (Karn gives no sample).
@@ -716,6 +737,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
 
     /// Builds the next frame into `scratch`; returns its raw length.
     fn build_frame(&mut self, now: Instant) -> Option<usize> {
+        self.built_data = None;
         let mut hello = [0u8; HELLO_LEN];
         if let Some(echo) = self.hello_ack_owed.take() {
             self.hello_repr(echo).emit(&mut hello);
@@ -741,6 +763,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
         let pick = self.tx.pick(now, self.peer_limit, self.config.max_in_flight_bytes as usize);
         self.update_stall();
         let pick = pick?;
+        self.built_data = Some(pick.slot);
         let (channel, fl, data) = self.tx.frame_of(pick.slot);
         let mut h = self.header(FrameType::Data, fl | flags::ACK);
         h.channel = channel;

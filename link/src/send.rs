@@ -41,7 +41,16 @@ impl core::fmt::Display for SendError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct InFlight {
     seq: u16,
+    /// When the latest copy left (or, with the line rate unknown, was handed
+    /// to the driver): the retransmission timer and RTT samples count from here.
     sent_at: Instant,
+    /// The same for the first copy: a spurious retransmission's sample.
+    first_sent: Instant,
+    /// When the second frame sent after this one left: its acknowledgement,
+    /// or the one between, also acknowledges this frame, so the timer waits
+    /// for them too (only with a known line rate; spec 6.3).
+    covered_until: Instant,
+
     /// Position in the order of all transmissions (first or repeated).
     tx_order: u32,
     /// `tx_order` of the first transmission. An acknowledgement of a frame
@@ -54,6 +63,13 @@ struct InFlight {
     /// Reported received by SACK; kept until the cumulative ack passes it, so
     /// `Acked` always means "received in order".
     sacked: bool,
+}
+
+impl InFlight {
+    /// When the retransmission timer of this frame fires.
+    fn expiry(&self, rto: Duration) -> Instant {
+        self.sent_at.max(self.covered_until) + rto
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +145,9 @@ pub(crate) struct AckOutcome {
     pub acked_full: u32,
     /// Whether the cumulative ack advanced.
     pub advanced: bool,
+    /// Acknowledged frames whose acknowledgement came too soon to be for their
+    /// latest copy: an earlier copy arrived, so they were retransmitted for nothing.
+    pub spurious: u32,
 }
 
 /// The sending half of the ARQ.
@@ -145,6 +164,9 @@ pub(crate) struct SendBuffer<const W: usize, const N: usize> {
     queued: usize,
     /// Bytes of frames sent and neither acknowledged nor selectively acknowledged.
     in_flight_bytes: usize,
+    /// Shortest RTT sample of a DATA frame: no acknowledgement of a copy can
+    /// arrive sooner after it left, so one that does is for an earlier copy.
+    min_rtt: Option<Duration>,
     /// Channels that carried stream data this session (a 256-bit set).
     stream_used: [u32; 8],
     /// Channels whose stream was cut by a session change, to report.
@@ -169,6 +191,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             free: W,
             queued: 0,
             in_flight_bytes: 0,
+            min_rtt: None,
             stream_used: [0; 8],
             stream_aborted: [0; 8],
         }
@@ -351,6 +374,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             f.tx_order = self.tx_counter;
             if !pick.retransmission {
                 f.first_tx = self.tx_counter;
+                f.first_sent = now;
             }
             f.needs_tx = false;
             if pick.retransmission {
@@ -358,6 +382,28 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             }
         }
         Some(pick)
+    }
+
+    /// Moves the send time of the frame just picked from `slot` to `at`, when
+    /// its last byte is expected to leave: on a line of known rate a frame
+    /// waits behind the bytes queued ahead of it, and that wait is neither
+    /// round trip nor reason to time out.
+    pub fn departed(&mut self, slot: usize, at: Instant) {
+        let State::InFlight(f) = &mut self.slots[slot].state else { return };
+        f.sent_at = at;
+        if f.retransmits == 0 {
+            f.first_sent = at;
+        }
+        // A lost acknowledgement is made good by the next frame's, one frame
+        // time later: the two frames sent before this one wait for it.
+        let order = f.tx_order;
+        for s in self.slots.iter_mut() {
+            if let State::InFlight(g) = &mut s.state {
+                if (1..=2).contains(&order.wrapping_sub(g.tx_order)) {
+                    g.covered_until = g.covered_until.max(at);
+                }
+            }
+        }
     }
 
     fn choose(&mut self, peer_limit: u16, max_bytes: usize) -> Option<Pick> {
@@ -401,6 +447,8 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.slots[i].state = State::InFlight(InFlight {
             seq,
             sent_at: Instant::ZERO,
+            first_sent: Instant::ZERO,
+            covered_until: Instant::ZERO,
             tx_order: 0,
             first_tx: 0,
             retransmits: 0,
@@ -435,15 +483,33 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             return out;
         }
         let mut newest: Option<(u32, Duration)> = None;
+        let min_rtt = self.min_rtt;
+        let mut spurious = 0;
         let mut sample = |f: &InFlight, highest: &mut u32| {
             let evidence = if f.retransmits == 0 { f.tx_order } else { f.first_tx };
             if evidence.wrapping_sub(*highest) < 0x8000_0000 {
                 *highest = evidence;
             }
-            if f.retransmits == 0 && newest.is_none_or(|(o, _)| f.tx_order > o) {
-                newest = Some((f.tx_order, now.since(f.sent_at)));
+            // Karn's rule: only a frame sent once tells which copy was acknowledged ...
+            let mut rtt = (f.retransmits == 0).then(|| now.since(f.sent_at));
+            // ... or one whose acknowledgement came sooner after its latest copy left
+            // than any acknowledgement ever took: that was for an earlier copy, and
+            // with one earlier copy the sample is unambiguous. Without it a timer
+            // that fires before every acknowledgement (too short for the queue on a
+            // slow line) would retransmit every frame and never learn (spec 6.4).
+            if f.retransmits > 0 && now < f.sent_at + min_rtt.unwrap_or(Duration::ZERO) {
+                spurious += 1;
+                if f.retransmits == 1 {
+                    rtt = Some(now.since(f.first_sent));
+                }
+            }
+            if let Some(rtt) = rtt {
+                if newest.is_none_or(|(o, _)| evidence > o) {
+                    newest = Some((evidence, rtt));
+                }
             }
         };
+
         while self.una != ack {
             let at = self.una as usize % W;
             let i = core::mem::replace(&mut self.by_seq[at], NONE);
@@ -490,6 +556,10 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             }
         }
         out.rtt = newest.map(|(_, d)| d);
+        out.spurious = spurious;
+        if let Some(rtt) = out.rtt {
+            self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        }
         // Loss detection by transmission order: a frame is lost once one sent
         // `reorder` transmissions after it has been acknowledged.
         let threshold = u32::from(reorder.max(1));
@@ -537,7 +607,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.slots
             .iter()
             .filter_map(|s| match s.state {
-                State::InFlight(f) if !f.sacked && !f.needs_tx => Some(f.sent_at + rto),
+                State::InFlight(f) if !f.sacked && !f.needs_tx => Some(f.expiry(rto)),
                 _ => None,
             })
             .min()
@@ -548,7 +618,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         let mut n = 0;
         for s in self.slots.iter_mut() {
             if let State::InFlight(f) = &mut s.state {
-                if !f.sacked && !f.needs_tx && f.sent_at + rto <= now {
+                if !f.sacked && !f.needs_tx && f.expiry(rto) <= now {
                     f.needs_tx = true;
                     n += 1;
                 }
@@ -755,6 +825,47 @@ mod tests {
         while b.pick(T0 + Duration::from_millis(60), LIM, 0).is_some() {}
         let out = b.on_ack(T0 + Duration::from_millis(61), 1, None, 1, 0);
         assert_eq!(out.lost, 0);
+    }
+
+    #[test]
+    fn an_ack_sooner_than_the_repeat_could_have_crossed_is_for_the_first_copy() {
+        // The loop this breaks: on a slow line a frame waits behind ~200 ms of queued
+        // bytes, the timer fires first, the frame is sent again, and its ACK (for the
+        // first copy) gives Karn's rule no sample, so the timer never learns.
+        let ms = Duration::from_millis;
+        let mut b = Buf::new();
+        b.queue_packet(1, 1, b"x", 32).unwrap();
+        let p = b.pick(T0, LIM, 0).unwrap();
+        b.departed(p.slot, T0 + ms(10));
+        assert_eq!(b.on_timeout(T0 + ms(60), ms(50)), 1);
+        let p = b.pick(T0 + ms(60), LIM, 0).unwrap();
+        assert!(p.retransmission);
+        // The repeat leaves behind 140 ms of bytes; the ACK comes long before that.
+        b.departed(p.slot, T0 + ms(200));
+        let out = b.on_ack(T0 + ms(80), 1, None, 1, 0);
+        assert_eq!(out.spurious, 1);
+        assert_eq!(out.rtt, Some(ms(70)), "timed from the first copy's departure");
+    }
+
+    #[test]
+    fn an_ack_after_the_repeat_crossed_is_ambiguous_and_gives_no_sample() {
+        let ms = Duration::from_millis;
+        let mut b = Buf::new();
+        for ch in 0..2 {
+            b.queue_packet(ch, 1, b"x", 32).unwrap();
+        }
+        // Frame 0 measures the path: 5 ms from departure to ACK.
+        let p = b.pick(T0, LIM, 0).unwrap();
+        b.departed(p.slot, T0);
+        assert_eq!(b.on_ack(T0 + ms(5), 1, None, 1, 0).rtt, Some(ms(5)));
+        let p = b.pick(T0 + ms(10), LIM, 0).unwrap();
+        b.departed(p.slot, T0 + ms(10));
+        assert_eq!(b.on_timeout(T0 + ms(70), ms(60)), 1);
+        let p = b.pick(T0 + ms(70), LIM, 0).unwrap();
+        b.departed(p.slot, T0 + ms(70));
+        // 6 ms after the repeat left: it could be for either copy.
+        let out = b.on_ack(T0 + ms(76), 2, None, 1, 0);
+        assert_eq!((out.spurious, out.rtt), (0, None));
     }
 
     #[test]

@@ -108,6 +108,12 @@ impl Sizer {
         self.update();
     }
 
+    /// Takes back `n` losses: frames judged lost whose first copy arrived after
+    /// all (a spurious retransmission), so they say nothing about frame size.
+    pub fn on_not_lost(&mut self, n: u32) {
+        self.losses = self.losses.saturating_sub(u64::from(n));
+    }
+
     fn update(&mut self) {
         if self.fixed {
             return;

@@ -495,3 +495,47 @@ fn slow_line_with_rate_derived_settings_sends_nothing_twice() {
     let rate = 64.0 * 1024.0 / pair.elapsed().as_secs_f64() / 11_520.0;
     assert!(rate > 0.8, "{rate:.2} of the line");
 }
+
+/// Window and frame capacity for the 115,200 bit/s tests: the host's 4 KiB frames, fewer slots.
+type Slow = Pair<32, 4096>;
+
+/// 115,200 bit/s, 1 ms latency, with the settings the host uses for it (`config_for_baud`), and
+/// a driver that runs up to 8 KiB ahead of the wire (a pty plus `strand linkem`'s FIFO).
+fn slow_pair(ber: f64, seed: u64) -> Slow {
+    let mut line = LineConfig::clean(115_200, Duration::from_millis(1)).with_ber(ber);
+    line.buffer = 8192;
+    let cfg = Config {
+        max_payload: 576,
+        max_in_flight_bytes: 2304,
+        line_rate: 11_520,
+        min_rto: Duration::from_millis(170),
+        initial_rto: Duration::from_millis(340),
+        ..Config::default()
+    };
+    Slow::symmetric(cfg, line, seed)
+}
+
+#[test]
+fn slow_line_at_ber_1e3_repeats_lost_frames_not_every_frame() {
+    // Each frame waits behind up to ~200 ms of bytes queued ahead of it. With its timer counted
+    // from when it was queued (`line_rate` 0), the timer fired before nearly every ACK (seed 1:
+    // 504 duplicates at the receiver for 156 frames) and Karn's rule got no sample to learn from.
+    // Counted from when the frame leaves: no duplicates, 62-66% of the line.
+    for seed in [1, 2, 3] {
+        let mut pair = slow_pair(1e-3, seed);
+        let data = bulk(seed, 64 * 1024);
+        pair.a.write_stream(2, data.clone(), true);
+        pair.b.stream_channels.insert(2);
+        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(2)), "seed {seed}");
+        assert_eq!(pair.b.stream(2), &data[..], "seed {seed}");
+        let (a, b) = (pair.a.link.stats(), pair.b.link.stats());
+        assert!(
+            b.duplicates * 20 < a.data_tx,
+            "seed {seed}: {} duplicates of {} frames",
+            b.duplicates,
+            a.data_tx
+        );
+        let rate = data.len() as f64 / pair.elapsed().as_secs_f64() / 11_520.0;
+        assert!(rate > 0.55, "seed {seed}: {rate:.3} of the line");
+    }
+}
