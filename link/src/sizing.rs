@@ -73,6 +73,11 @@ impl Sizer {
         self.current
     }
 
+    /// The upper bound: the largest size the sizer may move to.
+    pub fn max(&self) -> u16 {
+        self.max
+    }
+
     /// Changes the bounds (after the handshake, or when the driver asks).
     pub fn set_bounds(&mut self, min: u16, max: u16) {
         self.min = min.min(max);
