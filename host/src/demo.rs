@@ -75,7 +75,7 @@ pub async fn run(args: DemoArgs, progress: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out_dir)?;
 
     let start = Instant::now();
-    let cfg = driver::config_for_baud(serial.baud);
+    let cfg = driver::config_for_serial(&serial);
     let a = driver::start(&Address::Serial(em.path_a().to_path_buf()), &serial, cfg.clone()).await?;
     let b = driver::start(&Address::Serial(em.path_b().to_path_buf()), &serial, cfg).await?;
     a.wait_connected(Duration::from_secs(10)).await?;
@@ -93,7 +93,10 @@ pub async fn run(args: DemoArgs, progress: bool) -> anyhow::Result<()> {
     received?;
     let secs = start.elapsed().as_secs_f64();
     // Both ends wind down (the last acknowledgements) before the line goes away.
-    tokio::join!(a.linger(Duration::from_millis(50)), b.linger(Duration::from_millis(50)));
+    tokio::join!(
+        a.linger(Duration::from_millis(50), Duration::ZERO),
+        b.linger(Duration::from_millis(50), Duration::ZERO)
+    );
 
     let got = std::fs::read(out_dir.join("demo.bin"))?;
     anyhow::ensure!(got == data, "the received file differs from the one sent");

@@ -11,9 +11,9 @@
 //! survives the gap.
 
 use crate::address::Address;
-use crate::transport::{self, Duplex, OpenError, SerialSettings};
+use crate::transport::{self, Duplex, OpenError, Parity, SerialSettings};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use strand_link::{Config, Event, Instant, Link, PacketId, SendError, Stats};
@@ -43,44 +43,19 @@ pub mod channel {
 pub const WRITE_QUEUE: usize = 2;
 /// Fragments held per channel for a consumer that has not read them yet.
 const INBOUND_CAP: usize = 64;
-/// After our last frame is acknowledged: time for the acknowledgement of the
-/// peer's last frame to leave (the delayed-ack timer is 2 ms).
-const LINGER_GRACE: Duration = Duration::from_millis(20);
-
-/// Longest time one frame may occupy a serial line: bounds the queueing that
-/// long frames cause on a slow line (a 4 KiB frame takes 355 ms at 115,200 bit/s).
-pub const MAX_FRAME_TIME: Duration = Duration::from_millis(50);
-
-/// The payload cap for a serial line of `baud` bit/s (8N1): [`MAX_FRAME_TIME`] of line time.
-pub fn payload_cap_for_baud(baud: u32) -> u16 {
-    let bytes = u64::from(baud) / 10 * MAX_FRAME_TIME.as_millis() as u64 / 1000;
-    bytes.clamp(256, u64::from(u16::MAX)) as u16
+/// The link settings for a serial line: see [`Config::for_serial_line`] (short
+/// frames while channels share the line, longer ones for one bulk channel
+/// alone, and the line rate for the retransmission timers and the queue ahead
+/// of the wire). A parity bit makes each byte 11 bits on the wire.
+pub fn config_for_serial(serial: &SerialSettings) -> Config {
+    let bits = if serial.parity == Parity::None { 10 } else { 11 };
+    Config::for_serial_line(serial.baud, bits, N)
 }
 
-/// The link settings for a serial line of `baud` bit/s: frames of at most
-/// [`MAX_FRAME_TIME`], and about 100 ms of line time plus two such frames in
-/// flight — a round trip's worth on a USB adapter, without filling the
-/// driver's and adapter's buffers, where frames would wait and fire timers.
-pub fn config_for_baud(baud: u32) -> Config {
-    let cap = payload_cap_for_baud(baud);
-    let in_flight = u64::from(baud) / 10 / 10 + 2 * u64::from(cap);
-    // No timeout before a full frame could have crossed and been acknowledged:
-    // the first RTT sample comes from the tiny HELLO, and a timeout that fires
-    // on every frame leaves Karn's rule no sample to correct it with.
-    let frame_time =
-        Duration::from_micros(u64::from(cap.min(N as u16)) * 10 * 1_000_000 / u64::from(baud.max(1)));
-    let defaults = Config::default();
-    Config {
-        max_payload: cap,
-        max_in_flight_bytes: in_flight.min(u64::from(u32::MAX)) as u32,
-        min_rto: defaults.min_rto.max(frame_time * 3 + Duration::from_millis(20)),
-        // HELLO repeats keep to a tenth of a slow line (a HELLO is ~30 bytes on the wire).
-        hello_interval: defaults
-            .hello_interval
-            .max(Duration::from_micros(30 * 10 * 10 * 1_000_000 / u64::from(baud.max(1)))),
-        ..defaults
-    }
-}
+/// For a command whose peer may still be sending when it is done (`pipe`):
+/// how long to stay after our last frames are acknowledged, so a last frame
+/// of the peer's that is on its way still gets its acknowledgement.
+pub const LINGER_GRACE: Duration = Duration::from_millis(20);
 
 /// How often a failed serial or TCP transport is retried.
 const REOPEN_EVERY: Duration = Duration::from_millis(500);
@@ -127,6 +102,8 @@ struct State {
 
 struct Inner {
     state: Mutex<State>,
+    /// Frames handed to the writer task and not yet written out.
+    unwritten: AtomicUsize,
     wake_driver: Notify,
     wake_app: Notify,
     start: std::time::Instant,
@@ -190,6 +167,7 @@ pub fn start_on(
         }),
         wake_driver: Notify::new(),
         wake_app: Notify::new(),
+        unwritten: AtomicUsize::new(0),
         start: std::time::Instant::now(),
         label: addr.to_string(),
     });
@@ -212,7 +190,9 @@ impl Conn {
         let (f, inner) = (failed.clone(), inner.clone());
         tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
-                if wr.write_all(&frame).await.is_err() || wr.flush().await.is_err() {
+                let ok = wr.write_all(&frame).await.is_ok() && wr.flush().await.is_ok();
+                inner.unwritten.fetch_sub(1, Ordering::SeqCst);
+                if !ok {
                     f.store(true, Ordering::SeqCst);
                     inner.wake_driver.notify_one();
                     return;
@@ -253,7 +233,10 @@ impl Inner {
             // With the transport down the frame is lost, like on a pulled cable;
             // the ARQ sends it again once the line is back.
             if let Some(c) = conn {
-                let _ = c.tx.try_send(frame);
+                self.unwritten.fetch_add(1, Ordering::SeqCst);
+                if c.tx.try_send(frame).is_err() {
+                    self.unwritten.fetch_sub(1, Ordering::SeqCst);
+                }
             }
         }
         while let Some(ev) = st.link.poll_event() {
@@ -535,14 +518,23 @@ impl LinkHandle {
     }
 
     /// Winds down before the process exits: waits (at most `d`) until our last
-    /// frames are acknowledged, then briefly, so the acknowledgement of the
-    /// peer's last frames leaves too. A whole round trip of waiting would cost
-    /// a short transfer several percent of its time.
-    pub async fn linger(&self, d: Duration) {
+    /// frames are acknowledged and the acknowledgement of the peer's last
+    /// frames is written out, then `grace` more for a frame the peer may still
+    /// send ([`LINGER_GRACE`]; zero after a protocol that ends with both sides
+    /// knowing it, like the file transfer's BYE). A whole round trip of waiting
+    /// would cost a short transfer a share of its time.
+    pub async fn linger(&self, d: Duration, grace: Duration) {
         self.inner.lock().finishing = true;
         let generation = self.generation();
-        let _ = tokio::time::timeout(d, self.wait_send_idle(generation)).await;
-        tokio::time::sleep(LINGER_GRACE).await;
+        let done = self.wait(|st| {
+            if st.generation != generation {
+                return Some(Ok(()));
+            }
+            let written = self.inner.unwritten.load(Ordering::SeqCst) == 0;
+            (st.link.is_send_idle() && !st.link.is_ack_owed() && written).then_some(Ok(()))
+        });
+        let _ = tokio::time::timeout(d, done).await;
+        tokio::time::sleep(grace).await;
     }
 
     /// Runs `op`, failing if the peer stays silent (link down) longer than
@@ -575,13 +567,14 @@ impl LinkHandle {
     pub fn stats_report(&self) -> String {
         let s = self.stats();
         format!(
-            "{}: frames sent {} received {}; retransmitted {} ({} fast, {} timeouts); CRC errors {}, framing errors {}, duplicates {}; FEC: {} now, {} symbols corrected in {} frames, {} beyond repair; RTT {:.1} ms, RTO {:.1} ms; payload {} bytes; window in flight {}; delivered {} bytes",
+            "{}: frames sent {} received {}; retransmitted {} ({} fast, {} timeouts, {} needlessly); CRC errors {}, framing errors {}, duplicates {}; FEC: {} now, {} symbols corrected in {} frames, {} beyond repair; RTT {:.1} ms, RTO {:.1} ms; payload {} bytes; window in flight {}; delivered {} bytes",
             self.inner.label,
             s.frames_tx,
             s.frames_rx,
             s.retransmits,
             s.fast_retransmits,
             s.timeouts,
+            s.spurious_retransmits,
             s.crc_errors,
             s.framing_errors,
             s.duplicates,

@@ -149,6 +149,15 @@ fn stderr_tty() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// Longest a `send` or `recv` stays after the transfer for its last frames to be acknowledged (it
+/// leaves as soon as they are): four retransmission timeouts, within 100 ms..2 s. On a noisy line
+/// the final `BYE` may need a retransmission or two, and the sender waits for it; but if it was
+/// the peer's acknowledgement that got lost, the peer is gone and the whole wait is spent.
+fn transfer_linger(handle: &driver::LinkHandle) -> Duration {
+    let rto = Duration::from_micros(handle.stats().rto_us);
+    (4 * rto).clamp(Duration::from_millis(100), Duration::from_secs(2))
+}
+
 fn wait(opts: &LinkOpts) -> Duration {
     Duration::from_secs_f64(opts.connect_timeout)
 }
@@ -197,7 +206,7 @@ async fn connect(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkH
     let (addr, serial) = resolve(cli, opts, link)?;
     // A serial line has a known rate: size frames and the data in flight to it.
     let cfg = match addr {
-        Address::Serial(_) => driver::config_for_baud(serial.baud),
+        Address::Serial(_) => driver::config_for_serial(&serial),
         _ => strand_link::Config::default(),
     };
     let handle = driver::start(&addr, &serial, cfg).await?;
@@ -213,7 +222,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout(), wait(opts)).await,
                 Some(cmd) => pipe::relay_exec(&handle, cmd, wait(opts)).await,
             };
-            handle.linger(Duration::from_millis(100)).await;
+            handle.linger(Duration::from_millis(100), driver::LINGER_GRACE).await;
             if opts.stats {
                 eprintln!("{}", handle.stats_report());
             }
@@ -228,7 +237,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let send_opts =
                 transfer::SendOptions { files: files.clone(), progress: !no_progress && stderr_tty() };
             let r = files::send(&handle, &send_opts, wait(opts)).await;
-            handle.linger(Duration::from_millis(100)).await;
+            handle.linger(transfer_linger(&handle), Duration::ZERO).await;
             if opts.stats {
                 eprintln!("{}", handle.stats_report());
             }
@@ -246,7 +255,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 progress: !no_progress && stderr_tty(),
             };
             let r = files::recv(&handle, &recv_opts, wait(opts)).await;
-            handle.linger(Duration::from_millis(100)).await;
+            handle.linger(transfer_linger(&handle), Duration::ZERO).await;
             if opts.stats {
                 eprintln!("{}", handle.stats_report());
             }

@@ -19,7 +19,7 @@ use crate::fec::{self, policy, Repair, Strength};
 use crate::framing::{self, DeframeError, Deframer, FeedResult};
 use crate::recv::{Accept, Delivery, RecvBuffer};
 use crate::rtt::RttEstimator;
-use crate::send::{SendBuffer, SendError};
+use crate::send::{Cut, SendBuffer, SendError, QUEUE_AHEAD};
 use crate::sizing::Sizer;
 use crate::stats::Stats;
 use crate::time::{earliest, Instant};
@@ -27,6 +27,7 @@ use crate::wire::{
     flags, seq_lt, AckPayload, AckRepr, Error as WireError, Frame, FrameType, Header, HelloPayload,
     HelloRepr, HELLO_LEN, MIN_MAX_FRAME, MIN_PAYLOAD, OVERHEAD, VERSION,
 };
+use core::time::Duration;
 use heapless::Deque;
 
 /// A strand link endpoint.
@@ -67,6 +68,14 @@ struct Core<const W: usize, const N: usize> {
     window_probe_at: Option<Instant>,
     last_rx: Instant,
     last_tx: Option<Instant>,
+    /// When the line will have sent every byte handed out so far (only with
+    /// `Config::line_rate`): the next frame leaves behind them.
+    line_free_at: Instant,
+    /// The send-pool slot of the DATA frame in `scratch`, if it holds one.
+    built_data: Option<usize>,
+    /// When the line's queue will be short enough for the DATA frame that
+    /// `Config::max_queue` holds back.
+    paced_until: Option<Instant>,
     down: bool,
     stalled: bool,
     version_reported: bool,
@@ -150,6 +159,9 @@ impl<const W: usize, const N: usize> Link<W, N> {
                 window_probe_at: None,
                 last_rx: now,
                 last_tx: None,
+                line_free_at: now,
+                built_data: None,
+                paced_until: None,
                 down: false,
                 stalled: false,
                 version_reported: false,
@@ -215,6 +227,15 @@ impl<const W: usize, const N: usize> Link<W, N> {
         }
         let frame = if frame_len > 0 { &c.protected[..frame_len] } else { &c.scratch[..raw_len] };
         let n = at + framing::encode(frame, &mut out[at..])?;
+        if c.config.line_rate > 0 {
+            // The frame's last byte leaves once the bytes handed out before it
+            // and its own have crossed the line.
+            let wire = Duration::from_micros(n as u64 * 1_000_000 / u64::from(c.config.line_rate));
+            c.line_free_at = c.line_free_at.max(now) + wire;
+            if let Some(slot) = c.built_data {
+                c.tx.departed(slot, c.line_free_at);
+            }
+        }
         c.last_tx = Some(now);
         c.stats.frames_tx += 1;
         c.stats.bytes_tx += n as u64;
@@ -227,11 +248,13 @@ impl<const W: usize, const N: usize> Link<W, N> {
     }
 
     /// Queues a packet on `channel`; it is fragmented and reassembled in order
-    /// by the peer (see [`Delivery::more`]). Fragments have the current payload
-    /// size, or larger if the packet would otherwise need more than `W`.
-    /// `TooLarge` means the packet exceeds `W` fragments of the largest payload
-    /// both sides accept; before the handshake such a size is not known yet
-    /// and a packet over `W` x [`MIN_PAYLOAD`] bytes gets `WouldBlock`.
+    /// by the peer (see [`Delivery::more`]). It is queued in fragments of the
+    /// largest payload the sizer may choose (or larger if the packet would
+    /// otherwise need more than `W`), and each is cut down to the size wanted
+    /// at its first transmission (spec 6.6). `TooLarge` means the packet
+    /// exceeds `W` fragments of the largest payload both sides accept; before
+    /// the handshake such a size is not known yet and a packet over `W` x
+    /// [`MIN_PAYLOAD`] bytes gets `WouldBlock`.
     pub fn send(&mut self, channel: u8, data: &[u8]) -> Result<PacketId, SendError> {
         let c = &self.core;
         let cap = if c.connected { c.config.max_payload.min(c.negotiated_payload) } else { MIN_PAYLOAD };
@@ -239,7 +262,8 @@ impl<const W: usize, const N: usize> Link<W, N> {
         if !c.connected && data.len() > W * cap {
             return Err(SendError::WouldBlock);
         }
-        let size = self.max_payload().max(data.len().div_ceil(W)).min(cap);
+        let upper = usize::from(if c.connected { c.sizer.max() } else { MIN_PAYLOAD });
+        let size = upper.max(data.len().div_ceil(W)).min(cap);
         let prio = self.core.config.priority(channel);
         self.core.tx.queue_packet(channel, prio, data, size)
     }
@@ -248,7 +272,10 @@ impl<const W: usize, const N: usize> Link<W, N> {
     /// (fewer than offered when the send window is full).
     pub fn write_stream(&mut self, channel: u8, data: &[u8]) -> usize {
         let (prio, size) = (self.core.config.priority(channel), self.max_payload());
-        self.core.tx.write_stream(channel, prio, data, size)
+        // Unsent stream bytes wait ahead of other channels' data of the same
+        // priority: bound them by fragments of the shared size, not the bulk one.
+        let ahead = QUEUE_AHEAD * self.core.shared_size(size);
+        self.core.tx.write_stream(channel, prio, data, size, ahead)
     }
 
     /// Ends the stream on `channel`; false if the send window is full (retry).
@@ -312,6 +339,13 @@ impl<const W: usize, const N: usize> Link<W, N> {
         self.core.tx.is_idle()
     }
 
+    /// Whether an acknowledgement is due to the peer (at once, or when the
+    /// delayed-ack timer runs out): a driver about to close lets it leave first.
+    pub fn is_ack_owed(&self) -> bool {
+        let c = &self.core;
+        c.ack_now || c.ack_deadline.is_some() || c.probe_owed || c.hello_ack_owed.is_some()
+    }
+
     /// Free fragment slots for `send` / `write_stream`.
     pub fn send_capacity(&self) -> usize {
         self.core.tx.free()
@@ -342,6 +376,14 @@ impl<const W: usize, const N: usize> Link<W, N> {
 }
 
 impl<const W: usize, const N: usize> Core<W, N> {
+    /// The payload size while the line is shared between channels (6.6).
+    fn shared_size(&self, size: usize) -> usize {
+        match self.config.shared_payload {
+            0 => size,
+            s => size.min(usize::from(s)),
+        }
+    }
+
     fn push_event(&mut self, ev: Event) {
         // Only state changes go here (packet outcomes are kept in the send
         // pool), so the queue fills only if the driver never polls.
@@ -611,8 +653,12 @@ impl<const W: usize, const N: usize> Core<W, N> {
             if let Some(rtt) = out.rtt {
                 self.rtt.sample(rtt);
             }
+            // A spurious retransmission was counted as a loss when it was sent:
+            // take that back before the sizer looks again.
+            self.sizer.on_not_lost(out.spurious);
             self.sizer.on_delivered(out.acked, out.acked_full);
             self.sizer.on_lost(out.lost);
+            self.stats.spurious_retransmits += u64::from(out.spurious);
             if out.advanced {
                 // Progress: the line works, so drop the timeout backoff even
                 // if every acked frame was a retransmission (Karn gives no sample).
@@ -657,6 +703,11 @@ impl<const W: usize, const N: usize> Core<W, N> {
     }
 
     fn on_timers(&mut self, now: Instant) {
+        // Due: the next poll_transmit may send. Not a deadline any more, so a
+        // driver that cannot write just now does not spin on it.
+        if self.paced_until.is_some_and(|t| t <= now) {
+            self.paced_until = None;
+        }
         if self.ack_deadline.is_some_and(|d| d <= now) {
             self.ack_deadline = None;
             self.ack_now = true;
@@ -702,6 +753,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
         t = earliest(t, self.ack_deadline);
         t = earliest(t, self.window_probe_at);
         t = earliest(t, self.tx.rto_deadline(self.rtt.rto()));
+        t = earliest(t, self.paced_until);
         if self.connected {
             let keepalive = match self.next_probe {
                 Some(p) => p,
@@ -717,6 +769,8 @@ impl<const W: usize, const N: usize> Core<W, N> {
 
     /// Builds the next frame into `scratch`; returns its raw length.
     fn build_frame(&mut self, now: Instant) -> Option<usize> {
+        self.built_data = None;
+        self.paced_until = None;
         let mut hello = [0u8; HELLO_LEN];
         if let Some(echo) = self.hello_ack_owed.take() {
             self.hello_repr(echo).emit(&mut hello);
@@ -739,9 +793,20 @@ impl<const W: usize, const N: usize> Core<W, N> {
         if self.ack_now || self.probe_owed {
             return Some(self.build_ack());
         }
-        let pick = self.tx.pick(now, self.peer_limit, self.config.max_in_flight_bytes as usize);
+        let q = self.config.max_queue;
+        if self.config.line_rate > 0 && q > Duration::ZERO && self.line_free_at > now + q {
+            // Enough is queued ahead already: a frame handed out now would only
+            // wait, and a packet arriving meanwhile would wait behind it.
+            let at = Instant::from_micros(self.line_free_at.as_micros() - q.as_micros() as u64);
+            self.paced_until = Some(at);
+            return None;
+        }
+        let alone = usize::from(self.sizer.current());
+        let cut = Cut { alone, shared: self.shared_size(alone) };
+        let pick = self.tx.pick(now, self.peer_limit, self.config.max_in_flight_bytes as usize, cut);
         self.update_stall();
         let pick = pick?;
+        self.built_data = Some(pick.slot);
         let (channel, fl, data) = self.tx.frame_of(pick.slot);
         let mut h = self.header(FrameType::Data, fl | flags::ACK);
         h.channel = channel;

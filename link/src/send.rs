@@ -16,9 +16,25 @@ use core::time::Duration;
 const NONE: u16 = u16::MAX;
 
 /// Unsent fragments a channel may hold. Data beyond this stays with the
-/// application, so fragments are cut close to their first transmission, at
-/// the payload size the sizer holds then — not the size of minutes ago.
+/// application: queued bytes wait ahead of other channels' data of the same
+/// priority (FIFO), so a channel must not bank much of it.
 pub const QUEUE_AHEAD: usize = 4;
+
+/// How long frames stay at the shared size ([`Cut::shared`]) after the line was
+/// last shared by two channels: a typing user's next keystroke comes within it,
+/// so an interactive session keeps short frames while a bulk one runs beside it.
+pub const SHARED_HOLD: Duration = Duration::from_secs(1);
+
+/// The payload sizes new fragments are cut to at their first transmission.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cut {
+    /// While one channel has the line to itself.
+    pub alone: usize,
+    /// While another channel has data queued or in flight, or had within
+    /// [`SHARED_HOLD`]: a frame on the line delays the other channel's next
+    /// packet by its own length, so it is kept short.
+    pub shared: usize,
+}
 
 /// Why [`Link::send`](crate::Link::send) refused a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +57,15 @@ impl core::fmt::Display for SendError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct InFlight {
     seq: u16,
+    /// When the latest copy left (or, with the line rate unknown, was handed
+    /// to the driver): the retransmission timer and RTT samples count from here.
     sent_at: Instant,
+    /// The same for the first copy: a spurious retransmission's sample.
+    first_sent: Instant,
+    /// When the second frame sent after this one left: its acknowledgement,
+    /// or the one between, also acknowledges this frame, so the timer waits
+    /// for them too (only with a known line rate; spec 6.3).
+    covered_until: Instant,
     /// Position in the order of all transmissions (first or repeated).
     tx_order: u32,
     /// `tx_order` of the first transmission. An acknowledgement of a frame
@@ -54,6 +78,13 @@ struct InFlight {
     /// Reported received by SACK; kept until the cumulative ack passes it, so
     /// `Acked` always means "received in order".
     sacked: bool,
+}
+
+impl InFlight {
+    /// When the retransmission timer of this frame fires.
+    fn expiry(&self, rto: Duration) -> Instant {
+        self.sent_at.max(self.covered_until) + rto
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +160,9 @@ pub(crate) struct AckOutcome {
     pub acked_full: u32,
     /// Whether the cumulative ack advanced.
     pub advanced: bool,
+    /// Acknowledged frames whose acknowledgement came too soon to be for their
+    /// latest copy: an earlier copy arrived, so they were retransmitted for nothing.
+    pub spurious: u32,
 }
 
 /// The sending half of the ARQ.
@@ -145,10 +179,28 @@ pub(crate) struct SendBuffer<const W: usize, const N: usize> {
     queued: usize,
     /// Bytes of frames sent and neither acknowledged nor selectively acknowledged.
     in_flight_bytes: usize,
+    /// Shortest RTT sample of a DATA frame: no acknowledgement of a copy can
+    /// arrive sooner after it left, so one that does is for an earlier copy.
+    min_rtt: Option<Duration>,
+    /// Channel of the last fragment sent for the first time.
+    last_channel: Option<u8>,
+    /// Until when fragments are cut to the shared size.
+    shared_until: Option<Instant>,
     /// Channels that carried stream data this session (a 256-bit set).
     stream_used: [u32; 8],
     /// Channels whose stream was cut by a session change, to report.
     stream_aborted: [u32; 8],
+}
+
+/// Two distinct elements of `v`, both mutable.
+fn pair_mut<T>(v: &mut [T], i: usize, j: usize) -> (&mut T, &mut T) {
+    if i < j {
+        let (l, r) = v.split_at_mut(j);
+        (&mut l[i], &mut r[0])
+    } else {
+        let (l, r) = v.split_at_mut(i);
+        (&mut r[0], &mut l[j])
+    }
 }
 
 fn bit_set(set: &mut [u32; 8], ch: u8) {
@@ -169,6 +221,9 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             free: W,
             queued: 0,
             in_flight_bytes: 0,
+            min_rtt: None,
+            last_channel: None,
+            shared_until: None,
             stream_used: [0; 8],
             stream_aborted: [0; 8],
         }
@@ -274,6 +329,103 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.slots.iter().filter(|s| s.state == State::Queued && s.channel == channel).count()
     }
 
+    /// Unsent bytes of `channel`.
+    fn queued_bytes_on(&self, channel: u8) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.state == State::Queued && s.channel == channel)
+            .map(|s| usize::from(s.len))
+            .sum()
+    }
+
+    /// Whether a channel other than `channel` has fragments queued or in flight.
+    fn others_busy(&self, channel: u8) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s.state, State::Queued | State::InFlight(_)) && s.channel != channel)
+    }
+
+    /// The queued fragment that continues fragment `i`: the next of the same
+    /// packet, or the next of the same unfinished stream.
+    fn continuation(&self, i: usize) -> Option<usize> {
+        let s = &self.slots[i];
+        let last = if s.stream { s.flags & flags::FIN != 0 } else { s.flags & flags::MORE == 0 };
+        if last {
+            return None;
+        }
+        let age = s.order.wrapping_sub(self.next_order);
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(j, t)| {
+                *j != i
+                    && t.state == State::Queued
+                    && t.channel == s.channel
+                    && t.stream == s.stream
+                    && (s.stream || t.packet == s.packet)
+                    && t.order.wrapping_sub(self.next_order) > age
+            })
+            .min_by_key(|(_, t)| t.order.wrapping_sub(self.next_order))
+            .map(|(j, _)| j)
+    }
+
+    /// Tops queued fragment `i` up to `size` bytes from the fragments that
+    /// continue it, so a cut mid-packet leaves no short frame behind.
+    fn fill_to(&mut self, i: usize, size: usize) {
+        while usize::from(self.slots[i].len) < size {
+            let Some(j) = self.continuation(i) else { return };
+            let (a, b) = pair_mut(&mut self.slots, i, j);
+            let (have, more) = (usize::from(a.len), usize::from(b.len));
+            let take = (size - have).min(more);
+            a.data[have..have + take].copy_from_slice(&b.data[..take]);
+            b.data.copy_within(take..more, 0);
+            a.len += take as u16;
+            b.len -= take as u16;
+            if b.len == 0 {
+                // All of `j` moved (or it was an empty FIN): `i` now ends where `j` ended.
+                a.flags = b.flags;
+                let (stream, head) = (b.stream, usize::from(b.head));
+                self.release(j);
+                if !stream {
+                    self.slots[head].pending -= 1;
+                }
+            }
+        }
+    }
+
+    /// Cuts queued fragment `i` after `at` bytes; the rest moves to free slot
+    /// `j`, which takes `i`'s place in the queue (same channel, priority and
+    /// age) and its flags (MORE, FIN), while `i` now says more follows.
+    fn split(&mut self, i: usize, j: usize, at: usize) {
+        let (a, b) = pair_mut(&mut self.slots, i, j);
+        let len = usize::from(a.len);
+        b.data[..len - at].copy_from_slice(&a.data[at..len]);
+        b.len = (len - at) as u16;
+        b.state = State::Queued;
+        b.channel = a.channel;
+        b.priority = a.priority;
+        b.flags = a.flags;
+        b.stream = a.stream;
+        b.order = a.order;
+        b.pending = 1;
+        a.len = at as u16;
+        if a.stream {
+            // A stream fragment is its own unit: the FIN moves to the rest.
+            let packet = self.next_packet;
+            self.next_packet = self.next_packet.wrapping_add(1);
+            b.packet = packet;
+            b.head = j as u16;
+            a.flags &= !flags::FIN;
+        } else {
+            b.packet = a.packet;
+            b.head = a.head;
+            a.flags = flags::MORE;
+            let h = usize::from(a.head);
+            self.slots[h].pending += 1;
+        }
+        self.queued += 1;
+    }
+
     /// The newest queued stream slot of `channel`, if any.
     fn stream_tail(&self, channel: u8) -> Option<usize> {
         self.slots
@@ -284,28 +436,40 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             .map(|(i, _)| i)
     }
 
-    /// Appends stream bytes, topping up the newest queued fragment first.
-    /// Returns how many bytes were taken.
-    pub fn write_stream(&mut self, channel: u8, priority: u8, data: &[u8], payload: usize) -> usize {
+    /// Appends stream bytes, topping up the newest queued fragment first, in
+    /// fragments of at most `payload` bytes, while `channel` holds fewer than
+    /// `ahead` unsent bytes (and [`QUEUE_AHEAD`] fragments). Returns how many
+    /// bytes were taken.
+    pub fn write_stream(
+        &mut self,
+        channel: u8,
+        priority: u8,
+        data: &[u8],
+        payload: usize,
+        ahead: usize,
+    ) -> usize {
         let payload = payload.clamp(1, N);
+        let mut room = ahead.saturating_sub(self.queued_bytes_on(channel));
         let mut taken = 0;
         if let Some(i) = self.stream_tail(channel) {
             let s = &mut self.slots[i];
             if s.flags & flags::FIN == 0 {
-                let room = payload.saturating_sub(s.len as usize).min(data.len());
+                let add = payload.saturating_sub(s.len as usize).min(data.len()).min(room);
                 let at = s.len as usize;
-                s.data[at..at + room].copy_from_slice(&data[..room]);
-                s.len += room as u16;
-                taken = room;
+                s.data[at..at + add].copy_from_slice(&data[..add]);
+                s.len += add as u16;
+                taken = add;
+                room -= add;
             } else {
                 return 0;
             }
         }
-        let mut ahead = self.queued_on(channel);
-        while taken < data.len() && ahead < QUEUE_AHEAD {
+        let mut frags = self.queued_on(channel);
+        while taken < data.len() && frags < QUEUE_AHEAD && room > 0 {
             let Some(i) = self.alloc() else { break };
-            ahead += 1;
-            let n = payload.min(data.len() - taken);
+            frags += 1;
+            let n = payload.min(data.len() - taken).min(room);
+            room -= n;
             let packet = self.next_packet;
             self.next_packet = self.next_packet.wrapping_add(1);
             self.fill(i, channel, priority, 0, true, packet, i, &data[taken..taken + n]);
@@ -338,10 +502,10 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
     }
 
     /// Chooses the next DATA frame — a lost frame first (oldest first), else the
-    /// most urgent queued fragment if the window allows — and records it as
-    /// sent at `now`.
-    pub fn pick(&mut self, now: Instant, peer_limit: u16, max_bytes: usize) -> Option<Pick> {
-        let pick = self.choose(peer_limit, max_bytes)?;
+    /// most urgent queued fragment if the window allows, cut to the size `cut`
+    /// gives — and records it as sent at `now`.
+    pub fn pick(&mut self, now: Instant, peer_limit: u16, max_bytes: usize, cut: Cut) -> Option<Pick> {
+        let pick = self.choose(now, peer_limit, max_bytes, cut)?;
         if !pick.retransmission {
             self.in_flight_bytes += usize::from(self.slots[pick.slot].len);
         }
@@ -351,6 +515,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             f.tx_order = self.tx_counter;
             if !pick.retransmission {
                 f.first_tx = self.tx_counter;
+                f.first_sent = now;
             }
             f.needs_tx = false;
             if pick.retransmission {
@@ -360,7 +525,29 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         Some(pick)
     }
 
-    fn choose(&mut self, peer_limit: u16, max_bytes: usize) -> Option<Pick> {
+    /// Moves the send time of the frame just picked from `slot` to `at`, when
+    /// its last byte is expected to leave: on a line of known rate a frame
+    /// waits behind the bytes queued ahead of it, and that wait is neither
+    /// round trip nor reason to time out.
+    pub fn departed(&mut self, slot: usize, at: Instant) {
+        let State::InFlight(f) = &mut self.slots[slot].state else { return };
+        f.sent_at = at;
+        if f.retransmits == 0 {
+            f.first_sent = at;
+        }
+        // A lost acknowledgement is made good by the next frame's, one frame
+        // time later: the two frames sent before this one wait for it.
+        let order = f.tx_order;
+        for s in self.slots.iter_mut() {
+            if let State::InFlight(g) = &mut s.state {
+                if (1..=2).contains(&order.wrapping_sub(g.tx_order)) {
+                    g.covered_until = g.covered_until.max(at);
+                }
+            }
+        }
+    }
+
+    fn choose(&mut self, now: Instant, peer_limit: u16, max_bytes: usize, cut: Cut) -> Option<Pick> {
         let mut best: Option<(u16, usize)> = None;
         for (i, s) in self.slots.iter().enumerate() {
             if let State::InFlight(f) = s.state {
@@ -394,6 +581,27 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             }
         }
         let (_, _, i) = best?;
+        // Fragments are cut to the size wanted now, not the one of when they
+        // were queued: the sizer may have moved since, and the line may have
+        // become shared (spec 6.6).
+        let channel = self.slots[i].channel;
+        if self.others_busy(channel) || self.last_channel.is_some_and(|c| c != channel) {
+            self.shared_until = Some(now + SHARED_HOLD);
+        }
+        self.last_channel = Some(channel);
+        let shared = self.shared_until.is_some_and(|t| now < t);
+        let size = if shared { cut.shared } else { cut.alone }.clamp(1, N);
+        self.fill_to(i, size);
+        if usize::from(self.slots[i].len) > size {
+            match self.alloc() {
+                Some(j) => self.split(i, j, size),
+                // No slot for the rest: wait until an acknowledgement frees one,
+                // unless nothing is in flight to bring it. The fragment then goes
+                // as it is, which the peer accepts (it was cut within the limit).
+                None if self.in_flight() > 0 => return None,
+                None => {}
+            }
+        }
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         self.by_seq[seq as usize % W] = i as u16;
@@ -401,6 +609,8 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.slots[i].state = State::InFlight(InFlight {
             seq,
             sent_at: Instant::ZERO,
+            first_sent: Instant::ZERO,
+            covered_until: Instant::ZERO,
             tx_order: 0,
             first_tx: 0,
             retransmits: 0,
@@ -435,13 +645,30 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             return out;
         }
         let mut newest: Option<(u32, Duration)> = None;
+        let min_rtt = self.min_rtt;
+        let mut spurious = 0;
         let mut sample = |f: &InFlight, highest: &mut u32| {
             let evidence = if f.retransmits == 0 { f.tx_order } else { f.first_tx };
             if evidence.wrapping_sub(*highest) < 0x8000_0000 {
                 *highest = evidence;
             }
-            if f.retransmits == 0 && newest.is_none_or(|(o, _)| f.tx_order > o) {
-                newest = Some((f.tx_order, now.since(f.sent_at)));
+            // Karn's rule: only a frame sent once tells which copy was acknowledged ...
+            let mut rtt = (f.retransmits == 0).then(|| now.since(f.sent_at));
+            // ... or one whose acknowledgement came sooner after its latest copy left
+            // than any acknowledgement ever took: that was for an earlier copy, and
+            // with one earlier copy the sample is unambiguous. Without it a timer
+            // that fires before every acknowledgement (too short for the queue on a
+            // slow line) would retransmit every frame and never learn (spec 6.4).
+            if f.retransmits > 0 && now < f.sent_at + min_rtt.unwrap_or(Duration::ZERO) {
+                spurious += 1;
+                if f.retransmits == 1 {
+                    rtt = Some(now.since(f.first_sent));
+                }
+            }
+            if let Some(rtt) = rtt {
+                if newest.is_none_or(|(o, _)| evidence > o) {
+                    newest = Some((evidence, rtt));
+                }
             }
         };
         while self.una != ack {
@@ -490,6 +717,10 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             }
         }
         out.rtt = newest.map(|(_, d)| d);
+        out.spurious = spurious;
+        if let Some(rtt) = out.rtt {
+            self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        }
         // Loss detection by transmission order: a frame is lost once one sent
         // `reorder` transmissions after it has been acknowledged.
         let threshold = u32::from(reorder.max(1));
@@ -537,7 +768,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.slots
             .iter()
             .filter_map(|s| match s.state {
-                State::InFlight(f) if !f.sacked && !f.needs_tx => Some(f.sent_at + rto),
+                State::InFlight(f) if !f.sacked && !f.needs_tx => Some(f.expiry(rto)),
                 _ => None,
             })
             .min()
@@ -548,7 +779,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         let mut n = 0;
         for s in self.slots.iter_mut() {
             if let State::InFlight(f) = &mut s.state {
-                if !f.sacked && !f.needs_tx && f.sent_at + rto <= now {
+                if !f.sacked && !f.needs_tx && f.expiry(rto) <= now {
                     f.needs_tx = true;
                     n += 1;
                 }
@@ -674,10 +905,12 @@ mod tests {
     type Buf = SendBuffer<8, 32>;
     const LIM: u16 = 1000;
     const T0: Instant = Instant::from_millis(1);
+    /// Cut at the slot size, which is what these tests queue with.
+    const ALL: Cut = Cut { alone: 32, shared: 32 };
 
     fn send_all(b: &mut Buf, now: Instant) -> heapless::Vec<u16, 8> {
         let mut v = heapless::Vec::new();
-        while let Some(p) = b.pick(now, LIM, 0) {
+        while let Some(p) = b.pick(now, LIM, 0, ALL) {
             v.push(p.seq).unwrap();
         }
         v
@@ -714,7 +947,7 @@ mod tests {
         b.queue_packet(2, 10, b"bulk2", 32).unwrap();
         b.queue_packet(1, 20, b"key", 32).unwrap();
         let mut order: heapless::Vec<heapless::Vec<u8, 8>, 3> = heapless::Vec::new();
-        while let Some(p) = b.pick(T0, LIM, 0) {
+        while let Some(p) = b.pick(T0, LIM, 0, ALL) {
             order.push(heapless::Vec::from_slice(b.frame_of(p.slot).2).unwrap()).unwrap();
         }
         assert_eq!(order, [&b"key"[..], b"bulk1", b"bulk2"]);
@@ -730,10 +963,10 @@ mod tests {
         // Peer has 0, missed 1, got 2 and 3.
         let out = b.on_ack(T0, 1, Some(&sack(&[0, 1])), 1, 0);
         assert_eq!(out.lost, 1);
-        let p = b.pick(T0, LIM, 0).unwrap();
+        let p = b.pick(T0, LIM, 0, ALL).unwrap();
         assert!(p.retransmission);
         assert_eq!(p.seq, 1);
-        assert!(b.pick(T0, LIM, 0).is_none());
+        assert!(b.pick(T0, LIM, 0, ALL).is_none());
     }
 
     #[test]
@@ -742,19 +975,119 @@ mod tests {
         for ch in 0..4 {
             b.queue_packet(ch, 1, b"x", 32).unwrap();
         }
-        b.pick(T0, LIM, 0).unwrap(); // seq 0
-                                     // Seq 0 times out and is resent after seqs 1..3 went out.
+        b.pick(T0, LIM, 0, ALL).unwrap(); // seq 0
+                                          // Seq 0 times out and is resent after seqs 1..3 went out.
         for _ in 0..3 {
-            b.pick(T0, LIM, 0).unwrap();
+            b.pick(T0, LIM, 0, ALL).unwrap();
         }
         assert_eq!(b.on_timeout(T0 + Duration::from_millis(60), Duration::from_millis(50)), 4);
-        let p = b.pick(T0 + Duration::from_millis(60), LIM, 0).unwrap();
+        let p = b.pick(T0 + Duration::from_millis(60), LIM, 0, ALL).unwrap();
         assert_eq!((p.seq, p.retransmission), (0, true));
         // The original copy of 0 arrives: only 0 is acknowledged. Frames 1..3 were
         // also marked by the timeout, so resend them and check nothing more is lost.
-        while b.pick(T0 + Duration::from_millis(60), LIM, 0).is_some() {}
+        while b.pick(T0 + Duration::from_millis(60), LIM, 0, ALL).is_some() {}
         let out = b.on_ack(T0 + Duration::from_millis(61), 1, None, 1, 0);
         assert_eq!(out.lost, 0);
+    }
+
+    #[test]
+    fn an_ack_sooner_than_the_repeat_could_have_crossed_is_for_the_first_copy() {
+        // The loop this breaks: on a slow line a frame waits behind ~200 ms of queued
+        // bytes, the timer fires first, the frame is sent again, and its ACK (for the
+        // first copy) gives Karn's rule no sample, so the timer never learns.
+        let ms = Duration::from_millis;
+        let mut b = Buf::new();
+        b.queue_packet(1, 1, b"x", 32).unwrap();
+        let p = b.pick(T0, LIM, 0, ALL).unwrap();
+        b.departed(p.slot, T0 + ms(10));
+        assert_eq!(b.on_timeout(T0 + ms(60), ms(50)), 1);
+        let p = b.pick(T0 + ms(60), LIM, 0, ALL).unwrap();
+        assert!(p.retransmission);
+        // The repeat leaves behind 140 ms of bytes; the ACK comes long before that.
+        b.departed(p.slot, T0 + ms(200));
+        let out = b.on_ack(T0 + ms(80), 1, None, 1, 0);
+        assert_eq!(out.spurious, 1);
+        assert_eq!(out.rtt, Some(ms(70)), "timed from the first copy's departure");
+    }
+
+    #[test]
+    fn an_ack_after_the_repeat_crossed_is_ambiguous_and_gives_no_sample() {
+        let ms = Duration::from_millis;
+        let mut b = Buf::new();
+        for ch in 0..2 {
+            b.queue_packet(ch, 1, b"x", 32).unwrap();
+        }
+        // Frame 0 measures the path: 5 ms from departure to ACK.
+        let p = b.pick(T0, LIM, 0, ALL).unwrap();
+        b.departed(p.slot, T0);
+        assert_eq!(b.on_ack(T0 + ms(5), 1, None, 1, 0).rtt, Some(ms(5)));
+        let p = b.pick(T0 + ms(10), LIM, 0, ALL).unwrap();
+        b.departed(p.slot, T0 + ms(10));
+        assert_eq!(b.on_timeout(T0 + ms(70), ms(60)), 1);
+        let p = b.pick(T0 + ms(70), LIM, 0, ALL).unwrap();
+        b.departed(p.slot, T0 + ms(70));
+        // 6 ms after the repeat left: it could be for either copy.
+        let out = b.on_ack(T0 + ms(76), 2, None, 1, 0);
+        assert_eq!((out.spurious, out.rtt), (0, None));
+    }
+
+    #[test]
+    fn queued_fragments_are_cut_at_their_first_transmission() {
+        // A packet queued in large fragments goes out in the size wanted when each
+        // is sent: here 40, then 30 once the sizer moved.
+        let mut b = SendBuffer::<8, 128>::new();
+        let id = b.queue_packet(1, 1, &[7u8; 100], 128).unwrap();
+        assert_eq!(b.free(), 7, "one fragment while queued");
+        let cut = |n| Cut { alone: n, shared: n };
+        let mut sizes = heapless::Vec::<(usize, u8), 8>::new();
+        let mut n = 40;
+        while let Some(p) = b.pick(T0, LIM, 0, cut(n)) {
+            let (_, fl, data) = b.frame_of(p.slot);
+            sizes.push((data.len(), fl & flags::MORE)).unwrap();
+            n = 30;
+        }
+        assert_eq!(&sizes[..], &[(40, flags::MORE), (30, flags::MORE), (30, 0)]);
+        b.on_ack(T0, 2, None, 1, 0);
+        assert_eq!(b.poll_report(), None, "the last fragment is still out");
+        b.on_ack(T0, 3, None, 1, 0);
+        assert_eq!(b.poll_report(), Some(Event::Acked(id)));
+        assert!(b.is_idle());
+    }
+
+    #[test]
+    fn a_stream_fragment_cut_at_transmission_keeps_its_fin_on_the_last_piece() {
+        let mut b = Buf::new();
+        assert_eq!(b.write_stream(1, 1, &[1u8; 30], 32, usize::MAX), 30);
+        assert!(b.finish_stream(1, 1));
+        let cut = Cut { alone: 20, shared: 20 };
+        let p = b.pick(T0, LIM, 0, cut).unwrap();
+        assert_eq!((b.frame_of(p.slot).1, b.frame_of(p.slot).2.len()), (0, 20));
+        let p = b.pick(T0, LIM, 0, cut).unwrap();
+        assert_eq!((b.frame_of(p.slot).1, b.frame_of(p.slot).2.len()), (flags::FIN, 10));
+        b.on_ack(T0, 2, None, 1, 0);
+        assert!(b.is_idle());
+    }
+
+    #[test]
+    fn frames_are_short_while_another_channel_shares_the_line() {
+        let ms = Duration::from_millis;
+        let mut b = SendBuffer::<16, 128>::new();
+        let cut = Cut { alone: 100, shared: 25 };
+        let len_of = |b: &SendBuffer<16, 128>, p: Pick| b.frame_of(p.slot).2.len();
+        b.queue_packet(2, 1, &[0u8; 400], 128).unwrap();
+        let p = b.pick(T0, LIM, 0, cut).unwrap();
+        assert_eq!(len_of(&b, p), 100, "bulk alone: long frames");
+        b.queue_packet(1, 2, b"keystroke", 128).unwrap();
+        let p = b.pick(T0, LIM, 0, cut).unwrap();
+        assert_eq!(b.frame_of(p.slot).2, b"keystroke", "higher priority goes first");
+        let p = b.pick(T0 + ms(10), LIM, 0, cut).unwrap();
+        assert_eq!(len_of(&b, p), 25, "the line was just shared: short frames");
+        let later = T0 + SHARED_HOLD + ms(20);
+        let p = b.pick(later, LIM, 0, cut).unwrap();
+        assert_eq!(len_of(&b, p), 25, "the keystroke is still in flight");
+        b.on_ack(later, 3, None, 1, 0);
+        let p = b.pick(later + SHARED_HOLD, LIM, 0, cut).unwrap();
+        assert_eq!(len_of(&b, p), 100, "alone again for the hold time: long frames");
     }
 
     #[test]
@@ -763,7 +1096,7 @@ mod tests {
         b.queue_packet(1, 1, b"x", 32).unwrap();
         send_all(&mut b, T0);
         assert_eq!(b.on_timeout(T0 + Duration::from_millis(100), Duration::from_millis(50)), 1);
-        b.pick(T0 + Duration::from_millis(100), LIM, 0).unwrap();
+        b.pick(T0 + Duration::from_millis(100), LIM, 0, ALL).unwrap();
         let out = b.on_ack(T0 + Duration::from_millis(120), 1, None, 1, 0);
         assert_eq!(out.rtt, None);
     }
@@ -777,7 +1110,7 @@ mod tests {
         assert_eq!(b.queue_packet(9, 1, b"x", 32), Err(SendError::WouldBlock), "pool full");
         assert_eq!(b.queue_packet(1, 1, &[0; 32 * 9], 32), Err(SendError::TooLarge));
         let mut n = 0;
-        while b.pick(T0, 3, 0).is_some() {
+        while b.pick(T0, 3, 0, ALL).is_some() {
             n += 1;
         }
         assert_eq!(n, 3);
@@ -786,11 +1119,11 @@ mod tests {
     #[test]
     fn a_channel_queues_only_a_few_fragments_ahead() {
         let mut b = Buf::new();
-        assert_eq!(b.write_stream(1, 1, &[0; 1000], 32), 32 * QUEUE_AHEAD);
+        assert_eq!(b.write_stream(1, 1, &[0; 1000], 32, usize::MAX), 32 * QUEUE_AHEAD);
         assert_eq!(b.queue_packet(1, 1, b"p", 32), Err(SendError::WouldBlock));
         assert!(b.queue_packet(2, 1, b"p", 32).is_ok(), "other channels are not held up");
-        b.pick(T0, LIM, 0).unwrap();
-        assert_eq!(b.write_stream(1, 1, &[0; 1000], 32), 32);
+        b.pick(T0, LIM, 0, ALL).unwrap();
+        assert_eq!(b.write_stream(1, 1, &[0; 1000], 32, usize::MAX), 32);
     }
 
     #[test]
@@ -799,15 +1132,15 @@ mod tests {
         for ch in 0..4 {
             b.queue_packet(ch, 1, &[0u8; 30], 32).unwrap();
         }
-        assert!(b.pick(T0, LIM, 60).is_some());
-        assert!(b.pick(T0, LIM, 60).is_some());
-        assert!(b.pick(T0, LIM, 60).is_none(), "60 bytes in flight");
+        assert!(b.pick(T0, LIM, 60, ALL).is_some());
+        assert!(b.pick(T0, LIM, 60, ALL).is_some());
+        assert!(b.pick(T0, LIM, 60, ALL).is_none(), "60 bytes in flight");
         assert_eq!(b.on_timeout(T0 + Duration::from_millis(100), Duration::from_millis(50)), 2);
-        assert!(b.pick(T0, LIM, 60).unwrap().retransmission, "retransmissions are never held");
+        assert!(b.pick(T0, LIM, 60, ALL).unwrap().retransmission, "retransmissions are never held");
         b.on_ack(T0, 1, None, 1, 0);
-        assert!(b.pick(T0, LIM, 60).unwrap().retransmission, "seq 1 is still owed first");
-        assert!(!b.pick(T0, LIM, 60).unwrap().retransmission, "the ack made room for a new frame");
-        assert!(b.pick(T0, LIM, 60).is_none());
+        assert!(b.pick(T0, LIM, 60, ALL).unwrap().retransmission, "seq 1 is still owed first");
+        assert!(!b.pick(T0, LIM, 60, ALL).unwrap().retransmission, "the ack made room for a new frame");
+        assert!(b.pick(T0, LIM, 60, ALL).is_none());
     }
 
     #[test]
@@ -824,12 +1157,12 @@ mod tests {
     fn reset_reports_everything_unacknowledged_and_starts_clean() {
         let mut b = Buf::new();
         let acked = b.queue_packet(2, 1, b"done", 32).unwrap();
-        b.pick(T0, LIM, 0).unwrap();
+        b.pick(T0, LIM, 0, ALL).unwrap();
         b.on_ack(T0, 1, None, 1, 0);
         let sent = b.queue_packet(1, 1, &[1u8; 40], 32).unwrap(); // 2 fragments
-        b.pick(T0, LIM, 0).unwrap(); // only the first goes out
+        b.pick(T0, LIM, 0, ALL).unwrap(); // only the first goes out
         let queued = b.queue_packet(1, 1, b"queued", 32).unwrap();
-        assert_eq!(b.write_stream(3, 1, b"stream", 32), 6);
+        assert_eq!(b.write_stream(3, 1, b"stream", 32, usize::MAX), 6);
         b.reset();
         assert_eq!(b.poll_report(), Some(Event::StreamAborted { channel: 3 }));
         assert_eq!(b.poll_report(), Some(Event::Acked(acked)), "acknowledged before the reset");
@@ -837,9 +1170,9 @@ mod tests {
         assert_eq!(b.poll_report(), Some(Event::Unconfirmed(queued)));
         assert_eq!(b.poll_report(), None);
         assert!(b.is_idle());
-        assert!(b.pick(T0, LIM, 0).is_none(), "nothing of the old session is sent in the new one");
+        assert!(b.pick(T0, LIM, 0, ALL).is_none(), "nothing of the old session is sent in the new one");
         let fresh = b.queue_packet(1, 1, b"fresh", 32).unwrap();
-        let p = b.pick(T0, LIM, 0).unwrap();
+        let p = b.pick(T0, LIM, 0, ALL).unwrap();
         assert_eq!((p.seq, b.frame_of(p.slot).2), (0, &b"fresh"[..]));
         b.on_ack(T0, 1, None, 1, 0);
         assert_eq!(b.poll_report(), Some(Event::Acked(fresh)));
@@ -850,12 +1183,12 @@ mod tests {
         let mut b = Buf::new();
         let big = b.queue_packet(1, 1, &[0u8; 60], 32).unwrap(); // 32 + 28
         let small = b.queue_packet(2, 1, &[0u8; 10], 32).unwrap();
-        b.write_stream(3, 1, &[0u8; 20], 32);
+        b.write_stream(3, 1, &[0u8; 20], 32, usize::MAX);
         b.withdraw_oversized(16);
         assert_eq!(b.poll_report(), Some(Event::StreamAborted { channel: 3 }));
         assert_eq!(b.poll_report(), Some(Event::Unconfirmed(big)));
         assert_eq!(b.poll_report(), None);
-        let p = b.pick(T0, LIM, 0).unwrap();
+        let p = b.pick(T0, LIM, 0, ALL).unwrap();
         assert_eq!(b.frame_of(p.slot).2.len(), 10);
         b.on_ack(T0, 1, None, 1, 0);
         assert_eq!(b.poll_report(), Some(Event::Acked(small)));
@@ -865,9 +1198,9 @@ mod tests {
     #[test]
     fn finished_and_acknowledged_streams_are_not_aborted() {
         let mut b = Buf::new();
-        b.write_stream(1, 1, b"all", 32);
+        b.write_stream(1, 1, b"all", 32, usize::MAX);
         assert!(b.finish_stream(1, 1));
-        b.pick(T0, LIM, 0).unwrap();
+        b.pick(T0, LIM, 0, ALL).unwrap();
         b.on_ack(T0, 1, None, 1, 0);
         b.reset();
         assert_eq!(b.poll_report(), None);
@@ -876,14 +1209,15 @@ mod tests {
     #[test]
     fn stream_writes_coalesce_into_queued_fragment() {
         let mut b = Buf::new();
-        assert_eq!(b.write_stream(1, 1, b"abc", 8), 3);
-        assert_eq!(b.write_stream(1, 1, b"defghij", 8), 7);
+        assert_eq!(b.write_stream(1, 1, b"abc", 8, usize::MAX), 3);
+        assert_eq!(b.write_stream(1, 1, b"defghij", 8, usize::MAX), 7);
         assert!(b.finish_stream(1, 1));
-        let p = b.pick(T0, LIM, 0).unwrap();
+        let eight = Cut { alone: 8, shared: 8 };
+        let p = b.pick(T0, LIM, 0, eight).unwrap();
         assert_eq!(b.frame_of(p.slot).2, b"abcdefgh");
-        let p = b.pick(T0, LIM, 0).unwrap();
+        let p = b.pick(T0, LIM, 0, eight).unwrap();
         let (_, fl, data) = b.frame_of(p.slot);
         assert_eq!((data, fl & flags::FIN), (&b"ij"[..], flags::FIN));
-        assert_eq!(b.write_stream(1, 1, b"late", 8), 4, "a new stream after FIN went out");
+        assert_eq!(b.write_stream(1, 1, b"late", 8, usize::MAX), 4, "a new stream after FIN went out");
     }
 }

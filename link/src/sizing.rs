@@ -73,6 +73,11 @@ impl Sizer {
         self.current
     }
 
+    /// The upper bound: the largest size the sizer may move to.
+    pub fn max(&self) -> u16 {
+        self.max
+    }
+
     /// Changes the bounds (after the handshake, or when the driver asks).
     pub fn set_bounds(&mut self, min: u16, max: u16) {
         self.min = min.min(max);
@@ -106,6 +111,12 @@ impl Sizer {
     pub fn on_lost(&mut self, n: u32) {
         self.losses += u64::from(n);
         self.update();
+    }
+
+    /// Takes back `n` losses: frames judged lost whose first copy arrived after
+    /// all (a spurious retransmission), so they say nothing about frame size.
+    pub fn on_not_lost(&mut self, n: u32) {
+        self.losses = self.losses.saturating_sub(u64::from(n));
     }
 
     fn update(&mut self) {

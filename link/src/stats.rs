@@ -19,6 +19,9 @@ pub struct Stats {
     pub fast_retransmits: u64,
     /// Retransmission timeouts that fired.
     pub timeouts: u64,
+    /// Retransmitted frames whose first copy turned out to have arrived: the
+    /// acknowledgement came too soon after the repeat to be for it (spec 6.4).
+    pub spurious_retransmits: u64,
     /// ACK frames sent.
     pub acks_tx: u64,
     /// Frames dropped for a bad CRC.

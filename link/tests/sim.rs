@@ -473,7 +473,7 @@ fn fec_can_be_switched_off() {
 
 #[test]
 fn slow_line_with_rate_derived_settings_sends_nothing_twice() {
-    // 115,200 bit/s with what a driver that knows the rate sets (host: config_for_baud):
+    // 115,200 bit/s with what a driver that knows the rate sets (host: config_for_serial):
     // 50 ms frames, ~200 ms of data in flight, no timeout before a frame can be acknowledged.
     // Without the RTO floor the first RTT sample (a tiny HELLO) set a timeout shorter than a
     // frame's own time on the line, and Karn's rule never got a sample to correct it.
@@ -493,4 +493,110 @@ fn slow_line_with_rate_derived_settings_sends_nothing_twice() {
     assert_eq!(pair.a.link.stats().retransmits, 0, "{:?}", pair.a.link.stats());
     let rate = 64.0 * 1024.0 / pair.elapsed().as_secs_f64() / 11_520.0;
     assert!(rate > 0.8, "{rate:.2} of the line");
+}
+
+/// Window and frame capacity for the 115,200 bit/s tests: the host's 4 KiB frames, fewer slots.
+type Slow = Pair<32, 4096>;
+
+/// 115,200 bit/s, 1 ms latency, with the settings the host uses for it, and a driver that runs
+/// up to 8 KiB ahead of the wire (a pty plus `strand linkem`'s FIFO).
+fn slow_pair(ber: f64, seed: u64) -> Slow {
+    let mut line = LineConfig::clean(115_200, Duration::from_millis(1)).with_ber(ber);
+    line.buffer = 8192;
+    Slow::symmetric(Config::for_serial_line(115_200, 10, 4096), line, seed)
+}
+
+#[test]
+fn slow_line_at_ber_1e3_repeats_lost_frames_not_every_frame() {
+    // Each frame waits behind up to ~200 ms of bytes queued ahead of it. With its timer counted
+    // from when it was queued (`line_rate` 0), the timer fires before nearly every ACK (seed 1:
+    // 264 duplicates at the receiver for 158 frames) and Karn's rule gets no sample to learn from.
+    // Counted from when the frame leaves: no duplicates, 62-66% of the line.
+    for seed in [1, 2, 3] {
+        let mut pair = slow_pair(1e-3, seed);
+        let data = bulk(seed, 64 * 1024);
+        pair.a.write_stream(2, data.clone(), true);
+        pair.b.stream_channels.insert(2);
+        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(2)), "seed {seed}");
+        assert_eq!(pair.b.stream(2), &data[..], "seed {seed}");
+        let (a, b) = (pair.a.link.stats(), pair.b.link.stats());
+        assert!(
+            b.duplicates * 20 < a.data_tx,
+            "seed {seed}: {} duplicates of {} frames",
+            b.duplicates,
+            a.data_tx
+        );
+        let rate = data.len() as f64 / pair.elapsed().as_secs_f64() / 11_520.0;
+        assert!(rate > 0.55, "seed {seed}: {rate:.3} of the line");
+    }
+}
+
+#[test]
+fn slow_line_carries_bulk_packets_in_long_frames() {
+    // The file transfer's 32 KiB packets. Cut into fragments when queued, the first one went out
+    // in the sizer's starting 256-byte frames (with 50 ms frames, 128 KiB took 95.4% of the line);
+    // cut when each fragment is first sent, they follow the sizer up to 200 ms frames, as one
+    // channel has the line alone.
+    let mut pair = slow_pair(0.0, 7);
+    let data = bulk(7, 128 * 1024);
+    for chunk in data.chunks(32 * 1024) {
+        pair.a.send(2, chunk.to_vec());
+    }
+    assert!(pair.run_until(Duration::from_secs(30), |p| p.b.delivered.len() == 4));
+    assert_eq!(pair.b.delivered.iter().flat_map(|(_, p)| p.clone()).collect::<Vec<u8>>(), data);
+    let rate = data.len() as f64 / pair.elapsed().as_secs_f64() / 11_520.0;
+    assert!(rate > 0.975, "{rate:.4} of the line");
+    assert_eq!(pair.a.link.stats().retransmits, 0);
+}
+
+/// Keystrokes (8-byte packets on channel 1) beside a bulk stream on channel 2 at 115,200 bit/s:
+/// for each seed, one after 2 s of bulk alone and one 300 ms later. Returns the mean and the
+/// worst wait of the first keystrokes and of the later ones.
+fn keystroke_waits(cfg: &Config, seeds: u64) -> [(Duration, Duration); 2] {
+    let mut waits = [(Duration::ZERO, Duration::ZERO); 2];
+    for seed in 0..seeds {
+        let mut line = LineConfig::clean(115_200, Duration::from_millis(1));
+        line.buffer = 8192;
+        let mut pair = Slow::symmetric(cfg.clone(), line, seed);
+        pair.a.write_stream(2, bulk(seed, 128 * 1024), true);
+        pair.b.stream_channels.insert(2);
+        // Different phases of the bulk frames for different seeds.
+        pair.run_until(Duration::from_millis(2000 + seed * 37), |_| false);
+        for (k, w) in waits.iter_mut().enumerate() {
+            let start = pair.elapsed();
+            pair.a.send(1, vec![b'k'; 8]);
+            assert!(pair.run_until(Duration::from_secs(3), |p| p.b.delivered.len() == k + 1), "seed {seed}");
+            let took = pair.elapsed() - start;
+            w.0 += took / seeds as u32;
+            w.1 = w.1.max(took);
+            pair.run_until(Duration::from_millis(300), |_| false);
+        }
+    }
+    waits
+}
+
+#[test]
+fn slow_line_keystrokes_beside_bulk_wait_for_short_frames() {
+    // The bulk stream has the line alone: 200 ms frames, handed to the driver at most 50 ms ahead
+    // of the wire. The first keystroke waits for what was handed out (at most 50 ms of queue and
+    // the 200 ms frame behind it); from then on frames are short, so the next one waits for at most
+    // 50 ms of queue and a 50 ms frame. Before: 50 ms frames throughout, and only ~200 ms of
+    // unacknowledged data to bound the queue.
+    let now = Config::for_serial_line(115_200, 10, 4096);
+    let before = Config {
+        max_payload: 576,
+        shared_payload: 0,
+        max_queue: Duration::ZERO,
+        max_in_flight_bytes: 2304,
+        ..now.clone()
+    };
+    let [(first, first_worst), (later, later_worst)] = keystroke_waits(&now, 20);
+    let [(old_first, old_worst), (old_later, _)] = keystroke_waits(&before, 20);
+    eprintln!(
+        "keystroke waits, mean / worst: first {first:?} / {first_worst:?}, later {later:?} / {later_worst:?}; \
+         before: first {old_first:?} / {old_worst:?}, later {old_later:?}"
+    );
+    assert!(first_worst < Duration::from_millis(260), "first keystroke took up to {first_worst:?}");
+    assert!(later_worst < Duration::from_millis(110), "later keystrokes took up to {later_worst:?}");
+    assert!(first < old_first && later < old_later, "keystrokes wait longer than before");
 }

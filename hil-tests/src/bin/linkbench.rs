@@ -50,6 +50,18 @@ struct Args {
     /// Wall-clock seconds for the CPU throughput measurement.
     #[arg(long, default_value_t = 1.0)]
     cpu_secs: f64,
+    /// Use the host's settings for a serial line of this rate (`Config::for_serial_line`, what
+    /// `strand send`/`recv` use) instead of `Config::default()`.
+    #[arg(long)]
+    serial: bool,
+    /// Send the data as packets of this many bytes, as the file transfer does (32768), instead of
+    /// one byte stream (0).
+    #[arg(long, default_value_t = 0)]
+    packets: usize,
+    /// Bytes the driver may write ahead of the wire (pty and UART buffers; ~8 KiB through
+    /// `strand linkem`).
+    #[arg(long, default_value_t = 4096)]
+    buffer: usize,
 }
 
 struct Run {
@@ -66,23 +78,39 @@ fn transfer(args: &Args, ber: f64, seed: u64) -> Run {
     if let Some(b) = args.burst.as_deref().filter(|b| ber > 0.0 && b.len() == 3) {
         line.burst = Some(GilbertElliott { p_enter_bad: b[0], p_leave_bad: b[1], ber_bad: b[2] });
     }
+    line.buffer = args.buffer;
     let limit = line.byte_rate();
-    let mut pair = HostPair::symmetric(Config::default(), line, seed);
+    let cfg =
+        if args.serial { Config::for_serial_line(args.bit_rate as u32, 10, N) } else { Config::default() };
+    let mut pair = HostPair::symmetric(cfg, line, seed);
     let len = if ber == 0.0 { args.clean_bytes } else { args.noisy_bytes };
     let data: Vec<u8> = (0..len).map(|i| (i as u64 ^ seed).wrapping_mul(0x9e37_79b9) as u8).collect();
-    pair.a.write_stream(1, data.clone(), true);
-    pair.b.stream_channels.insert(1);
+    let packets = if args.packets == 0 { 0 } else { len.div_ceil(args.packets) };
+    if packets == 0 {
+        pair.a.write_stream(1, data.clone(), true);
+        pair.b.stream_channels.insert(1);
+    } else {
+        for chunk in data.chunks(args.packets) {
+            pair.a.send(1, chunk.to_vec());
+        }
+    }
     let budget = Duration::from_secs_f64(len as f64 / limit * 20.0 + 10.0);
-    let done = pair.run_until(budget, |p| p.b.fin(1));
+    let done =
+        pair.run_until(budget, |p| if packets == 0 { p.b.fin(1) } else { p.b.delivered.len() == packets });
     let secs = pair.elapsed().as_secs_f64();
     let s = pair.a.link.stats();
+    let received: Vec<u8> = if packets == 0 {
+        pair.b.stream(1).to_vec()
+    } else {
+        pair.b.delivered.iter().flat_map(|(_, p)| p.iter().copied()).collect()
+    };
     Run {
-        goodput: if done { pair.b.stream(1).len() as f64 / secs / limit } else { 0.0 },
+        goodput: if done { received.len() as f64 / secs / limit } else { 0.0 },
         retransmits: s.retransmits,
         payload: s.payload_size,
         strength: s.fec_strength.name(),
         hint: s.fec_hint,
-        exact: done && pair.b.stream(1) == &data[..],
+        exact: done && received == data,
     }
 }
 

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
@@ -15,6 +16,11 @@ use super::progress::{fmt_bytes, hash_file, Bars};
 use super::proto::{Chunk, Failure, Manifest, Message, Refusal, Role, CHUNK, WINDOW};
 use super::wire::{garbage, unexpected, RecvError, Wire};
 use super::{PacketIo, SendOptions, SendReport};
+
+/// How long the sender waits for the receiver's `BYE` after its own. Every file has its final
+/// answer by then, so the reply only confirms the end; a receiver whose reply was lost on a noisy
+/// line (and that has gone) must not keep the sender waiting until the link gives up.
+const BYE_WAIT: Duration = Duration::from_secs(5);
 
 /// A file to send and the name it gets on the receiver.
 struct Source {
@@ -124,7 +130,11 @@ impl<P: PacketIo> Sender<'_, P> {
             debug!("link closed while saying goodbye: {e:#}");
             return Ok(());
         }
-        match self.wire.recv().await {
+        let Ok(reply) = tokio::time::timeout(BYE_WAIT, self.wire.recv()).await else {
+            debug!("no goodbye from the receiver within {BYE_WAIT:?}; every file has its answer");
+            return Ok(());
+        };
+        match reply {
             Ok(Message::Bye) => Ok(()),
             Ok(other) => Err(unexpected(other, "in reply to BYE")),
             Err(RecvError::Garbage(what)) => Err(garbage(what, "in reply to BYE")),
