@@ -524,11 +524,17 @@ impl<const W: usize, const N: usize> Core<W, N> {
         self.sizer.set_bounds(self.config.min_payload.min(cap), cap);
     }
 
-    /// The largest payload whose frame, protected at `s`, fits the peer's limit.
+    /// The largest payload whose frame, protected at `s`, fits the peer's
+    /// limit, and fits it at [`Strength::ROOM`] too: a fragment keeps the size
+    /// it was cut at until it is acknowledged, so one cut plain on a clean line
+    /// must still take real protection if the line turns bad (a plain 4 KiB
+    /// frame almost never crosses a line at BER 1e-3).
     fn payload_cap(&self, s: Strength) -> u16 {
         let limit = usize::from(self.negotiated_payload) + OVERHEAD;
         let mut p = self.negotiated_payload;
-        while p > 1 && fec::protected_len(usize::from(p) + OVERHEAD, s) > limit {
+        while p > 1
+            && [s, Strength::ROOM].iter().any(|&s| fec::protected_len(usize::from(p) + OVERHEAD, s) > limit)
+        {
             p -= 1;
         }
         p
@@ -557,11 +563,41 @@ impl<const W: usize, const N: usize> Core<W, N> {
     /// strength, weakened if a frame cut earlier would not fit the peer's
     /// limit; returns its length, or 0 to send the plain frame.
     fn protect(&mut self, raw_len: usize) -> usize {
-        let limit = usize::from(self.negotiated_payload) + OVERHEAD;
-        let mut s = self.strength;
-        while s != Strength::Off && fec::protected_len(raw_len, s) > limit.min(N) {
-            s = s.weaker();
+        if !self.config.fec {
+            return 0;
         }
+        let limit = (usize::from(self.negotiated_payload) + OVERHEAD).min(N);
+        let fits = |s: Strength| s == Strength::Off || fec::protected_len(raw_len, s) <= limit;
+        let payload = raw_len.saturating_sub(OVERHEAD);
+        let s = match policy::noise_of_hint(self.last_hint) {
+            // A fragment cut longer than frames are cut now (the line has turned
+            // worse since) gets the strength best for its own length: the one
+            // chosen for today's shorter frames may never carry it across.
+            Some(noise) if payload > usize::from(self.sizer.current()) => {
+                let option =
+                    |s| (payload, if fits(s) { policy::efficiency(payload, s, noise) } else { -1.0 });
+                policy::pick(self.strength, option).0
+            }
+            _ => {
+                let mut s = self.strength;
+                while !fits(s) {
+                    s = s.weaker();
+                }
+                s
+            }
+        };
+        // A frame lost twice already met more noise than the peer's report
+        // says (the report lags when the line turns worse, and frames that die
+        // whole tell the receiver little): its further copies get the strongest
+        // code that fits (sim test `line_turning_bad_mid_transfer_still_delivers`:
+        // 73-75% of the line after the turn; 61-70% without escalating, 71-72%
+        // stepping up one code per loss).
+        let repeats = self.built_data.map_or(0, |slot| self.tx.repeats(slot));
+        let s = if repeats >= 2 {
+            Strength::ALL.iter().rev().copied().find(|&x| fits(x)).unwrap_or(s)
+        } else {
+            s
+        };
         if s == Strength::Off {
             return 0;
         }

@@ -525,6 +525,14 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         Some(pick)
     }
 
+    /// How many times the frame in `slot` was sent before its latest copy.
+    pub fn repeats(&self, slot: usize) -> u16 {
+        match self.slots[slot].state {
+            State::InFlight(f) => f.retransmits,
+            _ => 0,
+        }
+    }
+
     /// Moves the send time of the frame just picked from `slot` to `at`, when
     /// its last byte is expected to leave: on a line of known rate a frame
     /// waits behind the bytes queued ahead of it, and that wait is neither

@@ -459,6 +459,40 @@ fn frame_wide_fec_is_chosen_at_ber_1e5_and_repairs_frames() {
 }
 
 #[test]
+fn line_turning_bad_mid_transfer_still_delivers() {
+    // Frames in flight keep the size they were cut at. Cut at the full 4 KiB on a clean line, a
+    // frame must still fit the strongest code once the line turns to BER 1e-3, where a plain
+    // 4 KiB frame gets through about once in 1e14 tries; it stalled for good before. Then the
+    // receiver's report must follow the change (the clean past averaged it down for ~10 s), and
+    // a frame lost twice gets the strongest code that fits: 21% of the line after the turn with
+    // neither, 73-75% with both (a steady 1e-3 line gives ~77%).
+    type Host = Pair<256, 4096>;
+    for seed in SEEDS {
+        let line = LineConfig::clean(2_000_000, Duration::from_millis(1));
+        let mut pair = Host::symmetric(Config::for_serial_line(2_000_000, 10, 4096), line, seed);
+        let data = bulk(seed, 1 << 20);
+        pair.a.write_stream(1, data.clone(), true);
+        pair.b.stream_channels.insert(1);
+        assert!(pair.run_until(Duration::from_secs(10), |p| p.b.stream(1).len() > 200_000), "seed {seed}");
+        assert!(pair.a.link.stats().payload_size > 3000, "seed {seed}: frames not long on the clean line");
+        pair.ab.set_ber(1e-3);
+        pair.ba.set_ber(1e-3);
+        let (turned, at) = (pair.elapsed(), pair.b.stream(1).len());
+        assert!(
+            pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)),
+            "seed {seed}: stalled at {} bytes once the line turned bad: {:?}",
+            pair.b.stream(1).len(),
+            pair.a.link.stats()
+        );
+        assert!(pair.b.stream(1) == &data[..], "seed {seed}: stream differs");
+        let a = pair.a.link.stats();
+        assert_ne!(a.fec_strength, Strength::Off, "seed {seed}: {a:?}");
+        let rate = (data.len() - at) as f64 / (pair.elapsed() - turned).as_secs_f64() / 200_000.0;
+        assert!(rate > 0.6, "seed {seed}: {rate:.3} of the line after it turned bad: {a:?}");
+    }
+}
+
+#[test]
 fn fec_stays_off_on_a_clean_line() {
     let (a, _) = stream_over(Config::default(), line(0.0), 4, 400_000, Duration::from_secs(10));
     assert_eq!(a.fec_frames_tx, 0);

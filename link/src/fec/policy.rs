@@ -45,29 +45,64 @@ pub struct Noise {
     pub cluster: f32,
 }
 
-/// A receiver's running count of damaged bytes (decayed).
+/// Damaged bytes counted over a stretch of received bytes.
 #[derive(Debug, Clone, Default)]
-pub struct ErrorMeter {
+struct Tally {
     bytes: u64,
     errors: u64,
     frames: u64,
     damaged_frames: u64,
 }
 
-impl ErrorMeter {
-    /// Records a received frame of `bytes` bytes that held at least `errors` damaged bytes.
-    pub fn on_frame(&mut self, bytes: usize, errors: u64) {
+impl Tally {
+    fn add(&mut self, bytes: usize, errors: u64, forget_after: u64) {
         self.bytes += bytes as u64;
         self.errors += errors;
         self.frames += 1;
         self.damaged_frames += u64::from(errors > 0);
-
-        // Forget slowly, so the estimate follows a line whose noise changes.
-        if self.bytes > 2_000_000 {
+        if self.bytes > forget_after {
             self.bytes /= 2;
             self.errors /= 2;
             self.frames /= 2;
             self.damaged_frames /= 2;
+        }
+    }
+
+    /// Damaged bytes per byte, scaled to compare without dividing.
+    fn worse_than(&self, other: &Tally, factor: u64) -> bool {
+        u128::from(self.errors) * u128::from(other.bytes)
+            > u128::from(factor) * u128::from(other.errors) * u128::from(self.bytes)
+    }
+}
+
+/// Received bytes the long tally halves at: enough to measure a clean
+/// line's rare errors.
+const LONG_MEMORY: u64 = 2_000_000;
+/// Received bytes the recent tally halves at.
+const RECENT_MEMORY: u64 = 32 * 1024;
+/// Damaged bytes the recent tally must hold before it can overrule the long one.
+const RECENT_EVIDENCE: u64 = 16;
+
+/// A receiver's running count of damaged bytes: a long tally for a steady
+/// estimate, and a recent one that replaces it when the line clearly turned
+/// worse. A line that goes from clean to BER 1e-3 would otherwise be reported
+/// at the clean stretch's average for megabytes, while frames cut for it die.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorMeter {
+    long: Tally,
+    recent: Tally,
+}
+
+impl ErrorMeter {
+    /// Records a received frame of `bytes` bytes that held at least `errors` damaged bytes.
+    pub fn on_frame(&mut self, bytes: usize, errors: u64) {
+        self.long.add(bytes, errors, LONG_MEMORY);
+        self.recent.add(bytes, errors, RECENT_MEMORY);
+        // Sixteen errors at twice the long rate is more than chance (a Poisson
+        // count of 8 reaches 16 about once in 100 tries, of 16 reaches 32 far
+        // more rarely): the line changed, and the past no longer describes it.
+        if self.recent.errors >= RECENT_EVIDENCE && self.recent.worse_than(&self.long, 2) {
+            self.long = self.recent.clone();
         }
     }
 
@@ -77,16 +112,16 @@ impl ErrorMeter {
     /// symbols per frame; fewer damaged frames holding the same damage means
     /// the errors come in clusters of λ / -ln(1 - share damaged).
     fn cluster_class(&self) -> u8 {
-        if self.damaged_frames < MIN_DAMAGED_FRAMES || self.frames == 0 {
+        if self.long.damaged_frames < MIN_DAMAGED_FRAMES || self.long.frames == 0 {
             return 0;
         }
-        let share = self.damaged_frames as f32 / self.frames as f32;
+        let share = self.long.damaged_frames as f32 / self.long.frames as f32;
         // When most frames are damaged, the share says little about clusters
         // (and the errors are many and scattered enough for interleaving anyway).
         if share > 0.5 {
             return 0;
         }
-        let lambda = self.errors as f32 / self.frames as f32;
+        let lambda = self.long.errors as f32 / self.long.frames as f32;
         let events = -ln(1.0 - share);
         let m = if events > 0.0 { lambda / events } else { 1.0 };
 
@@ -104,17 +139,17 @@ impl ErrorMeter {
     /// rate)`, rounded down and capped at 61, in bits 5-0; [`NO_DAMAGE`] while
     /// no damaged byte was seen, [`NO_ESTIMATE`] before 16 KiB were seen.
     pub fn hint(&self) -> u8 {
-        if self.bytes < MIN_BYTES {
+        if self.long.bytes < MIN_BYTES {
             return NO_ESTIMATE;
         }
         // No error seen: report the lowest rate a hint can say. Guessing half
         // an error over the bytes seen (3e-5 at 16 KiB) bought thin parity on
         // clean lines and kept it until a few hundred KiB proved them clean
         // (linkbench, clean 4 MiB: 98.77% instead of 98.90%).
-        if self.errors == 0 {
+        if self.long.errors == 0 {
             return NO_DAMAGE;
         }
-        let rate = self.errors as f32 / self.bytes as f32;
+        let rate = self.long.errors as f32 / self.long.bytes as f32;
         let h = -2.0 * ln(rate.min(1.0)) / core::f32::consts::LN_2;
         (self.cluster_class() << 6) | (h as u32).min(u32::from(MAX_RATE_FIELD)) as u8
     }
@@ -230,6 +265,35 @@ pub const fn scattered(rate: f32) -> Noise {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meter_follows_a_line_that_turns_noisy() {
+        let mut m = ErrorMeter::default();
+        for _ in 0..500 {
+            m.on_frame(4096, 0);
+        }
+        assert_eq!(m.hint(), NO_DAMAGE);
+        // Then 1 damaged byte in 128 (BER ~1e-3): after 16 KiB the report is
+        // within 4x of it, after 64 KiB within 2x, where the 2 MB average of the
+        // clean past would say 1 in 4,000 and 1 in 1,000.
+        for _ in 0..32 {
+            m.on_frame(512, 4);
+        }
+        let noise = noise_of_hint(m.hint()).unwrap();
+        assert!(noise.rate > 1.0 / 512.0, "{noise:?}");
+        for _ in 0..96 {
+            m.on_frame(512, 4);
+        }
+        let noise = noise_of_hint(m.hint()).unwrap();
+        assert!(noise.rate > 1.0 / 256.0, "{noise:?}");
+        // A steady line with the odd unlucky stretch keeps its long estimate.
+        let mut steady = ErrorMeter::default();
+        for i in 0..2000u64 {
+            steady.on_frame(4096, u64::from(i % 100 == 0) + u64::from((1000..1004).contains(&i)));
+        }
+        let noise = noise_of_hint(steady.hint()).unwrap();
+        assert!(noise.rate < 1e-5, "{noise:?}");
+    }
 
     #[test]
     fn hint_round_trips_within_a_half_octave() {

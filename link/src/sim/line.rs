@@ -161,6 +161,13 @@ impl Direction {
         &self.cfg
     }
 
+    /// Changes the bit-error rate from now on: a line that turns noisy (or
+    /// quiet) mid-run.
+    pub fn set_ber(&mut self, ber: f64) {
+        self.cfg.ber = ber;
+        self.bits_to_error = geometric(&mut self.rng, ber);
+    }
+
     fn byte_end_ns(&self, bytes: u64) -> u64 {
         let bits = u128::from(bytes) * u128::from(self.cfg.bits_per_byte);
         self.epoch_ns + (bits * 1_000_000_000).div_ceil(u128::from(self.cfg.bit_rate)) as u64
