@@ -137,9 +137,13 @@ impl ErrorMeter {
 
     /// The ACK hint: cluster class in bits 7-6 and `-2·log2(byte error
     /// rate)`, rounded down and capped at 61, in bits 5-0; [`NO_DAMAGE`] while
-    /// no damaged byte was seen, [`NO_ESTIMATE`] before 16 KiB were seen.
+    /// no damaged byte was seen, [`NO_ESTIMATE`] before 16 KiB were seen
+    /// unless 16 damaged bytes already were.
     pub fn hint(&self) -> u8 {
-        if self.long.bytes < MIN_BYTES {
+        // Sixteen damaged bytes are a usable estimate however few bytes came:
+        // on a line at BER 1e-3 waiting for 16 KiB sent the first ones plain,
+        // and nearly all of them were lost.
+        if self.long.bytes < MIN_BYTES && self.long.errors < RECENT_EVIDENCE {
             return NO_ESTIMATE;
         }
         // No error seen: report the lowest rate a hint can say. Guessing half
@@ -305,6 +309,14 @@ mod tests {
             assert!(back >= rate * 0.99 && back < rate * 1.42, "{rate} -> {} -> {back}", m.hint());
         }
         assert_eq!(ErrorMeter::default().hint(), NO_ESTIMATE);
+        // A very noisy start is reported before 16 KiB.
+        let mut noisy = ErrorMeter::default();
+        for _ in 0..15 {
+            noisy.on_frame(300, 1);
+        }
+        assert_eq!(noisy.hint(), NO_ESTIMATE);
+        noisy.on_frame(300, 1);
+        assert!(noise_of_hint(noisy.hint()).unwrap().rate > 1.0 / 512.0);
         // Enough bytes and no error: the lowest rate, which keeps frames plain.
         let mut clean = ErrorMeter::default();
         clean.on_frame(16 * 1024, 0);
