@@ -110,9 +110,12 @@ pub async fn run(args: DemoArgs, progress: bool) -> anyhow::Result<()> {
         len as f64 / secs / limit * 100.0
     );
     println!(
-        "line noise: {} bit errors injected A->B, {} B->A; {} frames failed their CRC and were recovered by {} retransmissions ({} fast, {} on timeout)",
+        "line noise: {} bit errors injected A->B, {} B->A; in-frame FEC ({} at the end) repaired {} damaged symbols in the {} protected frames received; {} frames failed their CRC and were recovered by {} retransmissions ({} fast, {} on timeout)",
         ab.bit_errors,
         ba.bit_errors,
+        sa.fec_strength.name(),
+        sa.fec_corrected + sb.fec_corrected,
+        sa.fec_frames_rx + sb.fec_frames_rx,
         sa.crc_errors + sb.crc_errors,
         sa.retransmits + sb.retransmits,
         sa.fast_retransmits + sb.fast_retransmits,
