@@ -559,9 +559,11 @@ impl<const W: usize, const N: usize> Core<W, N> {
         }
     }
 
-    /// Protects the raw frame in `scratch` into `protected` at the current
-    /// strength, weakened if a frame cut earlier would not fit the peer's
-    /// limit; returns its length, or 0 to send the plain frame.
+    /// Protects the raw frame in `scratch` into `protected`; returns its
+    /// length, or 0 to send the plain frame. The current strength, unless the
+    /// frame was cut longer than frames are cut now (then the strength best
+    /// for its length) or was lost twice already (then the strongest); either
+    /// only among the strengths that fit the peer's limit (spec 6.7).
     fn protect(&mut self, raw_len: usize) -> usize {
         if !self.config.fec {
             return 0;
@@ -569,16 +571,19 @@ impl<const W: usize, const N: usize> Core<W, N> {
         let limit = (usize::from(self.negotiated_payload) + OVERHEAD).min(N);
         let fits = |s: Strength| s == Strength::Off || fec::protected_len(raw_len, s) <= limit;
         let payload = raw_len.saturating_sub(OVERHEAD);
-        let s = match policy::noise_of_hint(self.last_hint) {
-            // A fragment cut longer than frames are cut now (the line has turned
-            // worse since) gets the strength best for its own length: the one
-            // chosen for today's shorter frames may never carry it across.
-            Some(noise) if payload > usize::from(self.sizer.current()) => {
+        // A fragment cut longer than frames are cut now (the line has turned
+        // worse since) gets the strength best for its own length: the one
+        // chosen for today's shorter frames may never carry it across. Only
+        // such frames need the report decoded.
+        let longer = payload > usize::from(self.sizer.current());
+        let noise = if longer { policy::noise_of_hint(self.last_hint) } else { None };
+        let s = match noise {
+            Some(noise) => {
                 let option =
                     |s| (payload, if fits(s) { policy::efficiency(payload, s, noise) } else { -1.0 });
                 policy::pick(self.strength, option).0
             }
-            _ => {
+            None => {
                 let mut s = self.strength;
                 while !fits(s) {
                     s = s.weaker();

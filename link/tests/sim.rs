@@ -488,6 +488,7 @@ fn line_turning_bad_mid_transfer_still_delivers() {
         let a = pair.a.link.stats();
         assert_ne!(a.fec_strength, Strength::Off, "seed {seed}: {a:?}");
         let rate = (data.len() - at) as f64 / (pair.elapsed() - turned).as_secs_f64() / 200_000.0;
+        eprintln!("seed {seed}: {rate:.3} of the line after it turned bad");
         assert!(rate > 0.6, "seed {seed}: {rate:.3} of the line after it turned bad: {a:?}");
     }
 }

@@ -68,7 +68,8 @@ impl Tally {
         }
     }
 
-    /// Damaged bytes per byte, scaled to compare without dividing.
+    /// Whether this tally's damaged bytes per byte exceed `factor` times
+    /// `other`'s (cross-multiplied, so no division and no zero to guard).
     fn worse_than(&self, other: &Tally, factor: u64) -> bool {
         u128::from(self.errors) * u128::from(other.bytes)
             > u128::from(factor) * u128::from(other.errors) * u128::from(self.bytes)
@@ -80,8 +81,9 @@ impl Tally {
 const LONG_MEMORY: u64 = 2_000_000;
 /// Received bytes the recent tally halves at.
 const RECENT_MEMORY: u64 = 32 * 1024;
-/// Damaged bytes the recent tally must hold before it can overrule the long one.
-const RECENT_EVIDENCE: u64 = 16;
+/// Damaged bytes that make an estimate worth acting on: before the long tally
+/// has seen [`MIN_BYTES`], and before the recent tally may overrule it.
+const EVIDENCE: u64 = 16;
 
 /// A receiver's running count of damaged bytes: a long tally for a steady
 /// estimate, and a recent one that replaces it when the line clearly turned
@@ -101,7 +103,7 @@ impl ErrorMeter {
         // Sixteen errors at twice the long rate is more than chance (a Poisson
         // count of 8 reaches 16 about once in 100 tries, of 16 reaches 32 far
         // more rarely): the line changed, and the past no longer describes it.
-        if self.recent.errors >= RECENT_EVIDENCE && self.recent.worse_than(&self.long, 2) {
+        if self.recent.errors >= EVIDENCE && self.recent.worse_than(&self.long, 2) {
             self.long = self.recent.clone();
         }
     }
@@ -143,7 +145,7 @@ impl ErrorMeter {
         // Sixteen damaged bytes are a usable estimate however few bytes came:
         // on a line at BER 1e-3 waiting for 16 KiB sent the first ones plain,
         // and nearly all of them were lost.
-        if self.long.bytes < MIN_BYTES && self.long.errors < RECENT_EVIDENCE {
+        if self.long.bytes < MIN_BYTES && self.long.errors < EVIDENCE {
             return NO_ESTIMATE;
         }
         // No error seen: report the lowest rate a hint can say. Guessing half
