@@ -88,22 +88,27 @@ impl<const N: usize> Deframer<N> {
 
     /// Feeds bytes; returns at the first complete frame or error, or when all
     /// input is consumed. Call again with `rest` until `Consumed`.
-    pub fn feed<'f, 'i>(&'f mut self, input: &'i [u8]) -> FeedResult<'f, 'i> {
-        // Bulk copy up to the delimiter: far faster than a byte-wise state machine.
-        let Some(end) = memchr::memchr(DELIMITER, input) else {
-            self.take(input);
-            return FeedResult::Consumed;
-        };
-        self.take(&input[..end]);
-        let rest = &input[end + 1..];
-        let len = core::mem::replace(&mut self.len, 0);
-        if core::mem::replace(&mut self.overflowed, false) {
-            return FeedResult::Error { error: DeframeError::Overflow, rest };
-        }
-        if len == 0 {
+    pub fn feed<'f, 'i>(&'f mut self, mut input: &'i [u8]) -> FeedResult<'f, 'i> {
+        // A loop, not recursion, over empty frames: a run of delimiters is
+        // attacker-controlled and must not grow the stack (fatal on an MCU).
+        let (len, rest) = loop {
+            // Bulk copy up to the delimiter: far faster than a byte-wise state machine.
+            let Some(end) = memchr::memchr(DELIMITER, input) else {
+                self.take(input);
+                return FeedResult::Consumed;
+            };
+            self.take(&input[..end]);
+            let rest = &input[end + 1..];
+            let len = core::mem::replace(&mut self.len, 0);
+            if core::mem::replace(&mut self.overflowed, false) {
+                return FeedResult::Error { error: DeframeError::Overflow, rest };
+            }
+            if len > 0 {
+                break (len, rest);
+            }
             // Back-to-back delimiters: an empty frame, nothing to report.
-            return self.feed(rest);
-        }
+            input = rest;
+        };
         match cobs::decode_in_place(&mut self.buf[..len]) {
             Ok(n) => FeedResult::Frame { frame: &mut self.buf[..n], rest },
             Err(_) => FeedResult::Error { error: DeframeError::Cobs, rest },
@@ -181,6 +186,21 @@ mod tests {
         let (out, n, errors) = frames_of(&mut d, &wire[..at]);
         assert_eq!(&out[..n], b"ok\xEEyes\xEE");
         assert_eq!(errors, 2);
+    }
+
+    #[test]
+    fn a_long_run_of_delimiters_is_skipped_without_recursion() {
+        // One stack frame per empty frame would overflow long before 4 MiB.
+        extern crate std;
+        let mut wire = std::vec![0u8; 4 << 20];
+        let at = wire.len() - 8;
+        let n = encode(b"end", &mut wire[at..]).unwrap();
+        wire.truncate(at + n);
+        let mut d = Deframer::<64>::new();
+        match d.feed(&wire) {
+            FeedResult::Frame { frame, rest } => assert_eq!((&frame[..], rest.len()), (&b"end"[..], 0)),
+            other => panic!("expected the frame after the delimiters, got {other:?}"),
+        }
     }
 
     #[test]
