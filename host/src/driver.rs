@@ -102,6 +102,9 @@ struct State {
     link_down: bool,
     /// The command is done and only lingers: a closing transport is expected.
     finishing: bool,
+    /// The application changed the link (queued data) without finishing its
+    /// operation: the driver must look, or the data waits for the next timer.
+    poked: bool,
 }
 
 struct Inner {
@@ -168,6 +171,7 @@ pub fn start_on(
             version_mismatch: None,
             link_down: false,
             finishing: false,
+            poked: false,
         }),
         wake_driver: Notify::new(),
         wake_app: Notify::new(),
@@ -386,6 +390,9 @@ impl LinkHandle {
                     self.inner.wake_driver.notify_one();
                     return r;
                 }
+                if std::mem::take(&mut st.poked) {
+                    self.inner.wake_driver.notify_one();
+                }
                 if let Some(c) = &st.closed {
                     return Err(LinkError::Closed(c.clone()));
                 }
@@ -471,7 +478,9 @@ impl LinkHandle {
             if st.generation != generation {
                 return Some(Err(LinkError::PeerRestarted));
             }
-            at += st.link.write_stream(channel, &data[at..]);
+            let n = st.link.write_stream(channel, &data[at..]);
+            at += n;
+            st.poked |= n > 0;
             (at == data.len()).then_some(Ok(()))
         })
         .await
