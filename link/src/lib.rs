@@ -35,6 +35,7 @@ pub mod rtt;
 mod send;
 pub mod sizing;
 pub mod stats;
+mod stream;
 pub mod time;
 pub mod wire;
 

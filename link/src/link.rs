@@ -22,10 +22,12 @@ use crate::rtt::RttEstimator;
 use crate::send::{Cut, SendBuffer, SendError, QUEUE_AHEAD};
 use crate::sizing::Sizer;
 use crate::stats::Stats;
+use crate::stream::Ledger;
 use crate::time::{earliest, Instant};
 use crate::wire::{
     flags, seq_lt, AckPayload, AckRepr, Error as WireError, Frame, FrameType, Header, HelloPayload,
-    HelloRepr, HELLO_LEN, MIN_MAX_FRAME, MIN_PAYLOAD, OVERHEAD, VERSION,
+    HelloRepr, HELLO_LEN, MAX_SACK_BYTES, MAX_WRITTEN, MIN_MAX_FRAME, MIN_PAYLOAD, OVERHEAD, PROTOCOL,
+    WRITTEN_LEN,
 };
 use core::time::Duration;
 use heapless::Deque;
@@ -60,12 +62,29 @@ struct Core<const W: usize, const N: usize> {
     hello_backoff: u32,
     hello_first: Option<Instant>,
     hello_ack_owed: Option<u32>,
+    /// When the last HELLO_ACK left: they go out at most once per
+    /// `hello_interval`, so a flood of stale HELLOs cannot make a storm.
+    last_hello_ack: Option<Instant>,
+    /// When the last HELLO left.
+    last_hello: Option<Instant>,
+    /// A HELLO of another session heard while connected: a restart of the
+    /// peer, or a stale or replayed frame. Taken as a restart only if the
+    /// current peer stays silent for a retransmission timeout (spec 5.3).
+    candidate: Option<Candidate>,
     ack_now: bool,
+    /// The next ACK answers a POLL: it carries every written count (8.3).
+    answer_poll: bool,
     ack_deadline: Option<Instant>,
     unacked: u8,
     probe_owed: bool,
     next_probe: Option<Instant>,
     window_probe_at: Option<Instant>,
+    /// When to POLL for written confirmations still missing while nothing is
+    /// in flight (spec 8.3), and how often that was done in a row.
+    confirm_probe_at: Option<Instant>,
+    confirm_probes: u32,
+    /// Written-up-to accounting of both directions (spec 8.3).
+    ledger: Ledger,
     last_rx: Instant,
     last_tx: Option<Instant>,
     /// When the line will have sent every byte handed out so far (only with
@@ -89,6 +108,15 @@ struct Core<const W: usize, const N: usize> {
     strength: Strength,
     /// The last error report acted on: the choice is redone only when it changes.
     last_hint: u8,
+}
+
+/// A HELLO from a session other than the connected peer's, on probation.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    session: u32,
+    hello: HelloRepr,
+    /// When it arrived: the current peer heard after this clears it.
+    since: Instant,
 }
 
 /// Splitmix64: spreads the caller's entropy into session ids.
@@ -151,12 +179,19 @@ impl<const W: usize, const N: usize> Link<W, N> {
                 hello_backoff: 0,
                 hello_first: None,
                 hello_ack_owed: None,
+                last_hello_ack: None,
+                last_hello: None,
+                candidate: None,
                 ack_now: false,
+                answer_poll: false,
                 ack_deadline: None,
                 unacked: 0,
                 probe_owed: false,
                 next_probe: None,
                 window_probe_at: None,
+                confirm_probe_at: None,
+                confirm_probes: 0,
+                ledger: Ledger::new(),
                 last_rx: now,
                 last_tx: None,
                 line_free_at: now,
@@ -275,13 +310,58 @@ impl<const W: usize, const N: usize> Link<W, N> {
         // Unsent stream bytes wait ahead of other channels' data of the same
         // priority: bound them by fragments of the shared size, not the bulk one.
         let ahead = QUEUE_AHEAD * self.core.shared_size(size);
-        self.core.tx.write_stream(channel, prio, data, size, ahead)
+        let n = self.core.tx.write_stream(channel, prio, data, size, ahead);
+        self.core.ledger.on_queued(channel, n);
+        n
     }
 
     /// Ends the stream on `channel`; false if the send window is full (retry).
     pub fn finish_stream(&mut self, channel: u8) -> bool {
         let prio = self.core.config.priority(channel);
-        self.core.tx.finish_stream(channel, prio)
+        match self.core.tx.finish_stream(channel, prio) {
+            Some(added) => {
+                if added {
+                    self.core.ledger.on_queued(channel, 1);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Aborts the stream on `channel` (spec 8.3): its bytes not yet sent are
+    /// dropped and a reset goes out in their place, carrying `reason` (cut to
+    /// [`MIN_PAYLOAD`] bytes) for the peer's application. False if the send
+    /// window is full (retry).
+    pub fn abort_stream(&mut self, channel: u8, reason: &[u8]) -> bool {
+        let prio = self.core.config.priority(channel);
+        let reason = &reason[..reason.len().min(usize::from(MIN_PAYLOAD))];
+        self.core.tx.abort_stream(channel, prio, reason)
+    }
+
+    /// Tells the core that the application wrote `n` more bytes of the stream
+    /// on `channel` to their destination (count one more for an end of stream
+    /// once the output is closed). The count goes back to the peer in ACK
+    /// frames (spec 8.3): the peer's application counts as delivered only
+    /// what this confirms.
+    pub fn stream_written(&mut self, now: Instant, channel: u8, n: u32) {
+        let c = &mut self.core;
+        c.ledger.add_written(channel, n);
+        if n > 0 && c.connected {
+            let due = now + c.config.ack_delay;
+            c.ack_deadline = Some(c.ack_deadline.map_or(due, |d| d.min(due)));
+        }
+    }
+
+    /// Stream bytes (and ends of stream) written on `channel` this session
+    /// that the peer has not confirmed written to their destination yet.
+    pub fn stream_unconfirmed(&self, channel: u8) -> u32 {
+        self.core.ledger.unconfirmed_on(channel)
+    }
+
+    /// The same summed over every channel.
+    pub fn unconfirmed(&self) -> u64 {
+        self.core.ledger.unconfirmed()
     }
 
     /// Hands the next in-order fragment to `f`.
@@ -329,6 +409,13 @@ impl<const W: usize, const N: usize> Link<W, N> {
         self.core.connected
     }
 
+    /// When a valid frame of the peer's session (or a HELLO) last arrived;
+    /// the time of creation or of the last session change before that. A
+    /// driver declares the peer dead when this lies too far back.
+    pub fn last_heard(&self) -> Instant {
+        self.core.last_rx
+    }
+
     /// Whether the peer was heard within `link_timeout`.
     pub fn is_up(&self) -> bool {
         self.core.connected && !self.core.down
@@ -343,7 +430,11 @@ impl<const W: usize, const N: usize> Link<W, N> {
     /// delayed-ack timer runs out): a driver about to close lets it leave first.
     pub fn is_ack_owed(&self) -> bool {
         let c = &self.core;
-        c.ack_now || c.ack_deadline.is_some() || c.probe_owed || c.hello_ack_owed.is_some()
+        c.ack_now
+            || c.ack_deadline.is_some()
+            || c.probe_owed
+            || c.hello_ack_owed.is_some()
+            || c.ledger.has_news()
     }
 
     /// Free fragment slots for `send` / `write_stream`.
@@ -474,7 +565,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
             self.stats.invalid_frames += 1;
             return;
         };
-        if !(repr.min_version..=repr.max_version).contains(&VERSION) {
+        if !(repr.min_version..=repr.max_version).contains(&PROTOCOL) {
             self.version_mismatch(repr.min_version, repr.max_version);
             return;
         }
@@ -484,31 +575,73 @@ impl<const W: usize, const N: usize> Core<W, N> {
             self.stats.foreign_session += 1;
             return;
         }
-        match self.peer {
-            Some(p) if p == h.session => {}
-            Some(_) => {
-                // Same wire, new peer session: the peer restarted.
-                self.new_session(now);
-                self.push_event(Event::PeerRestarted);
-                if is_ack {
-                    // It echoed our old session id; handshake again under the new one.
-                    return;
+        if self.connected {
+            if self.peer == Some(h.session) {
+                self.heard(now);
+                self.clear_candidate();
+                if !is_ack {
+                    // Our HELLO_ACK was lost: the peer asks again.
+                    self.hello_ack_owed = Some(h.session);
                 }
-                self.accept_peer(h.session, &repr);
+            } else if is_ack {
+                // Our HELLOs were answered when we connected: a late copy.
+                self.stats.foreign_session += 1;
+            } else {
+                self.on_candidate(now, h.session, repr);
             }
-            None => self.accept_peer(h.session, &repr),
+            return;
+        }
+        // The handshake is open: whoever speaks to us now is the peer. A stale
+        // HELLO replaces a tentative peer without any session change, because
+        // nothing has been sent under this session yet.
+        if self.peer != Some(h.session) {
+            self.accept_peer(h.session, &repr);
         }
         self.heard(now);
         if is_ack {
-            if !self.connected {
-                if let (Some(t), 0) = (self.hello_first, self.hello_backoff) {
-                    self.rtt.sample(now.since(t));
-                }
-                self.connect();
+            if let (Some(t), 0) = (self.hello_first, self.hello_backoff) {
+                self.rtt.sample(now.since(t));
             }
+            self.connect();
         } else {
             self.hello_ack_owed = Some(h.session);
         }
+    }
+
+    /// A HELLO from another session while connected (spec 5.3): the peer may
+    /// have restarted, or the frame is stale (left in a buffer by a dead
+    /// session) or replayed. The live session is not torn down for it: the
+    /// current peer is POLLed, and only if it stays silent for a
+    /// retransmission timeout is the HELLO taken as a restart.
+    fn on_candidate(&mut self, now: Instant, session: u32, hello: HelloRepr) {
+        match &mut self.candidate {
+            Some(c) if c.session == session => c.hello = hello,
+            _ => {
+                self.candidate = Some(Candidate { session, hello, since: now });
+                self.probe_owed = true;
+            }
+        }
+    }
+
+    /// The current peer was heard: a HELLO of another session on probation was stale.
+    fn clear_candidate(&mut self) {
+        if self.candidate.take().is_some() {
+            self.stats.stale_hellos += 1;
+        }
+    }
+
+    /// When a candidate HELLO becomes a restart, the peer silent until then.
+    fn candidate_deadline(&self) -> Option<Instant> {
+        self.candidate.map(|c| c.since + self.rtt.rto())
+    }
+
+    /// The peer stayed silent after a HELLO of another session: it restarted.
+    fn restart_to(&mut self, now: Instant, c: Candidate) {
+        self.new_session(now);
+        self.push_event(Event::PeerRestarted);
+        self.accept_peer(c.session, &c.hello);
+        self.heard(now);
+        self.hello_ack_owed = Some(c.session);
     }
 
     fn accept_peer(&mut self, session: u32, repr: &HelloRepr) {
@@ -650,6 +783,11 @@ impl<const W: usize, const N: usize> Core<W, N> {
         self.probe_owed = false;
         self.stalled = false;
         self.window_probe_at = None;
+        self.candidate = None;
+        self.answer_poll = false;
+        self.confirm_probe_at = None;
+        self.confirm_probes = 0;
+        self.ledger = Ledger::new();
     }
 
     fn on_session_frame(&mut self, now: Instant, h: &Header, payload: &[u8]) {
@@ -658,8 +796,12 @@ impl<const W: usize, const N: usize> Core<W, N> {
             if self.connected {
                 return;
             }
-            // Someone sends data without a handshake with us: say hello now.
-            self.hello_at = Some(now);
+            // Someone sends data without a handshake with us: say hello now,
+            // but not more often than HELLOs go anyway (a buffer full of a
+            // dead session's frames must not become a HELLO storm).
+            if self.last_hello.is_none_or(|t| now >= t + self.config.hello_interval) {
+                self.hello_at = Some(now);
+            }
             return;
         }
         let sack = if h.frame_type == FrameType::Ack {
@@ -677,9 +819,18 @@ impl<const W: usize, const N: usize> Core<W, N> {
             self.connect();
         }
         self.heard(now);
+        self.clear_candidate();
         if let Some(a) = &sack {
             if seq_lt(self.peer_limit, a.limit) {
                 self.peer_limit = a.limit;
+            }
+            let mut confirmed = 0;
+            for w in a.written() {
+                confirmed += self.ledger.on_record(*w);
+            }
+            if confirmed > 0 {
+                self.confirm_probes = 0;
+                self.confirm_probe_at = None;
             }
             if a.hint != self.last_hint {
                 self.last_hint = a.hint;
@@ -709,6 +860,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
         }
         if h.flags & flags::POLL != 0 {
             self.ack_now = true;
+            self.answer_poll = true;
         }
         if h.frame_type == FrameType::Data {
             match self.rx.on_data(h.seq, h.channel, h.flags, payload) {
@@ -732,6 +884,23 @@ impl<const W: usize, const N: usize> Core<W, N> {
             }
         }
         self.update_stall();
+        self.update_confirm_probe(now);
+    }
+
+    /// Arms the POLL for missing written confirmations (spec 8.3) while
+    /// everything sent is acknowledged and only they are missing: the ACK that
+    /// carried them may have been lost, and nothing else would bring them.
+    fn update_confirm_probe(&mut self, now: Instant) {
+        let waiting = self.connected
+            && self.ledger.unconfirmed() > 0
+            && self.tx.in_flight() == 0
+            && !self.tx.has_queued();
+        if !waiting {
+            self.confirm_probe_at = None;
+            self.confirm_probes = 0;
+        } else if self.confirm_probe_at.is_none() {
+            self.confirm_probe_at = Some(now + self.rtt.rto());
+        }
     }
 
     fn update_stall(&mut self) {
@@ -783,6 +952,20 @@ impl<const W: usize, const N: usize> Core<W, N> {
             self.probe_owed = true;
             self.window_probe_at = Some(now + rto);
         }
+        if self.confirm_probe_at.is_some_and(|t| t <= now) {
+            // Back off to the keepalive: the peer may just be slow to write.
+            self.probe_owed = true;
+            self.stats.confirm_polls += 1;
+            self.confirm_probes = (self.confirm_probes + 1).min(16);
+            let wait = (rto * (1 << self.confirm_probes.min(8))).min(self.config.keepalive.max(rto));
+            self.confirm_probe_at = Some(now + wait);
+        }
+        if let Some(c) = self.candidate {
+            if self.candidate_deadline().is_some_and(|t| t <= now) {
+                self.candidate = None;
+                self.restart_to(now, c);
+            }
+        }
         if !self.down && silent >= self.config.link_timeout {
             self.down = true;
             self.push_event(Event::LinkDown);
@@ -795,6 +978,11 @@ impl<const W: usize, const N: usize> Core<W, N> {
         t = earliest(t, self.window_probe_at);
         t = earliest(t, self.tx.rto_deadline(self.rtt.rto()));
         t = earliest(t, self.paced_until);
+        t = earliest(t, self.confirm_probe_at);
+        t = earliest(t, self.candidate_deadline());
+        if self.hello_ack_owed.is_some() {
+            t = earliest(t, Some(self.hello_ack_allowed()));
+        }
         if self.connected {
             let keepalive = match self.next_probe {
                 Some(p) => p,
@@ -813,7 +1001,9 @@ impl<const W: usize, const N: usize> Core<W, N> {
         self.built_data = None;
         self.paced_until = None;
         let mut hello = [0u8; HELLO_LEN];
-        if let Some(echo) = self.hello_ack_owed.take() {
+        if self.hello_ack_owed.is_some() && now >= self.hello_ack_allowed() {
+            let echo = self.hello_ack_owed.take().unwrap_or(0);
+            self.last_hello_ack = Some(now);
             self.hello_repr(echo).emit(&mut hello);
             return Some(self.header(FrameType::HelloAck, 0).emit_frame(&hello, &mut self.scratch));
         }
@@ -828,6 +1018,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
                 self.hello_backoff = (self.hello_backoff + 1).min(3);
             }
             self.hello_at = Some(now + self.config.hello_interval * (1 << self.hello_backoff));
+            self.last_hello = Some(now);
             self.hello_repr(0).emit(&mut hello);
             return Some(self.header(FrameType::Hello, 0).emit_frame(&hello, &mut self.scratch));
         }
@@ -860,8 +1051,9 @@ impl<const W: usize, const N: usize> Core<W, N> {
             self.stats.data_tx += 1;
         }
         self.sizer.on_sent(data.len());
-        // The piggybacked ack covers an in-order receiver; gaps still need SACK.
-        if !self.rx.has_gap() {
+        // The piggybacked ack covers an in-order receiver; gaps still need
+        // SACK, and new written counts an ACK frame of their own.
+        if !self.rx.has_gap() && !self.ledger.has_news() {
             self.unacked = 0;
             self.ack_deadline = None;
         }
@@ -880,10 +1072,20 @@ impl<const W: usize, const N: usize> Core<W, N> {
         h.ack = self.rx.cum_ack();
         let mut ack = self.rx.sack();
         ack.hint = self.meter.hint();
-        let mut payload = [0u8; 4 + crate::wire::MAX_SACK_BYTES];
+        // Written counts fill what the peer's frame limit leaves; the answer
+        // to a POLL carries every one (in turn, if they do not all fit).
+        let all = core::mem::take(&mut self.answer_poll);
+        let room = usize::from(self.negotiated_payload).saturating_sub(5 + usize::from(ack.sack_len));
+        ack.written_len = self.ledger.records(room / WRITTEN_LEN, all, &mut ack.written) as u8;
+        let mut payload = [0u8; 5 + MAX_SACK_BYTES + MAX_WRITTEN * WRITTEN_LEN];
         let n = ack.emit(&mut payload);
         self.stats.acks_tx += 1;
         h.emit_frame(&payload[..n], &mut self.scratch)
+    }
+
+    /// When the next HELLO_ACK may leave: one per `hello_interval`.
+    fn hello_ack_allowed(&self) -> Instant {
+        self.last_hello_ack.map_or(Instant::ZERO, |t| t + self.config.hello_interval)
     }
 
     fn header(&self, frame_type: FrameType, fl: u8) -> Header {
@@ -892,8 +1094,8 @@ impl<const W: usize, const N: usize> Core<W, N> {
 
     fn hello_repr(&self, echo: u32) -> HelloRepr {
         HelloRepr {
-            min_version: VERSION,
-            max_version: VERSION,
+            min_version: PROTOCOL,
+            max_version: PROTOCOL,
             max_frame: Link::<W, N>::MAX_RAW as u16,
             // Counted from sequence 0 of this session: after a restart, slots
             // still holding the old session's undelivered data are not offered.

@@ -21,6 +21,9 @@ pub struct Delivery {
     pub more: bool,
     /// The byte stream on this channel ends here.
     pub fin: bool,
+    /// The peer aborted the byte stream on this channel (spec 8.3); the
+    /// payload says why. Nothing more of that stream will come.
+    pub reset: bool,
     /// The first fragment on this channel from a new peer session (the peer
     /// restarted): drop any partial packet or stream state of this channel,
     /// its rest will never come.
@@ -90,7 +93,7 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
         }
         slot.present = true;
         slot.channel = channel;
-        slot.flags = fl & (flags::MORE | flags::FIN);
+        slot.flags = fl & (flags::MORE | flags::FIN | flags::RST);
         slot.len = payload.len() as u16;
         slot.data[..payload.len()].copy_from_slice(payload);
         if pos.wrapping_sub(self.deliver) >= self.highest.wrapping_sub(self.deliver) {
@@ -128,17 +131,18 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
 
     /// The SACK bitmap for frames after the cumulative ack.
     pub fn sack(&self) -> AckRepr {
-        let mut sack = [0u8; MAX_SACK_BYTES];
+        let mut ack = AckRepr::new(self.limit());
         let mut len = 0;
         let span = self.highest.wrapping_sub(self.next) as usize;
         for k in 0..span.saturating_sub(1).min(MAX_SACK_BYTES * 8) {
             let pos = self.next.wrapping_add(1 + k as u16);
             if self.slots[pos as usize % W].present {
-                sack[k / 8] |= 1 << (k % 8);
+                ack.sack[k / 8] |= 1 << (k % 8);
                 len = k / 8 + 1;
             }
         }
-        AckRepr { limit: self.limit(), sack_len: len as u8, sack, hint: crate::fec::policy::NO_ESTIMATE }
+        ack.sack_len = len as u8;
+        ack
     }
 
     /// The channel of the next in-order fragment, without taking it.
@@ -167,6 +171,7 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
             channel: ch,
             more: slot.flags & flags::MORE != 0,
             fin: slot.flags & flags::FIN != 0,
+            reset: slot.flags & flags::RST != 0,
             restart,
         };
         Some(f(d, &slot.data[..slot.len as usize]))

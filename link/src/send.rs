@@ -349,7 +349,8 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
     /// packet, or the next of the same unfinished stream.
     fn continuation(&self, i: usize) -> Option<usize> {
         let s = &self.slots[i];
-        let last = if s.stream { s.flags & flags::FIN != 0 } else { s.flags & flags::MORE == 0 };
+        let last =
+            if s.stream { s.flags & (flags::FIN | flags::RST) != 0 } else { s.flags & flags::MORE == 0 };
         if last {
             return None;
         }
@@ -360,6 +361,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             .filter(|(j, t)| {
                 *j != i
                     && t.state == State::Queued
+                    && t.flags & flags::RST == 0
                     && t.channel == s.channel
                     && t.stream == s.stream
                     && (s.stream || t.packet == s.packet)
@@ -453,7 +455,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         let mut taken = 0;
         if let Some(i) = self.stream_tail(channel) {
             let s = &mut self.slots[i];
-            if s.flags & flags::FIN == 0 {
+            if s.flags & (flags::FIN | flags::RST) == 0 {
                 let add = payload.saturating_sub(s.len as usize).min(data.len()).min(room);
                 let at = s.len as usize;
                 s.data[at..at + add].copy_from_slice(&data[..add]);
@@ -481,16 +483,41 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         taken
     }
 
-    /// Marks the end of the stream on `channel`. False if the pool is full.
-    pub fn finish_stream(&mut self, channel: u8, priority: u8) -> bool {
+    /// Marks the end of the stream on `channel`: `None` if the pool is full,
+    /// else whether a new end was marked (false: it already was).
+    pub fn finish_stream(&mut self, channel: u8, priority: u8) -> Option<bool> {
         if let Some(i) = self.stream_tail(channel) {
-            self.slots[i].flags |= flags::FIN;
-            return true;
+            let s = &mut self.slots[i];
+            let added = s.flags & (flags::FIN | flags::RST) == 0;
+            if added {
+                s.flags |= flags::FIN;
+            }
+            return Some(added);
+        }
+        let i = self.alloc()?;
+        let packet = self.next_packet;
+        self.next_packet = self.next_packet.wrapping_add(1);
+        self.fill(i, channel, priority, flags::FIN, true, packet, i, &[]);
+        bit_set(&mut self.stream_used, channel);
+        Some(true)
+    }
+
+    /// Aborts the stream on `channel`: its unsent bytes are dropped and a
+    /// fragment with RST and `reason` as payload is queued in their place
+    /// (spec 8.3). Fragments already sent are still completed, so the peer
+    /// sees every byte it may have been told of, then the reset. False if
+    /// the pool is full.
+    pub fn abort_stream(&mut self, channel: u8, priority: u8, reason: &[u8]) -> bool {
+        for i in 0..W {
+            let s = &self.slots[i];
+            if s.state == State::Queued && s.stream && s.channel == channel {
+                self.release(i);
+            }
         }
         let Some(i) = self.alloc() else { return false };
         let packet = self.next_packet;
         self.next_packet = self.next_packet.wrapping_add(1);
-        self.fill(i, channel, priority, flags::FIN, true, packet, i, &[]);
+        self.fill(i, channel, priority, flags::RST, true, packet, i, reason);
         bit_set(&mut self.stream_used, channel);
         true
     }
@@ -600,7 +627,10 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         let shared = self.shared_until.is_some_and(|t| now < t);
         let size = if shared { cut.shared } else { cut.alone }.clamp(1, N);
         self.fill_to(i, size);
-        if usize::from(self.slots[i].len) > size {
+        // A reset's reason is no stream data: it goes whole (it is at most
+        // MIN_PAYLOAD bytes, which every peer accepts).
+        let reset = self.slots[i].flags & flags::RST != 0;
+        if usize::from(self.slots[i].len) > size && !reset {
             match self.alloc() {
                 Some(j) => self.split(i, j, size),
                 // No slot for the rest: wait until an acknowledgement frees one,
@@ -750,8 +780,8 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
     fn complete(&mut self, i: usize) {
         let (stream, head) = (self.slots[i].stream, self.slots[i].head as usize);
         if stream {
-            if self.slots[i].flags & flags::FIN != 0 {
-                // The stream ended and the peer has all of it: nothing to abort.
+            if self.slots[i].flags & (flags::FIN | flags::RST) != 0 {
+                // The stream ended (or was reset) and the peer has all of it: nothing to abort.
                 let ch = self.slots[i].channel;
                 self.stream_used[ch as usize / 32] &= !(1 << (ch % 32));
             }
@@ -908,7 +938,6 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::MAX_SACK_BYTES;
 
     type Buf = SendBuffer<8, 32>;
     const LIM: u16 = 1000;
@@ -925,11 +954,12 @@ mod tests {
     }
 
     fn sack(bits: &[usize]) -> AckRepr {
-        let mut s = [0u8; MAX_SACK_BYTES];
+        let mut s = AckRepr::new(100);
         for &b in bits {
-            s[b / 8] |= 1 << (b % 8);
+            s.sack[b / 8] |= 1 << (b % 8);
         }
-        AckRepr { limit: 100, sack_len: 4, sack: s, hint: crate::fec::policy::NO_ESTIMATE }
+        s.sack_len = 4;
+        s
     }
 
     #[test]
@@ -1066,7 +1096,7 @@ mod tests {
     fn a_stream_fragment_cut_at_transmission_keeps_its_fin_on_the_last_piece() {
         let mut b = Buf::new();
         assert_eq!(b.write_stream(1, 1, &[1u8; 30], 32, usize::MAX), 30);
-        assert!(b.finish_stream(1, 1));
+        assert_eq!(b.finish_stream(1, 1), Some(true));
         let cut = Cut { alone: 20, shared: 20 };
         let p = b.pick(T0, LIM, 0, cut).unwrap();
         assert_eq!((b.frame_of(p.slot).1, b.frame_of(p.slot).2.len()), (0, 20));
@@ -1207,7 +1237,7 @@ mod tests {
     fn finished_and_acknowledged_streams_are_not_aborted() {
         let mut b = Buf::new();
         b.write_stream(1, 1, b"all", 32, usize::MAX);
-        assert!(b.finish_stream(1, 1));
+        assert_eq!(b.finish_stream(1, 1), Some(true));
         b.pick(T0, LIM, 0, ALL).unwrap();
         b.on_ack(T0, 1, None, 1, 0);
         b.reset();
@@ -1215,11 +1245,30 @@ mod tests {
     }
 
     #[test]
+    fn an_abort_drops_unsent_stream_bytes_and_sends_the_reset_after_what_went_out() {
+        let mut b = Buf::new();
+        assert_eq!(b.write_stream(1, 1, &[1u8; 64], 32, usize::MAX), 64);
+        let first = b.pick(T0, LIM, 0, ALL).unwrap();
+        assert!(b.abort_stream(1, 1, b"why"));
+        assert_eq!(b.write_stream(1, 1, b"more", 32, usize::MAX), 0, "the stream is over");
+        assert_eq!(b.finish_stream(1, 1), Some(false), "no end after a reset");
+        let p = b.pick(T0, LIM, 0, Cut { alone: 2, shared: 2 }).unwrap();
+        let (_, fl, data) = b.frame_of(p.slot);
+        assert_eq!((fl, data), (flags::RST, &b"why"[..]), "whole, though longer than the cut");
+        assert!(b.pick(T0, LIM, 0, ALL).is_none(), "the unsent 32 bytes were dropped");
+        assert_eq!((first.seq, p.seq), (0, 1));
+        b.on_ack(T0, 2, None, 1, 0);
+        assert!(b.is_idle());
+        b.reset();
+        assert_eq!(b.poll_report(), None, "a reset stream that was acknowledged is not aborted again");
+    }
+
+    #[test]
     fn stream_writes_coalesce_into_queued_fragment() {
         let mut b = Buf::new();
         assert_eq!(b.write_stream(1, 1, b"abc", 8, usize::MAX), 3);
         assert_eq!(b.write_stream(1, 1, b"defghij", 8, usize::MAX), 7);
-        assert!(b.finish_stream(1, 1));
+        assert_eq!(b.finish_stream(1, 1), Some(true));
         let eight = Cut { alone: 8, shared: 8 };
         let p = b.pick(T0, LIM, 0, eight).unwrap();
         assert_eq!(b.frame_of(p.slot).2, b"abcdefgh");

@@ -40,6 +40,13 @@ pub struct Stats {
     pub delivered_bytes: u64,
     /// Times the peer restarted.
     pub peer_restarts: u64,
+    /// HELLOs of another session that did not end a live session: the peer
+    /// was heard after them (stale, replayed or foreign; spec 5.3).
+    pub stale_hellos: u64,
+    /// POLLs sent because written confirmations were missing with nothing in
+    /// flight (spec 8.3): the ACK that carried them was lost, or the peer's
+    /// application is slow to write.
+    pub confirm_polls: u64,
     /// Gauge: smoothed round-trip time in microseconds (0 until measured).
     pub srtt_us: u64,
     /// Gauge: current retransmission timeout in microseconds.

@@ -71,10 +71,10 @@ fn section_11_4_ack_frame_with_sack() {
         seq: 0,
         ack: 5,
     };
-    let mut sack = [0u8; MAX_SACK_BYTES];
-    sack[0] = 0x0a;
+    let mut ack = AckRepr::new(69);
+    ack.sack[0] = 0x0a;
+    ack.sack_len = 1;
     let mut p = [0u8; 3 + MAX_SACK_BYTES];
-    let n =
-        AckRepr { limit: 69, sack_len: 1, sack, hint: strand_link::fec::policy::NO_ESTIMATE }.emit(&mut p);
+    let n = ack.emit(&mut p);
     assert_eq!(wire(h, &p[..n]), hex("04 01 04 01 05 9a bc de f0 01 01 02 05 08 45 01 0a 77 f9 8d 30 00"));
 }

@@ -161,6 +161,11 @@ impl Direction {
         &self.cfg
     }
 
+    /// Replaces the outages: (start, end) from the start of the run.
+    pub fn set_outages(&mut self, outages: Vec<(Duration, Duration)>) {
+        self.cfg.outages = outages;
+    }
+
     /// Changes the bit-error rate from now on: a line that turns noisy (or
     /// quiet) mid-run.
     pub fn set_ber(&mut self, ber: f64) {

@@ -21,6 +21,14 @@ pub struct Endpoint<const W: usize, const N: usize> {
     pub stream_channels: BTreeSet<u8>,
     /// Received stream bytes per channel, and whether FIN arrived.
     pub stream_in: BTreeMap<u8, (Vec<u8>, bool)>,
+    /// Stream resets received per channel, with their payload (spec 8.3).
+    pub resets: BTreeMap<u8, Vec<u8>>,
+    /// The application confirms stream bytes written as it takes them
+    /// (spec 8.3); false holds the confirmations back (a stuck writer) until
+    /// the test confirms with [`Endpoint::confirm_held`].
+    pub confirm_writes: bool,
+    /// Stream units taken but not confirmed while `confirm_writes` was off.
+    pub held: BTreeMap<u8, u32>,
     /// Complete packets received, in delivery order.
     pub delivered: Vec<(u8, Vec<u8>)>,
     partial: BTreeMap<u8, Vec<u8>>,
@@ -40,6 +48,9 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
             stream_out: BTreeMap::new(),
             stream_channels: BTreeSet::new(),
             stream_in: BTreeMap::new(),
+            resets: BTreeMap::new(),
+            confirm_writes: true,
+            held: BTreeMap::new(),
             delivered: Vec::new(),
             partial: BTreeMap::new(),
             events: Vec::new(),
@@ -66,6 +77,13 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
     /// Whether FIN arrived on `channel`.
     pub fn fin(&self, channel: u8) -> bool {
         self.stream_in.get(&channel).is_some_and(|(_, f)| *f)
+    }
+
+    /// Confirms what was held back while `confirm_writes` was off.
+    pub fn confirm_held(&mut self, now: Instant) {
+        for (ch, n) in std::mem::take(&mut self.held) {
+            self.link.stream_written(now, ch, n);
+        }
     }
 
     /// Ids reported with `pick`.
@@ -113,13 +131,23 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
             return;
         }
         loop {
-            let (streams, stream_in, partial, delivered) =
-                (&self.stream_channels, &mut self.stream_in, &mut self.partial, &mut self.delivered);
+            let (streams, stream_in, partial, delivered, resets) = (
+                &self.stream_channels,
+                &mut self.stream_in,
+                &mut self.partial,
+                &mut self.delivered,
+                &mut self.resets,
+            );
             let got = self.link.recv(|d, p| {
                 if streams.contains(&d.channel) {
+                    if d.reset {
+                        resets.insert(d.channel, p.to_vec());
+                        return None;
+                    }
                     let s = stream_in.entry(d.channel).or_default();
                     s.0.extend_from_slice(p);
                     s.1 |= d.fin;
+                    Some((d.channel, p.len() as u32 + u32::from(d.fin)))
                 } else {
                     let buf = partial.entry(d.channel).or_default();
                     if d.restart {
@@ -130,10 +158,14 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
                     if !d.more {
                         delivered.push((d.channel, std::mem::take(buf)));
                     }
+                    None
                 }
             });
-            if got.is_none() {
-                break;
+            match got {
+                None => break,
+                Some(Some((ch, n))) if self.confirm_writes => self.link.stream_written(now, ch, n),
+                Some(Some((ch, n))) => *self.held.entry(ch).or_default() += n,
+                Some(None) => {}
             }
         }
     }
@@ -191,9 +223,31 @@ impl<const W: usize, const N: usize> Pair<W, N> {
         self.b.partial.clear();
     }
 
+    /// Puts raw bytes on the A -> B line now, as if sent by a third party (a
+    /// stale frame left in a buffer, a replay).
+    pub fn inject_ab(&mut self, bytes: &[u8]) {
+        self.ab.write(self.now_ns, bytes);
+    }
+
+    /// The same on the B -> A line.
+    pub fn inject_ba(&mut self, bytes: &[u8]) {
+        self.ba.write(self.now_ns, bytes);
+    }
+
+    /// Replaces A's link with a fresh one, as [`restart_b`](Self::restart_b) does for B.
+    pub fn restart_a(&mut self, seed: u64, cfg: Config) {
+        *self.a.link = Link::new(cfg, instant(self.now_ns), seed);
+        self.a.partial.clear();
+    }
+
     /// Processes everything due now, then advances time to the next event.
     /// Returns false when nothing will ever happen again.
     pub fn step(&mut self) -> bool {
+        self.step_within(u64::MAX)
+    }
+
+    /// [`step`](Self::step), but time advances at most to `end_ns`.
+    fn step_within(&mut self, end_ns: u64) -> bool {
         let now_ns = self.now_ns;
         self.blocked[0] = Self::service(&mut self.a, &mut self.ba, &mut self.ab, now_ns);
         self.blocked[1] = Self::service(&mut self.b, &mut self.ab, &mut self.ba, now_ns);
@@ -216,7 +270,11 @@ impl<const W: usize, const N: usize> Pair<W, N> {
         match next {
             // Timers have microsecond resolution: always move at least that far.
             Some(t) => {
-                self.now_ns = t.max(now_ns + 1000);
+                self.now_ns = t.max(now_ns + 1000).min(end_ns.max(now_ns + 1000));
+                true
+            }
+            None if end_ns != u64::MAX => {
+                self.now_ns = end_ns.max(now_ns + 1000);
                 true
             }
             None => false,
@@ -253,17 +311,23 @@ impl<const W: usize, const N: usize> Pair<W, N> {
     }
 
     /// Steps until `done` holds or `limit` of simulated time passes; returns
-    /// whether `done` held.
+    /// whether `done` held. Time never passes the limit, so a run of a fixed
+    /// length ends exactly there.
     pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
         let end = self.now_ns + limit.as_nanos() as u64;
         while self.now_ns < end {
             if done(self) {
                 return true;
             }
-            if !self.step() {
+            if !self.step_within(end) {
                 break;
             }
         }
         done(self)
+    }
+
+    /// Sets the outages of the B -> A direction (spec of [`LineConfig::outages`]).
+    pub fn set_outages_ba(&mut self, outages: Vec<(Duration, Duration)>) {
+        self.ba.set_outages(outages);
     }
 }

@@ -15,12 +15,20 @@ pub mod ack;
 pub mod frame;
 pub mod hello;
 
-pub use ack::{AckPayload, AckRepr, MAX_SACK_BYTES};
+pub use ack::{AckPayload, AckRepr, Written, MAX_SACK_BYTES, MAX_WRITTEN, WRITTEN_LEN};
 pub use frame::{Frame, Header, CRC_LEN, HEADER_LEN, OVERHEAD};
 pub use hello::{HelloPayload, HelloRepr, HELLO_LEN, MIN_MAX_FRAME, MIN_PAYLOAD};
 
-/// The protocol version this implementation speaks (spec section 9).
+/// The frame layout version: the first byte of every frame (spec section 3).
+/// It stays 1 while the header keeps its layout; it is also a word of the
+/// FEC marker code (`fec`), so it cannot change without moving the markers.
 pub const VERSION: u8 = 1;
+
+/// The protocol version this implementation speaks, announced in HELLO
+/// (spec sections 4.1, 9.2). Version 2 added the stream reset (RST) and the
+/// written-up-to confirmations in ACK frames; a version-1 peer is told apart
+/// by its HELLO and refused with a clear error.
+pub const PROTOCOL: u8 = 2;
 
 /// Why a byte sequence is not a valid frame or payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,10 +98,13 @@ pub mod flags {
     pub const FIN: u8 = 0x04;
     /// Asks the peer to answer with an ACK at once (keepalive, window probe).
     pub const POLL: u8 = 0x08;
+    /// DATA: the sender aborts the byte stream on this channel; the payload
+    /// says why (application-defined, at most `MIN_PAYLOAD` bytes). Protocol 2.
+    pub const RST: u8 = 0x10;
     /// Reserved: an authentication trailer (key id + tag) precedes the CRC.
     pub const AUTH: u8 = 0x80;
-    /// Every flag version 1 defines; the rest must be zero.
-    pub const KNOWN: u8 = ACK | MORE | FIN | POLL | AUTH;
+    /// Every flag protocol version 2 defines; the rest must be zero.
+    pub const KNOWN: u8 = ACK | MORE | FIN | POLL | RST | AUTH;
 }
 
 /// Sequence numbers are 16 bits and wrap; `a` is before `b` when the forward
