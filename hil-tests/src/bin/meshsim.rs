@@ -64,12 +64,16 @@ struct Args {
     /// Meshtasticator's figures; exit status 1 if any is outside the tolerance.
     #[arg(long, conflicts_with = "sweep")]
     reference: bool,
-    /// Run these mean intervals (s), both traffic types, for the load plot.
+    /// Run these mean intervals (s), both traffic types, with and without the duty cycle kept,
+    /// for the load plot.
     #[arg(long, value_delimiter = ',')]
     sweep: Option<Vec<f64>>,
     /// Write one CSV row per run here.
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// Write one CSV row per node and run here: its transmit airtime and share of the run.
+    #[arg(long)]
+    node_csv: Option<PathBuf>,
     /// Write SVG plots here: the map of each layout run, and delivery and airtime against load.
     #[arg(long)]
     plot_dir: Option<PathBuf>,
@@ -193,13 +197,13 @@ fn params(protocol: ProtocolArg, enforce: bool, duty_ppm: u32) -> FloodParams {
 }
 
 /// Runs one condition over the seeds.
-fn run_condition(args: &Args, traffic: Traffic, load: Load) -> Result<Summary, String> {
+fn run_condition(args: &Args, traffic: Traffic, load: Load, enforce: bool) -> Result<Summary, String> {
     let mut runs = Vec::new();
     for seed in 1..=args.seeds {
         let layout = ((seed - 1) % 5 + 1) as usize;
         let mut sc = Scenario::ref30(layout, traffic, load.interval).ok_or("no such layout")?;
         sc.arrivals = arrivals(args);
-        let p = params(args.protocol, args.enforce_duty_cycle, sc.duty_cycle_ppm);
+        let p = params(args.protocol, enforce, sc.duty_cycle_ppm);
         let r = sim::run(&sc, seed, |i, s| FloodNode::new(i as u32, p.clone(), node_rng(s)));
         if r.corrupt > 0 {
             return Err(format!("seed {seed}: {} deliveries did not match their message", r.corrupt));
@@ -213,7 +217,7 @@ fn run_condition(args: &Args, traffic: Traffic, load: Load) -> Result<Summary, S
             mean_interval_s: load.interval.as_secs_f64(),
             traffic: traffic.name().to_string(),
             protocol: args.protocol.name().to_string(),
-            duty_cycle_enforced: args.enforce_duty_cycle,
+            duty_cycle_enforced: enforce,
             arrivals: match arrivals(args) {
                 Arrivals::Poisson => "poisson",
                 Arrivals::AfterSettled => "after-settled",
@@ -340,6 +344,17 @@ fn write_outputs(args: &Args, summaries: &[Summary]) -> Result<(), String> {
         }
         fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
+    if let Some(path) = &args.node_csv {
+        let mut text = String::from(Summary::NODE_CSV_HEADER);
+        text.push('\n');
+        for s in summaries {
+            for row in s.node_csv_rows() {
+                text += &row;
+                text.push('\n');
+            }
+        }
+        fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     if let Some(dir) = &args.plot_dir {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let radio = RadioConfig::ref30();
@@ -356,7 +371,11 @@ fn write_outputs(args: &Args, summaries: &[Summary]) -> Result<(), String> {
             .len()
             > 1
         {
-            plot::load(&dir.join("mesh-load.svg"), summaries)?;
+            let name = match arrivals(args) {
+                Arrivals::Poisson => "mesh-load.svg",
+                Arrivals::AfterSettled => "mesh-load-after-settled.svg",
+            };
+            plot::load(&dir.join(name), summaries)?;
         }
     }
     Ok(())
@@ -373,8 +392,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let started = Wall::now();
-    let conditions: Vec<(Traffic, Load)> = if args.reference {
-        REFERENCE.iter().map(|r| (r.traffic, parse_load(r.load).expect("reference loads parse"))).collect()
+    let enforce = args.enforce_duty_cycle;
+    let conditions: Vec<(Traffic, Load, bool)> = if args.reference {
+        REFERENCE
+            .iter()
+            .map(|r| (r.traffic, parse_load(r.load).expect("reference loads parse"), enforce))
+            .collect()
     } else if let Some(intervals) = &args.sweep {
         let mut v = Vec::new();
         for &i in intervals {
@@ -395,16 +418,18 @@ fn main() -> ExitCode {
                 },
                 ..load
             };
-            v.push((Traffic::Broadcast, load));
-            v.push((Traffic::Direct, load));
+            for enforce in [false, true] {
+                v.push((Traffic::Broadcast, load, enforce));
+                v.push((Traffic::Direct, load, enforce));
+            }
         }
         v
     } else {
-        vec![(args.traffic.into(), args.load)]
+        vec![(args.traffic.into(), args.load, enforce)]
     };
     let mut summaries = Vec::new();
-    for (traffic, load) in conditions {
-        match run_condition(&args, traffic, load) {
+    for (traffic, load, enforce) in conditions {
+        match run_condition(&args, traffic, load, enforce) {
             Ok(s) => {
                 if args.json {
                     println!("{}", s.to_json());

@@ -60,12 +60,15 @@ pub enum RadioEvent<'a> {
 }
 
 /// What an application message is, for protocols that hold back background
-/// traffic when the channel is busy (Meshtastic: no telemetry above 25% channel use).
+/// traffic when the channel is busy (Meshtastic: no node info above 40% channel
+/// use, no telemetry above 25%; text messages always go).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// A message a person sent: never held back by channel use.
     Message,
-    /// Telemetry and other periodic reports.
+    /// Periodic announcements (Meshtastic's node info): held back on a busy channel.
+    Background,
+    /// Telemetry and other periodic reports: held back first.
     Telemetry,
 }
 

@@ -164,6 +164,33 @@ impl Summary {
         messages,refused,intended,delivered,delivery_ratio,airtime_s,transmissions,airtime_ms_per_delivered_byte,\
         latency_p50_s,latency_p95_s,collisions,deaf,duty_cycle_violations,max_node_channel_use_percent,corrupt,events,wall_s";
 
+    /// The CSV header of [`Summary::node_csv_rows`].
+    pub const NODE_CSV_HEADER: &'static str =
+        "scenario,load,traffic,protocol,duty_cycle_enforced,arrivals,seed,layout,node,tx_airtime_s,channel_use_percent";
+
+    /// One CSV row per node of every run: its transmit airtime and share of the run.
+    pub fn node_csv_rows(&self) -> Vec<String> {
+        let c = &self.condition;
+        let mut rows = Vec::new();
+        for r in &self.runs {
+            for (node, (air, pct)) in r.node_airtime.iter().zip(r.node_channel_use_percent()).enumerate() {
+                rows.push(format!(
+                    "{},{},{},{},{},{},{},{},{node},{:.3},{pct:.3}",
+                    c.scenario,
+                    c.load,
+                    c.traffic,
+                    c.protocol,
+                    c.duty_cycle_enforced,
+                    c.arrivals,
+                    r.seed,
+                    r.layout,
+                    air.as_secs_f64()
+                ));
+            }
+        }
+        rows
+    }
+
     /// One CSV row per run.
     pub fn csv_rows(&self) -> Vec<String> {
         let c = &self.condition;

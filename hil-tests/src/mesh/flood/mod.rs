@@ -358,6 +358,7 @@ impl MeshProtocol for FloodNode {
         }
         let gate = match class {
             Class::Message => None,
+            Class::Background => Some(self.p.max_channel_use_percent),
             Class::Telemetry => Some(self.p.polite_channel_use_percent),
         };
         if gate.is_some_and(|g| self.channel_use.last_minute(now) >= g) {

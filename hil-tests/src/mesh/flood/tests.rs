@@ -227,8 +227,19 @@ fn telemetry_waits_for_a_quiet_channel_but_messages_do_not() {
         node.handle_radio(Instant::from_millis(41_000 + k as u64 * 1000), ev);
     }
     assert_eq!(node.send(now, BROADCAST, Class::Telemetry, &[1; 10]), Err(SendError::ChannelBusy));
+    // Node info waits only above 40%.
+    assert!(node.send(now, BROADCAST, Class::Background, &[1; 10]).is_ok());
     assert!(node.send(now, BROADCAST, Class::Message, &[1; 10]).is_ok());
     assert_eq!(node.send(now, BROADCAST, Class::Message, &[0; MAX_PAYLOAD + 1]), Err(SendError::TooLong));
+    // 10 s more of frames: 30 s of the last minute heard, 50%, above 40% too.
+    for k in 0..10u32 {
+        let bytes = wire::Header { id: 100 + k, ..frame }.to_frame(&[0; 40]);
+        let info = RxInfo { rssi_dbm: -110.0, snr_db: 5.0 };
+        let ev = RadioEvent::Received { frame: &bytes, info, airtime: Duration::from_secs(1) };
+        node.handle_radio(Instant::from_millis(50_000 + k as u64 * 1000), ev);
+    }
+    assert_eq!(node.send(now, BROADCAST, Class::Background, &[1; 10]), Err(SendError::ChannelBusy));
+    assert!(node.send(now, BROADCAST, Class::Message, &[1; 10]).is_ok());
     // A minute later the channel is quiet again.
     assert!(node.send(now + Duration::from_secs(61), BROADCAST, Class::Telemetry, &[1; 10]).is_ok());
 }
