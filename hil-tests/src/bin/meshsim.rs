@@ -375,7 +375,15 @@ fn write_outputs(args: &Args, summaries: &[Summary]) -> Result<(), String> {
                 Arrivals::Poisson => "mesh-load.svg",
                 Arrivals::AfterSettled => "mesh-load-after-settled.svg",
             };
-            plot::load(&dir.join(name), summaries)?;
+            let markers: Vec<plot::Marker> = REFERENCE
+                .iter()
+                .map(|r| plot::Marker {
+                    rate: 3600.0 / parse_load(r.load).expect("reference loads parse").interval.as_secs_f64(),
+                    delivery: r.delivery.0,
+                    airtime_ms: r.airtime.0,
+                })
+                .collect();
+            plot::load(&dir.join(name), summaries, &markers, "Meshtasticator (reference)")?;
         }
     }
     Ok(())
@@ -462,7 +470,8 @@ fn main() -> ExitCode {
     let runs: usize = summaries.iter().map(|s| s.runs.len()).sum();
     let slowest = summaries.iter().map(Summary::max_wall_s).fold(0.0, f64::max);
     eprintln!(
-        "{runs} runs of 2 h 2 min simulated in {:.1} s wall; slowest run {:.2} s (one core)",
+        "{runs} run{} of 2 h 2 min simulated in {:.1} s wall; slowest run {:.2} s (one core)",
+        if runs == 1 { "" } else { "s" },
         started.elapsed().as_secs_f64(),
         slowest
     );

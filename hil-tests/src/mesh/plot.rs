@@ -129,13 +129,37 @@ fn series_name(s: &Summary) -> String {
     )
 }
 
-/// Draws delivery and airtime per delivered byte against offered load
-/// (messages per node per hour), one line per series, with the spread over layouts.
-pub fn load(path: &Path, summaries: &[Summary]) -> Result<(), String> {
-    draw_load(path, summaries).map_err(|e| format!("cannot draw {}: {e}", path.display()))
+/// A figure to compare with, drawn as a black cross: offered load (messages per
+/// node per hour), delivery (0..1), airtime per delivered byte (ms).
+#[derive(Debug, Clone, Copy)]
+pub struct Marker {
+    /// Messages per node per hour.
+    pub rate: f64,
+    /// Delivery ratio.
+    pub delivery: f64,
+    /// Airtime per delivered byte, ms.
+    pub airtime_ms: f64,
 }
 
-fn draw_load(path: &Path, summaries: &[Summary]) -> Result<(), Error> {
+/// Draws delivery and airtime per delivered byte against offered load
+/// (messages per node per hour), one line per series, with the spread over
+/// layouts, and `markers` (the reference's figures) as crosses.
+pub fn load(
+    path: &Path,
+    summaries: &[Summary],
+    markers: &[Marker],
+    marker_label: &str,
+) -> Result<(), String> {
+    draw_load(path, summaries, markers, marker_label)
+        .map_err(|e| format!("cannot draw {}: {e}", path.display()))
+}
+
+fn draw_load(
+    path: &Path,
+    summaries: &[Summary],
+    markers: &[Marker],
+    marker_label: &str,
+) -> Result<(), Error> {
     let mut names: Vec<String> = summaries.iter().map(series_name).collect();
     names.dedup();
     names.sort();
@@ -156,7 +180,7 @@ fn draw_load(path: &Path, summaries: &[Summary]) -> Result<(), Error> {
     chart
         .configure_mesh()
         .light_line_style(WHITE)
-        .x_desc("offered load, messages per node per hour")
+        .x_desc("load: messages per node per hour (3600 s / mean interval)")
         .y_desc("delivered, % (mean of the layouts; bar: min..max)")
         .draw()?;
     for (k, name) in names.iter().enumerate() {
@@ -176,6 +200,9 @@ fn draw_load(path: &Path, summaries: &[Summary]) -> Result<(), Error> {
             pts.iter().map(|p| PathElement::new(vec![(p.0, p.2), (p.0, p.3)], colour.stroke_width(1))),
         )?;
     }
+    chart.draw_series(
+        markers.iter().map(|m| Cross::new((m.rate, m.delivery * 100.0), 6, BLACK.stroke_width(2))),
+    )?;
     // Airtime per delivered byte, ms, log scale (broadcast ~7 ms, direct ~300 ms).
     let (lo, hi) = summaries
         .iter()
@@ -191,7 +218,7 @@ fn draw_load(path: &Path, summaries: &[Summary]) -> Result<(), Error> {
     chart
         .configure_mesh()
         .light_line_style(WHITE)
-        .x_desc("offered load, messages per node per hour")
+        .x_desc("load: messages per node per hour (3600 s / mean interval)")
         .y_desc("ms of airtime per delivered byte (log)")
         .y_label_formatter(&|y| format!("{y:.1}"))
         .draw()?;
@@ -206,12 +233,20 @@ fn draw_load(path: &Path, summaries: &[Summary]) -> Result<(), Error> {
         chart.draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))?;
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
     }
-    let width = 1240 / names.len().max(1) as i32;
+    chart
+        .draw_series(markers.iter().map(|m| Cross::new((m.rate, m.airtime_ms), 6, BLACK.stroke_width(2))))?;
+    let entries = names.len() + usize::from(!markers.is_empty());
+    let width = 1240 / entries.max(1) as i32;
     for (k, name) in names.iter().enumerate() {
         let colour = COLOURS[k % COLOURS.len()];
         let x = 40 + k as i32 * width;
         bottom.draw(&PathElement::new(vec![(x, 24), (x + 20, 24)], colour.stroke_width(2)))?;
         bottom.draw(&Text::new(name.clone(), (x + 26, 17), ("sans-serif", 13)))?;
+    }
+    if !markers.is_empty() {
+        let x = 40 + names.len() as i32 * width;
+        bottom.draw(&Cross::new((x + 10, 24), 6, BLACK.stroke_width(2)))?;
+        bottom.draw(&Text::new(marker_label.to_string(), (x + 26, 17), ("sans-serif", 13)))?;
     }
     root.present()?;
     Ok(())
