@@ -19,6 +19,16 @@ pub fn quantile(xs: &[f64], q: f64) -> Option<f64> {
     Some(v[lo] + (v[hi] - v[lo]) * (pos - lo as f64))
 }
 
+/// `x` with `decimals` decimals as a JSON number, or `null` when it has no value (no
+/// delivery: no latency, and an infinite airtime per delivered byte).
+fn json_num(x: f64, decimals: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.decimals$}")
+    } else {
+        "null".to_string()
+    }
+}
+
 /// What was run, for the report.
 #[derive(Debug, Clone)]
 pub struct Condition {
@@ -132,21 +142,21 @@ impl Summary {
         );
         let _ = write!(
             s,
-            "\"delivery_ratio\":{:.4},\"delivery_ratio_min\":{:.4},\"delivery_ratio_max\":{:.4},\
-             \"airtime_ms_per_delivered_byte\":{:.3},\"airtime_ms_per_delivered_byte_min\":{:.3},\
-             \"airtime_ms_per_delivered_byte_max\":{:.3},\"latency_p50_s\":{:.2},\"latency_p95_s\":{:.2},\
-             \"collisions\":{},\"duty_cycle_violations\":{},\"max_node_channel_use_percent\":{:.2},",
-            d.mean,
-            d.min,
-            d.max,
-            a.mean,
-            a.min,
-            a.max,
-            p50.mean,
-            p95.mean,
+            "\"delivery_ratio\":{},\"delivery_ratio_min\":{},\"delivery_ratio_max\":{},\
+             \"airtime_ms_per_delivered_byte\":{},\"airtime_ms_per_delivered_byte_min\":{},\
+             \"airtime_ms_per_delivered_byte_max\":{},\"latency_p50_s\":{},\"latency_p95_s\":{},\
+             \"collisions\":{},\"duty_cycle_violations\":{},\"max_node_channel_use_percent\":{},",
+            json_num(d.mean, 4),
+            json_num(d.min, 4),
+            json_num(d.max, 4),
+            json_num(a.mean, 3),
+            json_num(a.min, 3),
+            json_num(a.max, 3),
+            json_num(p50.mean, 2),
+            json_num(p95.mean, 2),
             self.collisions(),
             self.duty_cycle_violations(),
-            self.max_node_channel_use_percent()
+            json_num(self.max_node_channel_use_percent(), 2)
         );
         let _ = write!(
             s,
@@ -243,5 +253,12 @@ mod tests {
         assert_eq!(quantile(&xs, 1.0), Some(4.0));
         assert!((quantile(&xs, 0.95).unwrap() - 3.85).abs() < 1e-12);
         assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn numbers_without_a_value_are_json_null() {
+        assert_eq!(json_num(0.91234, 3), "0.912");
+        assert_eq!(json_num(f64::INFINITY, 3), "null");
+        assert_eq!(json_num(f64::NAN, 2), "null");
     }
 }
