@@ -2,6 +2,7 @@
 //! and radios. This binary drives the `strand-link` core over real transports.
 
 mod address;
+mod airtime;
 mod config;
 mod demo;
 mod diode;
@@ -123,6 +124,8 @@ enum Cmd {
     Linkem(linkem::LinkemArgs),
     /// Send a file over a built-in emulated 2 Mbit/s noisy line and report goodput (no hardware needed).
     Demo(demo::DemoArgs),
+    /// Time on air of a LoRa frame and what a duty cycle leaves of an hour (like Semtech's calculator).
+    Airtime(airtime::AirtimeArgs),
     /// Print a man page (roff) to stdout.
     Man,
     /// Print shell completions to stdout.
@@ -278,6 +281,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Linkem(args) => linkem::run(args.clone()).await?,
         Cmd::Demo(args) => demo::run(args.clone(), stderr_tty()).await?,
+        Cmd::Airtime(args) => print!("{}", airtime::report(args)?),
         Cmd::Man => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
         }

@@ -15,6 +15,8 @@
 //! Modules mirror the sections of `docs/protocol.md`: [`framing`] (2),
 //! [`wire`] (3-4), the handshake and session logic in `Link` (5), the ARQ in
 //! `send`/`recv`/[`rtt`]/[`sizing`] (6), flow control (7) and channels (8).
+//! [`lora`] is the LoRa physical-layer arithmetic radio nodes and the mesh
+//! simulator share: time on air, duty-cycle accounting, regional plans.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,6 +31,7 @@ pub mod event;
 pub mod fec;
 pub mod framing;
 mod link;
+pub mod lora;
 mod math;
 mod recv;
 pub mod rtt;
