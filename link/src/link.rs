@@ -1025,7 +1025,10 @@ impl<const W: usize, const N: usize> Core<W, N> {
         if self.ack_now || self.probe_owed {
             return Some(self.build_ack());
         }
-        let q = self.config.max_queue;
+        let q = match self.config.shared_queue {
+            s if s > Duration::ZERO && self.tx.is_shared(now) => s.min(self.config.max_queue),
+            _ => self.config.max_queue,
+        };
         if self.config.line_rate > 0 && q > Duration::ZERO && self.line_free_at > now + q {
             // Enough is queued ahead already: a frame handed out now would only
             // wait, and a packet arriving meanwhile would wait behind it.

@@ -239,6 +239,12 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.next_seq.wrapping_sub(self.una)
     }
 
+    /// Whether the line counts as shared between channels now (fragments are
+    /// cut to the shared size; spec 6.6).
+    pub fn is_shared(&self, now: Instant) -> bool {
+        self.shared_until.is_some_and(|t| now < t)
+    }
+
     /// Whether fragments wait for their first transmission.
     pub fn has_queued(&self) -> bool {
         self.queued > 0
@@ -606,16 +612,24 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         if max_bytes > 0 && self.in_flight_bytes >= max_bytes {
             return None;
         }
-        let mut best: Option<(u8, u32, usize)> = None;
+        // Highest priority first; within a priority, a channel other than the
+        // one just served goes ahead, so a keystroke or a request does not
+        // queue behind another channel's backlog of equal priority (spec 8);
+        // within a channel, oldest first (its bytes stay in order).
+        let mut best: Option<(u8, bool, u32, usize)> = None;
         for (i, s) in self.slots.iter().enumerate() {
             if s.state == State::Queued {
                 let age = s.order.wrapping_sub(self.next_order); // older = smaller
-                if best.is_none_or(|(p, a, _)| s.priority > p || (s.priority == p && age < a)) {
-                    best = Some((s.priority, age, i));
+                let other = self.last_channel != Some(s.channel);
+                let better = |&(p, o, a, _): &(u8, bool, u32, usize)| {
+                    (s.priority, other, core::cmp::Reverse(age)) > (p, o, core::cmp::Reverse(a))
+                };
+                if best.as_ref().is_none_or(better) {
+                    best = Some((s.priority, other, age, i));
                 }
             }
         }
-        let (_, _, i) = best?;
+        let (_, _, _, i) = best?;
         // Fragments are cut to the size wanted now, not the one of when they
         // were queued: the sizer may have moved since, and the line may have
         // become shared (spec 6.6).
@@ -989,6 +1003,22 @@ mod tests {
             order.push(heapless::Vec::from_slice(b.frame_of(p.slot).2).unwrap()).unwrap();
         }
         assert_eq!(order, [&b"key"[..], b"bulk1", b"bulk2"]);
+    }
+
+    #[test]
+    fn a_channel_of_equal_priority_does_not_wait_behind_another_channels_backlog() {
+        let mut b = Buf::new();
+        assert_eq!(b.write_stream(20, 0, &[0u8; 96], 32, usize::MAX), 96);
+        let p = b.pick(T0, LIM, 0, ALL).unwrap();
+        assert_eq!(b.frame_of(p.slot).0, 20);
+        b.queue_packet(21, 0, b"request", 32).unwrap();
+        let p = b.pick(T0, LIM, 0, ALL).unwrap();
+        assert_eq!(b.frame_of(p.slot).2, b"request", "ahead of the older bulk fragments");
+        let mut rest = heapless::Vec::<u8, 4>::new();
+        while let Some(p) = b.pick(T0, LIM, 0, ALL) {
+            rest.push(b.frame_of(p.slot).0).unwrap();
+        }
+        assert_eq!(&rest[..], &[20, 20], "the backlog follows, in order");
     }
 
     #[test]
