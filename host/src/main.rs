@@ -56,7 +56,8 @@ struct LinkOpts {
     /// Print the link's counters (frames, CRC errors, retransmits, RTT, window) on exit.
     #[arg(long)]
     stats: bool,
-    /// Seconds to wait for the strand peer's handshake (and for it to come back).
+    /// Seconds to wait for the strand peer's handshake; a peer silent this long
+    /// later is declared gone (pending work fails, the command exits non-zero).
     #[arg(long, default_value_t = 30.0)]
     connect_timeout: f64,
 }
@@ -212,7 +213,7 @@ async fn connect(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkH
         Address::Serial(_) => driver::config_for_serial(&serial),
         _ => strand_link::Config::default(),
     };
-    let handle = driver::start(&addr, &serial, cfg).await?;
+    let handle = driver::start(&addr, &serial, cfg, wait(opts)).await?;
     handle.wait_connected(wait(opts)).await?;
     Ok(handle)
 }
@@ -222,18 +223,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Pipe { link, opts, exec } => {
             let handle = connect(&cli, opts, link).await?;
             let r = match exec {
-                None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout(), wait(opts)).await,
-                Some(cmd) => pipe::relay_exec(&handle, cmd, wait(opts)).await,
+                None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout()).await,
+                Some(cmd) => pipe::relay_exec(&handle, cmd).await,
             };
-            handle.linger(Duration::from_millis(100), driver::LINGER_GRACE).await;
+            // Both directions are done; the peer may still need our last
+            // acknowledgement (its end, written here): stay while it speaks.
+            let quiet = (2 * handle.rto()).clamp(Duration::from_millis(100), Duration::from_secs(1));
+            handle.linger(Duration::from_secs(1), if r.is_ok() { quiet } else { Duration::ZERO }).await;
             if opts.stats {
                 eprintln!("{}", handle.stats_report());
             }
-            r?;
+            r.map_err(|f| Failure { code: f.code, message: f.message })?;
         }
         Cmd::Forward { link, opts, local, remote } => {
+            // Listen first: a port that cannot be bound fails the command at
+            // once (ssh's ExitOnForwardFailure), before anything waits for a peer.
+            let listeners = forward::bind_all(local).await?;
             let handle = connect(&cli, opts, link).await?;
-            forward::run(handle, local.clone(), remote.clone()).await?;
+            forward::run(handle, listeners, remote.clone(), wait(opts)).await?;
         }
         Cmd::Send { link, opts, files, no_progress } => {
             let handle = connect(&cli, opts, link).await?;

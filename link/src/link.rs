@@ -236,6 +236,15 @@ impl<const W: usize, const N: usize> Link<W, N> {
         }
     }
 
+    /// Ends the current session from this side (spec 5.3): what is in flight
+    /// is reported as after a peer restart (`Unconfirmed`, `StreamAborted`),
+    /// a new session id is taken and the handshake runs again. A driver that
+    /// declared its peer gone calls it, so that both sides start afresh when
+    /// the line comes back instead of resuming half-torn-down streams.
+    pub fn restart_session(&mut self, now: Instant) {
+        self.core.new_session(now);
+    }
+
     /// Forgets a partial frame, e.g. after the line was reopened.
     pub fn reset_input(&mut self) {
         self.deframer.reset();
@@ -646,6 +655,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
     /// The peer stayed silent after a HELLO of another session: it restarted.
     fn restart_to(&mut self, now: Instant, c: Candidate) {
         self.new_session(now);
+        self.stats.peer_restarts += 1;
         self.push_event(Event::PeerRestarted);
         self.accept_peer(c.session, &c.hello);
         self.heard(now);
@@ -832,7 +842,6 @@ impl<const W: usize, const N: usize> Core<W, N> {
     fn new_session(&mut self, now: Instant) {
         self.tx.reset();
         self.rx.rebase();
-        self.stats.peer_restarts += 1;
         self.session = loop {
             let s = splitmix(&mut self.rng) as u32;
             if s != 0 && s != self.session {

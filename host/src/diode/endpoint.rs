@@ -123,7 +123,7 @@ pub async fn open_sink(ep: &Endpoint, serial: &SerialSettings) -> Result<Sink, S
     match ep {
         Endpoint::Serial(p) => {
             let d = transport::open(&Address::Serial(p.clone()), serial).await.map_err(|e| e.to_string())?;
-            Ok(Sink::Stream(Box::new(d)))
+            Ok(Sink::Stream(Box::new(d.duplex)))
         }
         Endpoint::Stdio => {
             Ok(Sink::Stream(Box::new(tokio::io::BufWriter::with_capacity(1 << 16, tokio::io::stdout()))))
@@ -153,7 +153,7 @@ pub async fn open_source(ep: &Endpoint, serial: &SerialSettings) -> Result<Sourc
     match ep {
         Endpoint::Serial(p) => {
             let d = transport::open(&Address::Serial(p.clone()), serial).await.map_err(|e| e.to_string())?;
-            Ok(Source::Stream(Box::new(d)))
+            Ok(Source::Stream(Box::new(d.duplex)))
         }
         Endpoint::Stdio => Ok(Source::Stream(Box::new(tokio::io::stdin()))),
         Endpoint::File(p) => {
