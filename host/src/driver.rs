@@ -583,11 +583,26 @@ impl LinkHandle {
     /// Writes all of `data` to the byte stream on `channel`.
     pub async fn write_stream(&self, channel: u8, data: &[u8], generation: u64) -> Result<(), LinkError> {
         let mut at = 0;
-        self.wait_in(generation, |st| {
-            let n = st.link.write_stream(channel, &data[at..]);
-            at += n;
-            st.poked |= n > 0;
-            (at == data.len()).then_some(Ok(()))
+        while at < data.len() {
+            at += self.write_stream_some(channel, &data[at..], generation).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a non-empty part of `data` to the byte stream on `channel`,
+    /// waiting for room; returns how much the link took.
+    pub async fn write_stream_some(
+        &self,
+        channel: u8,
+        data: &[u8],
+        generation: u64,
+    ) -> Result<usize, LinkError> {
+        self.wait_in(generation, |st| match st.link.write_stream(channel, data) {
+            0 => None,
+            n => {
+                st.poked = true;
+                Some(Ok(n))
+            }
         })
         .await
     }
@@ -638,6 +653,18 @@ impl LinkHandle {
     /// `channel` written at its end.
     pub async fn wait_confirmed(&self, channel: u8, generation: u64) -> Result<(), LinkError> {
         self.wait_in(generation, |st| (st.link.stream_unconfirmed(channel) == 0).then_some(Ok(()))).await
+    }
+
+    /// Waits for a reset on `channel` that comes next, taking it; anything
+    /// else there is left for whoever reads the channel next (a connection
+    /// that reuses it). For a side whose stream on `channel` ended but that
+    /// still waits for its written confirmations: the peer may yet abort.
+    pub async fn recv_reset(&self, channel: u8, generation: u64) -> Result<Inbound, LinkError> {
+        self.wait_in(generation, |st| {
+            let q = st.inbound.get_mut(&channel)?;
+            q.front().is_some_and(|f| f.reset).then(|| q.pop_front().map(Ok))?
+        })
+        .await
     }
 
     /// The next fragment on `channel`.

@@ -303,7 +303,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match rt.block_on(run(cli)) {
+    let result = rt.block_on(run(cli));
+    // A write to a stdout nobody reads blocks a thread for ever: do not wait
+    // for it (dropping the runtime would), the process is done.
+    rt.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             // An empty message: the command has said what happened (diode-rx's report).
