@@ -122,6 +122,8 @@ struct Candidate {
     hello: HelloRepr,
     /// When it arrived: the current peer heard after this clears it.
     since: Instant,
+    /// When the current peer was last POLLed to prove it is alive.
+    polled: Instant,
 }
 
 /// Splitmix64: spreads the caller's entropy into session ids.
@@ -628,16 +630,24 @@ impl<const W: usize, const N: usize> Core<W, N> {
     /// A HELLO from another session while connected (spec 5.3): the peer may
     /// have restarted, or the frame is stale (left in a buffer by a dead
     /// session) or replayed. The live session is not torn down for it: the
-    /// current peer is POLLed, and only if it stays silent for a
-    /// retransmission timeout is the HELLO taken as a restart.
+    /// current peer is POLLed (again each retransmission timeout), and only
+    /// if it stays silent for the probation — a keepalive interval, at least a
+    /// timeout — is the HELLO taken as a restart. A live peer is heard far
+    /// sooner; a process stalled on a busy host for a few timeouts is not
+    /// mistaken for a dead one (seen with a 50 ms timeout on loopback TCP).
     fn on_candidate(&mut self, now: Instant, session: u32, hello: HelloRepr) {
         match &mut self.candidate {
             Some(c) if c.session == session => c.hello = hello,
             _ => {
-                self.candidate = Some(Candidate { session, hello, since: now });
+                self.candidate = Some(Candidate { session, hello, since: now, polled: now });
                 self.probe_owed = true;
             }
         }
+    }
+
+    /// How long a HELLO of another session waits for the current peer.
+    fn probation(&self) -> Duration {
+        self.config.keepalive.max(self.rtt.rto())
     }
 
     /// The current peer was heard: a HELLO of another session on probation was stale.
@@ -647,9 +657,10 @@ impl<const W: usize, const N: usize> Core<W, N> {
         }
     }
 
-    /// When a candidate HELLO becomes a restart, the peer silent until then.
+    /// When a candidate HELLO becomes a restart, the peer silent until then,
+    /// or the next POLL is due, whichever comes first.
     fn candidate_deadline(&self) -> Option<Instant> {
-        self.candidate.map(|c| c.since + self.rtt.rto())
+        self.candidate.map(|c| (c.since + self.probation()).min(c.polled + self.rtt.rto()))
     }
 
     /// The peer stayed silent after a HELLO of another session: it restarted.
@@ -1045,9 +1056,12 @@ impl<const W: usize, const N: usize> Core<W, N> {
             self.confirm_probe_at = Some(now + wait);
         }
         if let Some(c) = self.candidate {
-            if self.candidate_deadline().is_some_and(|t| t <= now) {
+            if now >= c.since + self.probation() {
                 self.candidate = None;
                 self.restart_to(now, c);
+            } else if now >= c.polled + rto {
+                self.probe_owed = true;
+                self.candidate = Some(Candidate { polled: now, ..c });
             }
         }
         if !self.down && silent >= self.config.link_timeout {
