@@ -4,28 +4,42 @@
 //! Under `DIR/.strand-diode/`, one directory per object, named
 //! `SESSION-OBJECT` (session in hex):
 //! - `spool`: the symbols of blocks not yet decoded, appended as records
-//!   `block u16 LE, esi u16 LE, len u16 LE, bytes`; an index in memory says
-//!   where each is. A record cut short by a crash is dropped at start-up.
+//!   `block u16 LE, esi u16 LE, len u16 LE, bytes` through a buffer (flushed
+//!   on every tick of the receiver and at exit); the symbols are also kept in
+//!   memory up to [`MEMORY_BUDGET`], so decoding a block reads nothing back.
+//!   A record cut short by a crash is dropped at start-up.
 //! - `part`: the decoded bytes, each block written at its offset.
 //! - `meta`: layout, manifest (once known) and the decoded blocks, rewritten
 //!   atomically (temp file + rename) whenever one of them changes, so it never
 //!   claims a block whose bytes are not in `part`.
 //!
+//! `DIR/.strand-diode/complete` lists the objects published, so a restarted
+//! receiver counts them complete rather than never seen. Object directories
+//! untouched for longer than the keep time, and journal lines as old, are
+//! removed when the store opens and every few minutes.
+//!
 //! A committed object's bytes are checked against the manifest's BLAKE3 and
-//! renamed into `DIR/NAME`; then its directory is deleted.
+//! renamed into `DIR/NAME`, created with the process umask and never
+//! world-writable; then its directory is deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strand_link::diode::{safe_name, CodeId, Layout, Manifest, ObjectKey, Store};
 
 /// The receiver's working directory below DIR.
 pub const WORK_DIR: &str = ".strand-diode";
+/// The journal of published objects, in [`WORK_DIR`].
+pub const JOURNAL: &str = "complete";
+/// Bytes of kept symbols held in memory besides the spool.
+pub const MEMORY_BUDGET: u64 = 1 << 30;
+/// Bytes buffered before a spool write.
+const SPOOL_BUFFER: usize = 1 << 20;
 
 const META_MAGIC: &str = "strand-diode-meta 1";
 /// Bytes of a spool record's header.
@@ -80,12 +94,13 @@ fn io_err(what: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> StoreError
     move |err| StoreError::Io { what: what(), err }
 }
 
-/// Where one kept symbol is in its object's spool.
-#[derive(Debug, Clone, Copy)]
+/// Where one kept symbol is in its object's spool, and its bytes while in memory.
+#[derive(Debug, Clone)]
 struct SpoolEntry {
     esi: u16,
     offset: u64,
     len: u16,
+    bytes: Option<Vec<u8>>,
 }
 
 /// One unfinished object on disk.
@@ -95,7 +110,8 @@ struct Pending {
     layout: Option<Layout>,
     manifest: Option<Manifest>,
     decoded: BTreeSet<u16>,
-    spool: Option<File>,
+    spool: Option<BufWriter<File>>,
+    /// Length of the spool, buffered bytes included.
     spool_len: u64,
     index: HashMap<u16, Vec<SpoolEntry>>,
 }
@@ -115,6 +131,17 @@ pub struct Restored {
     pub symbols: Vec<(u16, u16)>,
 }
 
+/// What the store found when it opened.
+#[derive(Debug, Default)]
+pub struct Opened {
+    /// Unfinished objects.
+    pub partial: Vec<Restored>,
+    /// Objects published by earlier runs whose files are still there.
+    pub complete: Vec<(ObjectKey, Manifest)>,
+    /// Unfinished objects removed because nothing touched them for the keep time.
+    pub expired: usize,
+}
+
 /// The receiver's files under DIR.
 #[derive(Debug)]
 pub struct DiskStore {
@@ -122,36 +149,74 @@ pub struct DiskStore {
     root: PathBuf,
     work: PathBuf,
     overwrite: bool,
+    keep: Duration,
+    /// Permission bits the process umask removes (read once at start).
+    umask: u32,
     objects: BTreeMap<ObjectKey, Pending>,
+    memory: u64,
+    /// BLAKE3 of files already in DIR, by (path, length, mtime in ns).
+    hashed: HashMap<(PathBuf, u64, i128), [u8; 32]>,
+}
+
+/// The process umask, read without changing it for good.
+fn process_umask() -> u32 {
+    use nix::sys::stat::{umask, Mode};
+    let old = umask(Mode::from_bits_truncate(0o077));
+    umask(old);
+    old.bits()
+}
+
+/// The permission bits of a received file: read/write as any new file
+/// (0666, or 0777 if the sender's had an executable bit), less the umask,
+/// and never writable by others, whatever the sender's mode was.
+pub fn received_mode(sender_mode: u32, umask: u32) -> u32 {
+    let base = if sender_mode & 0o111 != 0 { 0o777 } else { 0o666 };
+    base & !umask & !0o002
 }
 
 impl DiskStore {
-    /// Opens (creating it if needed) the store of `dir` and reads back what an
-    /// earlier run left there.
-    pub fn open(dir: &Path, overwrite: bool) -> Result<(DiskStore, Vec<Restored>), StoreError> {
+    /// Opens (creating it if needed) the store of `dir`, reads back what an
+    /// earlier run left there, and removes what is older than `keep`.
+    pub fn open(dir: &Path, overwrite: bool, keep: Duration) -> Result<(DiskStore, Opened), StoreError> {
         fs::create_dir_all(dir).map_err(io_err(|| format!("cannot create {}", dir.display())))?;
         let root = dir.canonicalize().map_err(io_err(|| format!("cannot open {}", dir.display())))?;
         let work = root.join(WORK_DIR);
         fs::create_dir_all(&work).map_err(io_err(|| format!("cannot create {}", work.display())))?;
-        let mut store = DiskStore { root, work, overwrite, objects: BTreeMap::new() };
-        let restored = store.scan()?;
-        Ok((store, restored))
+        let mut store = DiskStore {
+            root,
+            work,
+            overwrite,
+            keep,
+            umask: process_umask(),
+            objects: BTreeMap::new(),
+            memory: 0,
+            hashed: HashMap::new(),
+        };
+        let mut opened = store.scan()?;
+        opened.complete = store.read_journal();
+        Ok((store, opened))
     }
 
     /// Reads every object directory; ones without a readable meta file are
-    /// leftovers of a crash before the first symbol was kept, and are removed.
-    fn scan(&mut self) -> Result<Vec<Restored>, StoreError> {
-        let mut out = Vec::new();
+    /// leftovers of a crash before the first symbol was kept, and ones not
+    /// touched for the keep time are stale: both are removed.
+    fn scan(&mut self) -> Result<Opened, StoreError> {
+        let mut out = Opened::default();
         let entries =
             fs::read_dir(&self.work).map_err(io_err(|| format!("cannot read {}", self.work.display())))?;
         for e in entries.flatten() {
             let path = e.path();
             let Some(key) = e.file_name().to_str().and_then(parse_dir_name) else { continue };
+            if self.is_stale(&path) {
+                let _ = fs::remove_dir_all(&path);
+                out.expired += 1;
+                continue;
+            }
             match load(&path) {
                 Ok(Some(p)) => {
                     let symbols =
                         p.index.iter().flat_map(|(&b, v)| v.iter().map(move |s| (b, s.esi))).collect();
-                    out.push(Restored {
+                    out.partial.push(Restored {
                         key,
                         layout: p.layout,
                         manifest: p.manifest.clone(),
@@ -166,23 +231,100 @@ impl DiskStore {
                 Err(err) => tracing::warn!("ignoring {}: {err}", path.display()),
             }
         }
-        out.sort_by_key(|r| r.key);
+        out.partial.sort_by_key(|r| r.key);
         Ok(out)
     }
 
-    /// Records an object's manifest (once) so a restarted receiver knows it.
+    /// Whether an object directory was last touched longer ago than the keep time.
+    fn is_stale(&self, dir: &Path) -> bool {
+        let newest = ["meta", "spool", "part"]
+            .iter()
+            .filter_map(|f| fs::metadata(dir.join(f)).and_then(|m| m.modified()).ok())
+            .max();
+        newest.is_some_and(|t| t.elapsed().is_ok_and(|age| age > self.keep))
+    }
+
+    /// Removes unfinished objects nobody touched for the keep time (a
+    /// receiver that runs for weeks); returns the keys removed.
+    pub fn expire(&mut self) -> Vec<ObjectKey> {
+        let stale: Vec<ObjectKey> =
+            self.objects.iter().filter(|(_, p)| self.is_stale(&p.dir)).map(|(k, _)| *k).collect();
+        for k in &stale {
+            self.drop_object(*k);
+        }
+        stale
+    }
+
+    /// Journal lines younger than the keep time whose files are still there
+    /// with their size; the journal is rewritten without the others.
+    fn read_journal(&self) -> Vec<(ObjectKey, Manifest)> {
+        let path = self.work.join(JOURNAL);
+        let Ok(text) = fs::read_to_string(&path) else { return Vec::new() };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let mut kept = String::new();
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Some((at, rest)) = line.split_once(' ') else { continue };
+            let Some((key, m)) = parse_journal(rest) else { continue };
+            let fresh = at.parse::<u64>().is_ok_and(|t| now.saturating_sub(t) <= self.keep.as_secs());
+            let there = fs::metadata(self.root.join(&m.name)).is_ok_and(|f| f.is_file() && f.len() == m.size);
+            if fresh && there {
+                kept += line;
+                kept.push('\n');
+                out.push((key, m));
+            }
+        }
+        let tmp = self.work.join("complete.tmp");
+        if fs::write(&tmp, kept).is_ok() {
+            let _ = fs::rename(&tmp, &path);
+        }
+        out
+    }
+
+    fn journal(&self, key: ObjectKey, m: &Manifest) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        // The key's object number, whatever the manifest says (they agree on the wire).
+        let m = Manifest { object: key.object, ..m.clone() };
+        let line = format!("{now} {:08x} {}\n", key.session, manifest_line(&m));
+        let appended = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.work.join(JOURNAL))
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = appended {
+            tracing::warn!("cannot record {} as complete: {e}", m.name);
+        }
+    }
+
+    /// Records an object's manifest so a restarted receiver knows it; a
+    /// manifest that gained its hash is recorded again.
     pub fn remember_manifest(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<(), StoreError> {
         let Some(p) = self.objects.get_mut(&key) else { return Ok(()) };
-        if p.manifest.is_some() {
+        if p.manifest.as_ref().is_some_and(|m| m.hash.is_some() || manifest.hash.is_none()) {
             return Ok(());
         }
         p.manifest = Some(manifest.clone());
         write_meta(p)
     }
 
-    /// Objects held that have no manifest recorded yet.
+    /// Objects held whose manifest, with its hash, is not recorded yet.
     pub fn without_manifest(&self) -> Vec<ObjectKey> {
-        self.objects.iter().filter(|(_, p)| p.manifest.is_none()).map(|(k, _)| *k).collect()
+        self.objects
+            .iter()
+            .filter(|(_, p)| p.manifest.as_ref().is_none_or(|m| m.hash.is_none()))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Writes buffered symbols to the spools (the receiver calls it on every
+    /// tick, so a crash loses at most a tick's worth).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        for p in self.objects.values_mut() {
+            if let Some(w) = &mut p.spool {
+                w.flush().map_err(io_err(|| format!("cannot write {}", p.dir.join("spool").display())))?;
+            }
+        }
+        Ok(())
     }
 
     fn pending(&mut self, key: ObjectKey, layout: &Layout) -> Result<&mut Pending, StoreError> {
@@ -218,6 +360,28 @@ impl DiskStore {
         }
         Ok(real.join(target.file_name().ok_or_else(|| StoreError::Outside(name.into()))?))
     }
+
+    /// BLAKE3 of an existing regular file, remembered while it stays the same.
+    fn hash_existing(&mut self, path: &Path) -> Option<(u64, [u8; 32])> {
+        let meta = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+        let stamp = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+        let id = (path.to_path_buf(), meta.len(), stamp);
+        if let Some(h) = self.hashed.get(&id) {
+            return Some((meta.len(), *h));
+        }
+        let (len, h) = hash_file(path).ok()?;
+        self.hashed.insert(id, h);
+        Some((len, h))
+    }
+
+    fn drop_object(&mut self, key: ObjectKey) {
+        if let Some(p) = self.objects.remove(&key) {
+            let held: u64 =
+                p.index.values().flatten().filter(|e| e.bytes.is_some()).map(|e| u64::from(e.len)).sum();
+            self.memory = self.memory.saturating_sub(held);
+            let _ = fs::remove_dir_all(&p.dir);
+        }
+    }
 }
 
 impl Store for DiskStore {
@@ -231,6 +395,7 @@ impl Store for DiskStore {
         esi: u16,
         data: &[u8],
     ) -> Result<(), StoreError> {
+        let in_memory = self.memory + data.len() as u64 <= MEMORY_BUDGET;
         let p = self.pending(key, layout)?;
         let spool_path = p.dir.join("spool");
         if p.spool.is_none() {
@@ -241,26 +406,31 @@ impl Store for DiskStore {
                 .open(&spool_path)
                 .map_err(io_err(|| format!("cannot open {}", spool_path.display())))?;
             p.spool_len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            p.spool = Some(f);
+            p.spool = Some(BufWriter::with_capacity(SPOOL_BUFFER, f));
         }
         let len = u16::try_from(data.len()).map_err(|_| StoreError::Io {
             what: format!("symbol of {} bytes", data.len()),
             err: io::Error::from(io::ErrorKind::InvalidInput),
         })?;
-        let mut rec = Vec::with_capacity(RECORD_HEADER + data.len());
-        rec.extend_from_slice(&block.to_le_bytes());
-        rec.extend_from_slice(&esi.to_le_bytes());
-        rec.extend_from_slice(&len.to_le_bytes());
-        rec.extend_from_slice(data);
-        let f = p.spool.as_mut().expect("opened above");
-        if let Err(err) = f.write_all(&rec) {
+        let w = p.spool.as_mut().expect("opened above");
+        let mut head = [0u8; RECORD_HEADER];
+        head[0..2].copy_from_slice(&block.to_le_bytes());
+        head[2..4].copy_from_slice(&esi.to_le_bytes());
+        head[4..6].copy_from_slice(&len.to_le_bytes());
+        if let Err(err) = w.write_all(&head).and_then(|()| w.write_all(data)) {
             // Cut a half-written record so later appends stay aligned.
-            let _ = f.set_len(p.spool_len);
+            let _ = w.flush();
+            let _ = w.get_ref().set_len(p.spool_len);
+            p.spool = None;
             return Err(StoreError::Io { what: format!("cannot write {}", spool_path.display()), err });
         }
         let offset = p.spool_len + RECORD_HEADER as u64;
-        p.spool_len += rec.len() as u64;
-        p.index.entry(block).or_default().push(SpoolEntry { esi, offset, len });
+        p.spool_len += (RECORD_HEADER + data.len()) as u64;
+        let bytes = in_memory.then(|| data.to_vec());
+        p.index.entry(block).or_default().push(SpoolEntry { esi, offset, len, bytes });
+        if in_memory {
+            self.memory += data.len() as u64;
+        }
         Ok(())
     }
 
@@ -268,22 +438,31 @@ impl Store for DiskStore {
         let Some(p) = self.objects.get_mut(&key) else { return Ok(Vec::new()) };
         let Some(entries) = p.index.remove(&block) else { return Ok(Vec::new()) };
         let path = p.dir.join("spool");
-        if p.spool.is_none() {
-            p.spool = Some(
-                OpenOptions::new()
-                    .append(true)
-                    .read(true)
-                    .open(&path)
-                    .map_err(io_err(|| format!("cannot open {}", path.display())))?,
-            );
-        }
-        let f = p.spool.as_ref().expect("opened above");
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
-            let mut buf = vec![0u8; usize::from(e.len)];
-            f.read_exact_at(&mut buf, e.offset)
-                .map_err(io_err(|| format!("cannot read {}", path.display())))?;
-            out.push((e.esi, buf));
+            match e.bytes {
+                Some(b) => {
+                    self.memory = self.memory.saturating_sub(b.len() as u64);
+                    out.push((e.esi, b));
+                }
+                None => {
+                    if p.spool.is_none() {
+                        let f = OpenOptions::new()
+                            .append(true)
+                            .read(true)
+                            .open(&path)
+                            .map_err(io_err(|| format!("cannot open {}", path.display())))?;
+                        p.spool = Some(BufWriter::with_capacity(SPOOL_BUFFER, f));
+                    }
+                    let w = p.spool.as_mut().expect("opened above");
+                    w.flush().map_err(io_err(|| format!("cannot write {}", path.display())))?;
+                    let mut buf = vec![0u8; usize::from(e.len)];
+                    w.get_ref()
+                        .read_exact_at(&mut buf, e.offset)
+                        .map_err(io_err(|| format!("cannot read {}", path.display())))?;
+                    out.push((e.esi, buf));
+                }
+            }
         }
         Ok(out)
     }
@@ -304,16 +483,35 @@ impl Store for DiskStore {
             .open(&path)
             .map_err(io_err(|| format!("cannot open {}", path.display())))?;
         f.write_all_at(data, offset).map_err(io_err(|| format!("cannot write {}", path.display())))?;
+        let mut freed = 0;
         if let Some(b) = block_at(layout, offset) {
             p.decoded.insert(b);
-            p.index.remove(&b);
+            if let Some(v) = p.index.remove(&b) {
+                freed = v.iter().filter_map(|e| e.bytes.as_ref()).map(|b| b.len() as u64).sum();
+            }
         }
-        write_meta(p)
+        let r = write_meta(p);
+        self.memory = self.memory.saturating_sub(freed);
+        r
+    }
+
+    fn read_block(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<Vec<u8>, StoreError> {
+        let Some(p) = self.objects.get(&key) else { return Ok(Vec::new()) };
+        let path = p.dir.join("part");
+        let mut buf = vec![0u8; layout.block_bytes(block) as usize];
+        File::open(&path)
+            .and_then(|f| f.read_exact_at(&mut buf, layout.block_offset(block)))
+            .map_err(io_err(|| format!("cannot read {}", path.display())))?;
+        Ok(buf)
     }
 
     fn commit(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<bool, StoreError> {
-        let part = match self.objects.get(&key) {
-            Some(p) => p.dir.join("part"),
+        let part = match self.objects.get_mut(&key) {
+            Some(p) => {
+                // Nothing more will be appended: the spool's buffer can go.
+                p.spool = None;
+                p.dir.join("part")
+            }
             None => {
                 // An empty object never had a symbol: give it its own directory.
                 let dir = self.work.join(format!("{:08x}-{}", key.session, key.object));
@@ -330,14 +528,18 @@ impl Store for DiskStore {
             Ok(_) => return Ok(false),
             Err(err) => return Err(StoreError::Io { what: format!("cannot read {}", part.display()), err }),
         };
-        if hash != manifest.hash {
+        if Some(hash) != manifest.hash {
             return Ok(false);
         }
         let target = self.target(&manifest.name)?;
         match fs::symlink_metadata(&target) {
-            Ok(m) if m.is_file() && hash_file(&target).is_ok_and(|(_, h)| h == manifest.hash) => {
+            Ok(m)
+                if m.is_file()
+                    && self.hash_existing(&target).is_some_and(|(_, h)| Some(h) == manifest.hash) =>
+            {
                 // Already there (an earlier run, another round): nothing to replace.
                 self.drop_object(key);
+                self.journal(key, manifest);
                 return Ok(true);
             }
             Ok(m) if !self.overwrite || !m.is_file() => return Err(StoreError::Exists(target)),
@@ -347,7 +549,7 @@ impl Store for DiskStore {
             .write(true)
             .open(&part)
             .map_err(io_err(|| format!("cannot open {}", part.display())))?;
-        f.set_permissions(fs::Permissions::from_mode(manifest.mode & 0o777))
+        f.set_permissions(fs::Permissions::from_mode(received_mode(manifest.mode, self.umask)))
             .map_err(io_err(|| format!("cannot set the mode of {}", part.display())))?;
         if manifest.mtime > 0 {
             let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(manifest.mtime));
@@ -356,6 +558,7 @@ impl Store for DiskStore {
         drop(f);
         fs::rename(&part, &target).map_err(io_err(|| format!("cannot create {}", target.display())))?;
         self.drop_object(key);
+        self.journal(key, manifest);
         Ok(true)
     }
 
@@ -363,13 +566,12 @@ impl Store for DiskStore {
         self.drop_object(key);
         Ok(())
     }
-}
 
-impl DiskStore {
-    fn drop_object(&mut self, key: ObjectKey) {
-        if let Some(p) = self.objects.remove(&key) {
-            let _ = fs::remove_dir_all(&p.dir);
-        }
+    fn already_have(&mut self, manifest: &Manifest) -> Result<bool, StoreError> {
+        let Ok(target) = self.target(&manifest.name) else { return Ok(false) };
+        Ok(self
+            .hash_existing(&target)
+            .is_some_and(|(len, h)| len == manifest.size && Some(h) == manifest.hash))
     }
 }
 
@@ -427,6 +629,14 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// A manifest as one line: `object objects size mode mtime hash name`, the
+/// hash `-` while unknown (safe_name has no control characters, so the name
+/// is the rest of the line).
+fn manifest_line(m: &Manifest) -> String {
+    let hash = m.hash.as_ref().map_or_else(|| "-".to_string(), |h| hex(h));
+    format!("{} {} {} {} {} {hash} {}", m.object, m.objects, m.size, m.mode, m.mtime, m.name)
+}
+
 /// Rewrites an object's meta file atomically.
 fn write_meta(p: &Pending) -> Result<(), StoreError> {
     let mut s = format!("{META_MAGIC}\n");
@@ -434,17 +644,7 @@ fn write_meta(p: &Pending) -> Result<(), StoreError> {
         s += &format!("layout {} {} {} {} {}\n", l.code as u8, l.size, l.symbol_size, l.block_max, l.repair);
     }
     if let Some(m) = &p.manifest {
-        // safe_name has no control characters, so the name is the rest of one line.
-        s += &format!(
-            "manifest {} {} {} {} {} {} {}\n",
-            m.object,
-            m.objects,
-            m.size,
-            m.mode,
-            m.mtime,
-            hex(&m.hash),
-            m.name
-        );
+        s += &format!("manifest {}\n", manifest_line(m));
     }
     let blocks: Vec<String> = p.decoded.iter().map(u16::to_string).collect();
     s += &format!("decoded {}\n", blocks.join(" "));
@@ -494,6 +694,7 @@ fn load(dir: &Path) -> io::Result<Option<Pending>> {
                     esi,
                     offset: at + RECORD_HEADER as u64,
                     len,
+                    bytes: None,
                 });
             }
             at += (RECORD_HEADER + usize::from(len)) as u64;
@@ -503,7 +704,7 @@ fn load(dir: &Path) -> io::Result<Option<Pending>> {
             f.set_len(at)?;
         }
         p.spool_len = at;
-        p.spool = Some(f);
+        p.spool = Some(BufWriter::with_capacity(SPOOL_BUFFER, f));
     }
     Ok(Some(p))
 }
@@ -524,7 +725,10 @@ fn parse_manifest(s: &str) -> Option<Manifest> {
     let mut it = s.splitn(7, ' ');
     let mut num = || it.next()?.parse::<u64>().ok();
     let (object, objects, size, mode, mtime) = (num()?, num()?, num()?, num()?, num()?);
-    let hash = unhex(it.next()?)?;
+    let hash = match it.next()? {
+        "-" => None,
+        h => Some(unhex(h)?),
+    };
     let name = it.next()?.to_string();
     safe_name(&name).then_some(Manifest {
         object: u16::try_from(object).ok()?,
@@ -537,9 +741,18 @@ fn parse_manifest(s: &str) -> Option<Manifest> {
     })
 }
 
+/// A journal line after its time: `SESSION` then a manifest line.
+fn parse_journal(s: &str) -> Option<(ObjectKey, Manifest)> {
+    let (session, rest) = s.split_once(' ')?;
+    let m = parse_manifest(rest).filter(|m| m.hash.is_some())?;
+    Some((ObjectKey { session: u32::from_str_radix(session, 16).ok()?, object: m.object }, m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KEEP: Duration = Duration::from_secs(7 * 86_400);
 
     fn layout() -> Layout {
         Layout::choose(10_000, 1000).unwrap()
@@ -552,7 +765,7 @@ mod tests {
             size: bytes.len() as u64,
             mode: 0o640,
             mtime: 1_700_000_000,
-            hash: *blake3::hash(bytes).as_bytes(),
+            hash: Some(*blake3::hash(bytes).as_bytes()),
             name: name.into(),
         }
     }
@@ -564,8 +777,8 @@ mod tests {
         let l = layout();
         let bytes = vec![7u8; 10_000];
         {
-            let (mut s, r) = DiskStore::open(dir.path(), false).unwrap();
-            assert!(r.is_empty());
+            let (mut s, r) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+            assert!(r.partial.is_empty());
             s.put_symbol(key, &l, 0, 4, &[1; 1000]).unwrap();
             s.put_symbol(key, &l, 0, 9, &[2; 1000]).unwrap();
             s.remember_manifest(key, &manifest(&bytes, "x/y")).unwrap();
@@ -574,7 +787,8 @@ mod tests {
         let spool = dir.path().join(WORK_DIR).join("00000abc-3/spool");
         let mut f = OpenOptions::new().append(true).open(&spool).unwrap();
         f.write_all(&[0, 0, 1, 0, 0xe8]).unwrap();
-        let (mut s, r) = DiskStore::open(dir.path(), false).unwrap();
+        let (mut s, r) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        let r = r.partial;
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].key, key);
         assert_eq!(r[0].layout, Some(l));
@@ -587,15 +801,75 @@ mod tests {
         s.put_block(key, &l, 0, &bytes).unwrap();
         assert!(s.commit(key, &manifest(&bytes, "x/y")).unwrap());
         assert_eq!(fs::read(dir.path().join("x/y")).unwrap(), bytes);
-        let mode = fs::metadata(dir.path().join("x/y")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o640);
         assert!(!dir.path().join(WORK_DIR).join("00000abc-3").exists());
+        // The journal makes a restarted store count it complete.
+        let (_, r) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        assert_eq!(r.complete.len(), 1);
+        assert_eq!((r.complete[0].0, r.complete[0].1.name.as_str()), (key, "x/y"));
+        // ... as long as the file is there.
+        fs::remove_file(dir.path().join("x/y")).unwrap();
+        assert!(DiskStore::open(dir.path(), false, KEEP).unwrap().1.complete.is_empty());
+    }
+
+    #[test]
+    fn received_files_get_the_umask_and_are_never_world_writable() {
+        assert_eq!(received_mode(0o777, 0o022), 0o755);
+        assert_eq!(received_mode(0o777, 0), 0o775);
+        assert_eq!(received_mode(0o644, 0o022), 0o644);
+        assert_eq!(received_mode(0o600, 0o022), 0o644);
+        assert_eq!(received_mode(0o4777, 0o077), 0o700);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        let key = ObjectKey { session: 1, object: 0 };
+        let bytes = vec![3u8; 10_000];
+        s.put_block(key, &layout(), 0, &bytes).unwrap();
+        let m = Manifest { mode: 0o777, ..manifest(&bytes, "exe") };
+        assert!(s.commit(key, &m).unwrap());
+        let mode = fs::metadata(dir.path().join("exe")).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, received_mode(0o777, process_umask()));
+        assert_eq!(mode & 0o002, 0);
+    }
+
+    #[test]
+    fn stale_partial_objects_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ObjectKey { session: 5, object: 0 };
+        {
+            let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+            s.put_symbol(key, &layout(), 0, 1, &[1; 1000]).unwrap();
+        }
+        // Kept for a week: still there.
+        assert_eq!(DiskStore::open(dir.path(), false, KEEP).unwrap().1.partial.len(), 1);
+        // Age its files by two days, keep for one: removed and counted.
+        let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        for f in ["meta", "spool"] {
+            let f = File::options()
+                .write(true)
+                .open(dir.path().join(WORK_DIR).join("00000005-0").join(f))
+                .unwrap();
+            f.set_modified(old).unwrap();
+        }
+        let (_, opened) = DiskStore::open(dir.path(), false, Duration::from_secs(86_400)).unwrap();
+        assert_eq!((opened.partial.len(), opened.expired), (0, 1));
+        assert!(!dir.path().join(WORK_DIR).join("00000005-0").exists());
+    }
+
+    #[test]
+    fn content_already_in_dir_is_recognised_by_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        let bytes = vec![9u8; 5000];
+        assert!(!s.already_have(&manifest(&bytes, "a")).unwrap());
+        fs::write(dir.path().join("a"), &bytes).unwrap();
+        assert!(s.already_have(&manifest(&bytes, "a")).unwrap());
+        assert!(!s.already_have(&manifest(&[1u8; 5000], "a")).unwrap());
+        assert!(!s.already_have(&Manifest { hash: None, ..manifest(&bytes, "a") }).unwrap());
     }
 
     #[test]
     fn wrong_hash_is_not_published_and_existing_files_are_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = DiskStore::open(dir.path(), false).unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
         let l = layout();
         let key = ObjectKey { session: 1, object: 0 };
         let bytes = vec![5u8; 10_000];
@@ -615,7 +889,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("sneaky")).unwrap();
-        let (mut s, _) = DiskStore::open(dir.path(), false).unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
         let key = ObjectKey { session: 1, object: 0 };
         let bytes = vec![1u8; 10];
         s.put_block(key, &Layout::choose(10, 10).unwrap(), 0, &bytes).unwrap();
@@ -626,7 +900,7 @@ mod tests {
     #[test]
     fn empty_objects_are_published() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = DiskStore::open(dir.path(), false).unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
         assert!(s.commit(ObjectKey { session: 1, object: 0 }, &manifest(&[], "empty")).unwrap());
         assert_eq!(fs::read(dir.path().join("empty")).unwrap(), b"");
     }
