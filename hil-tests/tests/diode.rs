@@ -159,10 +159,13 @@ fn damaged_stream_file_still_delivers() {
     );
 }
 
-/// Bytes held in the receiver's spool files.
+/// Bytes held in the receiver's work files: source symbols in `part`, the
+/// others (and a record of each source symbol) in `spool`.
 fn spooled(out: &Path) -> u64 {
     let Ok(dirs) = std::fs::read_dir(out.join(".strand-diode")) else { return 0 };
-    dirs.flatten().filter_map(|d| std::fs::metadata(d.path().join("spool")).ok()).map(|m| m.len()).sum()
+    dirs.flatten()
+        .flat_map(|d| ["spool", "part"].map(|f| std::fs::metadata(d.path().join(f)).map_or(0, |m| m.len())))
+        .sum()
 }
 
 #[test]

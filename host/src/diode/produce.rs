@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
+use strand_link::diode::sender::STRIPE_SYMBOLS;
 use strand_link::diode::{group_blocks, Codec, Layout};
 
 /// Where an object's bytes are read from.
@@ -43,12 +44,14 @@ pub struct Source {
 
 /// What the producer hands over.
 pub enum Prepared {
-    /// A block's bytes.
+    /// A stripe of a block's bytes.
     Source {
         /// Object number.
         object: u16,
         /// Block number.
         block: u16,
+        /// Byte offset within the object.
+        offset: u64,
         /// The bytes.
         bytes: Vec<u8>,
     },
@@ -88,14 +91,14 @@ pub struct Plan {
     pub threads: usize,
 }
 
-/// Channel capacity: two groups' sources and repairs, and some slack.
+/// Channel capacity: a few stripes of every block of a group, and its repairs.
 pub fn capacity(plan: &Plan) -> usize {
     let most = plan
         .objects
         .iter()
         .map(|o| usize::from(group_blocks(&o.layout)).min(o.layout.blocks() as usize))
         .max();
-    4 * most.unwrap_or(1) + 8
+    8 * most.unwrap_or(1) + 16
 }
 
 /// Runs the plan, sending what it prepares on `out`, until the plan ends,
@@ -148,19 +151,36 @@ fn object(
     }
     let blocks = l.blocks() as u16;
     let per_group = group_blocks(l);
+    let stripe = STRIPE_SYMBOLS * u64::from(l.symbol_size);
     let mut start = 0u16;
     while start < blocks {
         let end = (u32::from(start) + u32::from(per_group)).min(u32::from(blocks)) as u16;
-        let mut group = Vec::with_capacity(usize::from(end - start));
-        for b in start..end {
-            let bytes = read(src, l.block_offset(b), l.block_bytes(b))?;
-            if let Some(h) = &mut hasher {
-                h.update(&bytes);
+        // Stripes in the order the sender asks for them: the first stripe of
+        // every block of the group, then the second, ... So its first frame
+        // waits for one stripe per block, not for the group.
+        let mut group: Vec<(u16, Vec<u8>)> =
+            (start..end).map(|b| (b, Vec::with_capacity(l.block_bytes(b) as usize))).collect();
+        let mut at = 0u64;
+        while group.iter().any(|(b, v)| (v.len() as u64) < l.block_bytes(*b)) {
+            for (b, v) in group.iter_mut() {
+                let total = l.block_bytes(*b);
+                if at >= total {
+                    continue;
+                }
+                let len = stripe.min(total - at);
+                let offset = l.block_offset(*b) + at;
+                let bytes = read(src, offset, len)?;
+                v.extend_from_slice(&bytes);
+                if out.send(Prepared::Source { object, block: *b, offset, bytes }).is_err() {
+                    return Ok(());
+                }
             }
-            if out.send(Prepared::Source { object, block: b, bytes: bytes.clone() }).is_err() {
-                return Ok(());
+            at += stripe;
+        }
+        if let Some(h) = &mut hasher {
+            for (_, v) in &group {
+                h.update(v);
             }
-            group.push((b, bytes));
         }
         if end == blocks {
             if let Some(h) = hasher.take() {

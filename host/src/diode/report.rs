@@ -158,7 +158,8 @@ pub fn lines(src: &impl Source) -> Lines {
     for &session in &heard {
         if let Some((sent, got, loss)) = path_loss(rx, session, if single { local } else { 0 }) {
             text.push(format!(
-                "session {session:08x}: the sender sent {sent} frames, {got} arrived; the path lost {:.2}%",
+                "session {session:08x}: by its latest heartbeat the sender had sent {sent} frames, {got} had arrived; \
+                 the path lost {:.2}%",
                 loss * 100.0
             ));
         }

@@ -81,8 +81,17 @@ impl Run {
                     Outcome::Committed(key) | Outcome::AlreadyComplete(key) => {
                         let (name, size) =
                             self.rx.manifest(key).map(|m| (m.name.clone(), m.size)).unwrap_or_default();
+                        let st = self.rx.stats();
+                        tracing::debug!(
+                            "{name}: complete after {} datagrams",
+                            st.frames + st.crc_errors + st.auth_failures + st.invalid
+                        );
                         if matches!(outcome, Outcome::Committed(_)) {
-                            self.say(&format!("received {name} ({size} bytes)"));
+                            let since = self
+                                .rx
+                                .session_start(key.session)
+                                .map_or(0.0, |t| self.now().since(t).as_secs_f64());
+                            self.say(&format!("received {name} ({size} bytes, {since:.2} s after the session's first frame)"));
                         } else {
                             self.say(&format!("{name} ({size} bytes) is already here, identical"));
                         }
@@ -428,12 +437,12 @@ pub async fn run(args: &RxArgs, config: Option<&Path>) -> Result<u8, String> {
     Ok(run.report())
 }
 
+/// Tells the receive thread to stop. It is not waited for: it may sit in
+/// `recvmmsg` until its timeout, and the process is about to end anyway.
 fn stop_input(input: &mut Input) {
     if let Input::Udp(_, stop, thread) = input {
         stop.store(true, Ordering::Relaxed);
-        if let Some(t) = thread.take() {
-            let _ = t.join();
-        }
+        drop(thread.take());
     }
 }
 

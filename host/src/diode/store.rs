@@ -3,12 +3,16 @@
 //!
 //! Under `DIR/.strand-diode/`, one directory per object, named
 //! `SESSION-OBJECT` (session in hex):
+//! - `part`: the object's bytes at their offsets. A source symbol is the
+//!   object's own bytes, so it is written here as it arrives, and a decoded
+//!   block adds only the symbols that were missing: every byte is written
+//!   once, spread over the transfer instead of all at its end.
 //! - `spool`: the symbols of blocks not yet decoded, appended as records
 //!   `block u16 LE, esi u16 LE, len u16 LE, bytes` through a buffer (flushed
-//!   on every tick of the receiver and at exit); the symbols are also kept in
+//!   on every tick of the receiver and at exit); a source symbol's record has
+//!   `len` 0 and no bytes: they are in `part`. The symbols are also kept in
 //!   memory up to [`MEMORY_BUDGET`], so decoding a block reads nothing back.
 //!   A record cut short by a crash is dropped at start-up.
-//! - `part`: the decoded bytes, each block written at its offset.
 //! - `meta`: layout, manifest (once known) and the decoded blocks, rewritten
 //!   atomically (temp file + rename) whenever one of them changes, so it never
 //!   claims a block whose bytes are not in `part`.
@@ -38,6 +42,9 @@ pub const WORK_DIR: &str = ".strand-diode";
 pub const JOURNAL: &str = "complete";
 /// Bytes of kept symbols held in memory besides the spool.
 pub const MEMORY_BUDGET: u64 = 1 << 30;
+/// Bytes written to `part` between two starts of its writeback, so the
+/// fsync before publishing finds little left to write.
+const WRITEBACK_EVERY: u64 = 2 << 20;
 /// Bytes buffered before a spool write.
 const SPOOL_BUFFER: usize = 1 << 20;
 
@@ -94,12 +101,14 @@ fn io_err(what: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> StoreError
     move |err| StoreError::Io { what: what(), err }
 }
 
-/// Where one kept symbol is in its object's spool, and its bytes while in memory.
+/// Where one kept symbol is (its object's spool, or `part` for a source
+/// symbol), and its bytes while in memory.
 #[derive(Debug, Clone)]
 struct SpoolEntry {
     esi: u16,
     offset: u64,
     len: u16,
+    in_part: bool,
     bytes: Option<Vec<u8>>,
 }
 
@@ -114,6 +123,56 @@ struct Pending {
     /// Length of the spool, buffered bytes included.
     spool_len: u64,
     index: HashMap<u16, Vec<SpoolEntry>>,
+    /// `part`, open for writing.
+    part: Option<File>,
+    /// Source symbols of undecoded blocks already written to `part`.
+    in_part: HashMap<u16, BTreeSet<u16>>,
+    /// Bytes written to `part` since its writeback was last started.
+    unsynced: u64,
+    /// Source symbols not yet written to `part`, per block: a block's
+    /// symbols arrive in order, so they gather into one write.
+    runs: HashMap<u16, (u64, Vec<u8>)>,
+}
+
+/// Largest run of source symbols held before it is written.
+const RUN_BYTES: usize = 256 << 10;
+
+impl Pending {
+    /// Writes the gathered source symbols of `block` (all blocks if `None`) to `part`.
+    fn write_runs(&mut self, block: Option<u16>) -> Result<(), StoreError> {
+        let blocks: Vec<u16> = match block {
+            Some(b) => vec![b],
+            None => self.runs.keys().copied().collect(),
+        };
+        for b in blocks {
+            let Some((at, bytes)) = self.runs.remove(&b) else { continue };
+            let path = self.dir.join("part");
+            self.part()?
+                .write_all_at(&bytes, at)
+                .map_err(io_err(|| format!("cannot write {}", path.display())))?;
+            self.unsynced += bytes.len() as u64;
+        }
+        if self.unsynced >= WRITEBACK_EVERY {
+            self.unsynced = 0;
+            start_writeback(self.part()?);
+        }
+        Ok(())
+    }
+
+    fn part(&mut self) -> Result<&File, StoreError> {
+        if self.part.is_none() {
+            let path = self.dir.join("part");
+            let f = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io_err(|| format!("cannot open {}", path.display())))?;
+            self.part = Some(f);
+        }
+        Ok(self.part.as_ref().expect("opened above"))
+    }
 }
 
 /// What the store kept of one object, for `Receiver::restore`.
@@ -320,6 +379,7 @@ impl DiskStore {
     /// tick, so a crash loses at most a tick's worth).
     pub fn flush(&mut self) -> Result<(), StoreError> {
         for p in self.objects.values_mut() {
+            p.write_runs(None)?;
             if let Some(w) = &mut p.spool {
                 w.flush().map_err(io_err(|| format!("cannot write {}", p.dir.join("spool").display())))?;
             }
@@ -384,6 +444,16 @@ impl DiskStore {
     }
 }
 
+impl Drop for DiskStore {
+    fn drop(&mut self) {
+        // Gathered source symbols and buffered spool records are what a
+        // restarted receiver would otherwise ask for again.
+        if let Err(e) = self.flush() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
 impl Store for DiskStore {
     type Error = StoreError;
 
@@ -412,22 +482,42 @@ impl Store for DiskStore {
             what: format!("symbol of {} bytes", data.len()),
             err: io::Error::from(io::ErrorKind::InvalidInput),
         })?;
+        // A source symbol goes to its place in `part`; its record only says so.
+        let k = layout.block_symbols(block).unwrap_or(0);
+        let source = u32::from(esi) < k;
+        let part_at = layout.block_offset(block) + u64::from(esi) * u64::from(layout.symbol_size);
+        if source {
+            let keep = (layout.size.saturating_sub(part_at) as usize).min(data.len());
+            let joins = p.runs.get(&block).is_some_and(|(at, v)| at + v.len() as u64 == part_at);
+            if !joins || p.runs.get(&block).is_some_and(|(_, v)| v.len() >= RUN_BYTES) {
+                p.write_runs(Some(block))?;
+            }
+            p.runs
+                .entry(block)
+                .or_insert_with(|| (part_at, Vec::with_capacity(RUN_BYTES)))
+                .1
+                .extend_from_slice(&data[..keep]);
+            p.in_part.entry(block).or_default().insert(esi);
+        }
+        let body: &[u8] = if source { &[] } else { data };
         let w = p.spool.as_mut().expect("opened above");
         let mut head = [0u8; RECORD_HEADER];
         head[0..2].copy_from_slice(&block.to_le_bytes());
         head[2..4].copy_from_slice(&esi.to_le_bytes());
-        head[4..6].copy_from_slice(&len.to_le_bytes());
-        if let Err(err) = w.write_all(&head).and_then(|()| w.write_all(data)) {
+        head[4..6].copy_from_slice(&(body.len() as u16).to_le_bytes());
+        if let Err(err) = w.write_all(&head).and_then(|()| w.write_all(body)) {
             // Cut a half-written record so later appends stay aligned.
             let _ = w.flush();
             let _ = w.get_ref().set_len(p.spool_len);
             p.spool = None;
             return Err(StoreError::Io { what: format!("cannot write {}", spool_path.display()), err });
         }
-        let offset = p.spool_len + RECORD_HEADER as u64;
-        p.spool_len += (RECORD_HEADER + data.len()) as u64;
+        let offset = if source { part_at } else { p.spool_len + RECORD_HEADER as u64 };
+        p.spool_len += (RECORD_HEADER + body.len()) as u64;
+        // Source symbols are read back from `part` if a decode needs them.
+        let in_memory = in_memory && !source;
         let bytes = in_memory.then(|| data.to_vec());
-        p.index.entry(block).or_default().push(SpoolEntry { esi, offset, len, bytes });
+        p.index.entry(block).or_default().push(SpoolEntry { esi, offset, len, in_part: source, bytes });
         if in_memory {
             self.memory += data.len() as u64;
         }
@@ -438,12 +528,36 @@ impl Store for DiskStore {
         let Some(p) = self.objects.get_mut(&key) else { return Ok(Vec::new()) };
         let Some(entries) = p.index.remove(&block) else { return Ok(Vec::new()) };
         let path = p.dir.join("spool");
+        // Source symbols come from `part`: the block's range, read once.
+        let mut from_part = Vec::new();
+        let first = entries.iter().filter(|e| e.in_part && e.bytes.is_none()).map(|e| e.offset).min();
+        if let Some(first) = first {
+            p.write_runs(Some(block))?;
+            let last = entries
+                .iter()
+                .filter(|e| e.in_part)
+                .map(|e| e.offset + u64::from(e.len))
+                .max()
+                .unwrap_or(first);
+            let part = p.dir.join("part");
+            let f = p.part()?;
+            let avail = f.metadata().map(|m| m.len()).unwrap_or(0).saturating_sub(first);
+            from_part = vec![0u8; (last - first) as usize];
+            let n = (avail as usize).min(from_part.len());
+            f.read_exact_at(&mut from_part[..n], first)
+                .map_err(io_err(|| format!("cannot read {}", part.display())))?;
+        }
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             match e.bytes {
                 Some(b) => {
                     self.memory = self.memory.saturating_sub(b.len() as u64);
                     out.push((e.esi, b));
+                }
+                None if e.in_part => {
+                    // The object's own bytes; the last symbol is zero-padded past its end.
+                    let at = (e.offset - first.unwrap_or(e.offset)) as usize;
+                    out.push((e.esi, from_part[at..at + usize::from(e.len)].to_vec()));
                 }
                 None => {
                     if p.spool.is_none() {
@@ -476,15 +590,28 @@ impl Store for DiskStore {
     ) -> Result<(), StoreError> {
         let p = self.pending(key, layout)?;
         let path = p.dir.join("part");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(|| format!("cannot open {}", path.display())))?;
-        f.write_all_at(data, offset).map_err(io_err(|| format!("cannot write {}", path.display())))?;
+        let block = block_at(layout, offset);
+        p.write_runs(block)?;
+        // Source symbols already in `part` are not written again: runs of the others are.
+        let have = block.and_then(|b| p.in_part.remove(&b)).unwrap_or_default();
+        let t = usize::from(layout.symbol_size);
+        let f = p.part()?;
+        let mut i = 0;
+        while i * t < data.len() {
+            if have.contains(&(i as u16)) {
+                i += 1;
+                continue;
+            }
+            let run_start = i;
+            while i * t < data.len() && !have.contains(&(i as u16)) {
+                i += 1;
+            }
+            let (a, z) = (run_start * t, (i * t).min(data.len()));
+            f.write_all_at(&data[a..z], offset + a as u64)
+                .map_err(io_err(|| format!("cannot write {}", path.display())))?;
+        }
         let mut freed = 0;
-        if let Some(b) = block_at(layout, offset) {
+        if let Some(b) = block {
             p.decoded.insert(b);
             if let Some(v) = p.index.remove(&b) {
                 freed = v.iter().filter_map(|e| e.bytes.as_ref()).map(|b| b.len() as u64).sum();
@@ -496,7 +623,8 @@ impl Store for DiskStore {
     }
 
     fn read_block(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<Vec<u8>, StoreError> {
-        let Some(p) = self.objects.get(&key) else { return Ok(Vec::new()) };
+        let Some(p) = self.objects.get_mut(&key) else { return Ok(Vec::new()) };
+        p.write_runs(Some(block))?;
         let path = p.dir.join("part");
         let mut buf = vec![0u8; layout.block_bytes(block) as usize];
         File::open(&path)
@@ -509,7 +637,9 @@ impl Store for DiskStore {
         let part = match self.objects.get_mut(&key) {
             Some(p) => {
                 // Nothing more will be appended: the spool's buffer can go.
+                p.write_runs(None)?;
                 p.spool = None;
+                p.part = None;
                 p.dir.join("part")
             }
             None => {
@@ -523,6 +653,7 @@ impl Store for DiskStore {
         if manifest.size == 0 {
             File::create(&part).map_err(io_err(|| format!("cannot create {}", part.display())))?;
         }
+        tracing::debug!("{}: every block in; checking the hash", manifest.name);
         let hash = match hash_file(&part) {
             Ok((len, h)) if len == manifest.size => h,
             Ok(_) => return Ok(false),
@@ -554,7 +685,9 @@ impl Store for DiskStore {
         if manifest.mtime > 0 {
             let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(manifest.mtime));
         }
+        tracing::debug!("{}: hash matches; syncing", manifest.name);
         f.sync_all().map_err(io_err(|| format!("cannot write {}", part.display())))?;
+        tracing::debug!("{}: synced", manifest.name);
         drop(f);
         fs::rename(&part, &target).map_err(io_err(|| format!("cannot create {}", target.display())))?;
         self.drop_object(key);
@@ -567,12 +700,44 @@ impl Store for DiskStore {
         Ok(())
     }
 
+    fn source_complete(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<bool, StoreError> {
+        let Some(p) = self.objects.get_mut(&key) else { return Ok(false) };
+        let k = layout.block_symbols(block).unwrap_or(0) as usize;
+        if p.in_part.get(&block).is_none_or(|s| s.len() < k) {
+            return Ok(false);
+        }
+        // Every source symbol is in place: the block is done without decoding.
+        p.write_runs(Some(block))?;
+        p.in_part.remove(&block);
+        let freed: u64 = p
+            .index
+            .remove(&block)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.bytes.as_ref())
+            .map(|b| b.len() as u64)
+            .sum();
+        p.decoded.insert(block);
+        let r = write_meta(p);
+        self.memory = self.memory.saturating_sub(freed);
+        r.map(|()| true)
+    }
+
     fn already_have(&mut self, manifest: &Manifest) -> Result<bool, StoreError> {
         let Ok(target) = self.target(&manifest.name) else { return Ok(false) };
         Ok(self
             .hash_existing(&target)
             .is_some_and(|(len, h)| len == manifest.size && Some(h) == manifest.hash))
     }
+}
+
+/// Starts writing a file's dirty pages to disk without waiting: the fsync
+/// that publishing needs then waits for little.
+fn start_writeback(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads its arguments; the descriptor is open
+    // for the call's duration. A failure only means the fsync waits longer.
+    let _ = unsafe { nix::libc::sync_file_range(f.as_raw_fd(), 0, 0, nix::libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 /// The block whose bytes start at `offset`.
@@ -689,13 +854,29 @@ fn load(dir: &Path) -> io::Result<Option<Pending>> {
             if r.read_exact(&mut skip).is_err() {
                 break;
             }
-            if !p.decoded.contains(&block) {
-                p.index.entry(block).or_default().push(SpoolEntry {
-                    esi,
-                    offset: at + RECORD_HEADER as u64,
-                    len,
-                    bytes: None,
-                });
+            let k = layout.block_symbols(block).unwrap_or(0);
+            if !p.decoded.contains(&block) && u64::from(block) < layout.blocks() {
+                if len == 0 && u32::from(esi) < k {
+                    // A source symbol, in `part`.
+                    let t = layout.symbol_size;
+                    let offset = layout.block_offset(block) + u64::from(esi) * u64::from(t);
+                    p.index.entry(block).or_default().push(SpoolEntry {
+                        esi,
+                        offset,
+                        len: t,
+                        in_part: true,
+                        bytes: None,
+                    });
+                    p.in_part.entry(block).or_default().insert(esi);
+                } else if len > 0 {
+                    p.index.entry(block).or_default().push(SpoolEntry {
+                        esi,
+                        offset: at + RECORD_HEADER as u64,
+                        len,
+                        in_part: false,
+                        bytes: None,
+                    });
+                }
             }
             at += (RECORD_HEADER + usize::from(len)) as u64;
         }
@@ -775,12 +956,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = ObjectKey { session: 0xabc, object: 3 };
         let l = layout();
-        let bytes = vec![7u8; 10_000];
+        // Source symbols 4 and 9 are the object's own bytes; a repair symbol goes to the spool.
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i / 1000) as u8).collect();
         {
             let (mut s, r) = DiskStore::open(dir.path(), false, KEEP).unwrap();
             assert!(r.partial.is_empty());
-            s.put_symbol(key, &l, 0, 4, &[1; 1000]).unwrap();
-            s.put_symbol(key, &l, 0, 9, &[2; 1000]).unwrap();
+            s.put_symbol(key, &l, 0, 4, &bytes[4000..5000]).unwrap();
+            s.put_symbol(key, &l, 0, 9, &bytes[9000..]).unwrap();
+            s.put_symbol(key, &l, 0, 12, &[0xAB; 1000]).unwrap();
             s.remember_manifest(key, &manifest(&bytes, "x/y")).unwrap();
         }
         // A torn record at the end is cut, the rest kept.
@@ -795,9 +978,10 @@ mod tests {
         assert_eq!(r[0].manifest.as_ref().map(|m| m.name.as_str()), Some("x/y"));
         let mut syms = r[0].symbols.clone();
         syms.sort();
-        assert_eq!(syms, vec![(0, 4), (0, 9)]);
-        let got = s.take_symbols(key, 0).unwrap();
-        assert_eq!(got, vec![(4, vec![1; 1000]), (9, vec![2; 1000])]);
+        assert_eq!(syms, vec![(0, 4), (0, 9), (0, 12)]);
+        let mut got = s.take_symbols(key, 0).unwrap();
+        got.sort();
+        assert_eq!(got, vec![(4, vec![4; 1000]), (9, vec![9; 1000]), (12, vec![0xAB; 1000])]);
         s.put_block(key, &l, 0, &bytes).unwrap();
         assert!(s.commit(key, &manifest(&bytes, "x/y")).unwrap());
         assert_eq!(fs::read(dir.path().join("x/y")).unwrap(), bytes);
@@ -842,7 +1026,7 @@ mod tests {
         assert_eq!(DiskStore::open(dir.path(), false, KEEP).unwrap().1.partial.len(), 1);
         // Age its files by two days, keep for one: removed and counted.
         let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
-        for f in ["meta", "spool"] {
+        for f in ["meta", "spool", "part"] {
             let f = File::options()
                 .write(true)
                 .open(dir.path().join(WORK_DIR).join("00000005-0").join(f))

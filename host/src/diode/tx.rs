@@ -211,7 +211,8 @@ fn write_error(e: std::io::Error) -> String {
 /// Results of the producer that arrived before the sender asked for them.
 #[derive(Default)]
 struct Stash {
-    sources: HashMap<(u16, u16), Vec<u8>>,
+    /// By object, block and byte offset within the object.
+    sources: HashMap<(u16, u16, u64), Vec<u8>>,
     repairs: HashMap<(u16, u16), Vec<u8>>,
 }
 
@@ -219,8 +220,8 @@ impl Stash {
     /// Files one result; hashes go straight to the sender.
     fn file(&mut self, sender: &mut Sender, p: Prepared) -> Result<(), String> {
         match p {
-            Prepared::Source { object, block, bytes } => {
-                self.sources.insert((object, block), bytes);
+            Prepared::Source { object, block, offset, bytes } => {
+                self.sources.insert((object, block, offset), bytes);
             }
             Prepared::Repair { object, block, bytes } => {
                 self.repairs.insert((object, block), bytes);
@@ -289,10 +290,11 @@ fn drive(
                     progress.within.store((within * 1e6) as u64, Ordering::Relaxed);
                 }
             }
-            Poll::NeedBlock { object, block, .. } => {
+            Poll::NeedBlock { object, block, offset, .. } => {
                 flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
-                let bytes =
-                    wait_for(prepared, &mut stash, sender, stop, |s| s.sources.remove(&(object, block)))?;
+                let bytes = wait_for(prepared, &mut stash, sender, stop, |s| {
+                    s.sources.remove(&(object, block, offset))
+                })?;
                 let Some(bytes) = bytes else { continue };
                 sender
                     .provide_block(object, block, bytes)

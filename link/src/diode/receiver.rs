@@ -49,6 +49,14 @@ pub trait Store {
     fn commit(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<bool, Self::Error>;
     /// Forgets everything kept for an object.
     fn discard(&mut self, key: ObjectKey) -> Result<(), Self::Error>;
+    /// Whether the store holds every source symbol of `block` where the
+    /// block's bytes go (a store that writes source symbols in place): then
+    /// the block needs no decoding, and a store that answers yes has recorded
+    /// it as decoded. The default keeps symbols apart and says no.
+    fn source_complete(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<bool, Self::Error> {
+        let _ = (key, layout, block);
+        Ok(false)
+    }
     /// Whether the object `manifest` describes (with its hash) is already
     /// published, byte for byte: then nothing more of it is needed.
     fn already_have(&mut self, manifest: &Manifest) -> Result<bool, Self::Error> {
@@ -137,6 +145,8 @@ struct SessionState {
     heartbeat: Option<(Instant, u16, SenderState)>,
     frames_received: u64,
     frames_sent: u64,
+    /// Frames received when the latest heartbeat (by its count) arrived.
+    received_at_heartbeat: u64,
 }
 
 /// What one frame did.
@@ -350,7 +360,10 @@ impl Receiver {
             DiodeFrame::Heartbeat(h) => {
                 session.objects = Some(h.objects);
                 session.heartbeat = Some((now, h.interval_ms, h.state));
-                session.frames_sent = session.frames_sent.max(h.frames_sent + 1);
+                if h.frames_sent + 1 > session.frames_sent {
+                    session.frames_sent = h.frames_sent + 1;
+                    session.received_at_heartbeat = session.frames_received;
+                }
                 Ok(Outcome::Heartbeat)
             }
             DiodeFrame::Manifest(m) => {
@@ -460,10 +473,19 @@ impl Receiver {
         block: u16,
         store: &mut S,
     ) -> Result<(), Rejected<S::Error>> {
-        let symbols = store.take_symbols(key, block).map_err(Rejected::Store)?;
-        let bytes =
-            self.codec.decode(l, block, symbols.iter().map(|(e, d)| (*e, &d[..]))).map_err(Rejected::Code)?;
-        store.put_block(key, l, l.block_offset(block), &bytes).map_err(Rejected::Store)?;
+        let k = l.block_symbols(block).unwrap_or(0) as usize;
+        let all_source = self.objects[&key]
+            .blocks
+            .get(usize::from(block))
+            .is_some_and(|b| (0..k).all(|e| b.have.get(e / 64).is_some_and(|w| w & (1 << (e % 64)) != 0)));
+        if !(all_source && store.source_complete(key, l, block).map_err(Rejected::Store)?) {
+            let symbols = store.take_symbols(key, block).map_err(Rejected::Store)?;
+            let bytes = self
+                .codec
+                .decode(l, block, symbols.iter().map(|(e, d)| (*e, &d[..])))
+                .map_err(Rejected::Code)?;
+            store.put_block(key, l, l.block_offset(block), &bytes).map_err(Rejected::Store)?;
+        }
         let o = self.objects.get_mut(&key).expect("the caller holds it");
         let b = &mut o.blocks[usize::from(block)];
         b.decoded = true;
@@ -721,10 +743,22 @@ impl Receiver {
         v.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Frames a session's sender has sent (from its latest heartbeat) and
-    /// frames received from it: their ratio is the line's delivery rate.
+    /// When the first frame of a session arrived.
+    pub fn session_start(&self, session: u32) -> Option<Instant> {
+        self.sessions.get(&session)?.first_frame
+    }
+
+    /// Frames a session's sender had sent by its latest heartbeat, and the
+    /// frames received from it by then: their ratio is the line's delivery
+    /// rate. `(0, n)` before any heartbeat, `n` all frames received.
     pub fn session_frames(&self, session: u32) -> Option<(u64, u64)> {
-        self.sessions.get(&session).map(|s| (s.frames_sent, s.frames_received))
+        self.sessions.get(&session).map(|s| {
+            if s.frames_sent == 0 {
+                (0, s.frames_received)
+            } else {
+                (s.frames_sent, s.received_at_heartbeat)
+            }
+        })
     }
 
     /// The manifest of an object, once received: lets a store persist it so

@@ -4,8 +4,10 @@
 //! fast as its line or rate limit allows. The sender never reads files or
 //! clocks; it says what it needs:
 //!
-//! - [`Poll::NeedBlock`]: a block's bytes ([`Sender::provide_block`]). Source
-//!   symbols are the bytes themselves, so they go out at once.
+//! - [`Poll::NeedBlock`]: the next stripe of a block's bytes
+//!   ([`Sender::provide_block`]; more may be given). Source symbols are the
+//!   bytes themselves, so they go out at once: the first frame waits for one
+//!   stripe of each block, not for the group.
 //! - [`Poll::NeedRepair`]: a block's repair symbols, the first time one is
 //!   due. The caller encodes them (on another core, from its own copy of the
 //!   bytes, with [`super::Codec::encode_repair`] and [`Sender::layout`]) and
@@ -128,8 +130,9 @@ pub struct Outgoing {
 pub enum Poll {
     /// A raw frame of this many bytes is in the output buffer.
     Frame(usize),
-    /// Hand over `len` bytes of object `object` at `offset` (block `block`)
-    /// with [`Sender::provide_block`], then poll again.
+    /// Hand over `len` bytes of object `object` at `offset` (the next
+    /// stripe of block `block`, or the rest of it) with
+    /// [`Sender::provide_block`], then poll again.
     NeedBlock {
         /// Object number.
         object: u16,
@@ -183,11 +186,19 @@ struct Cursor {
     hashed_count: u32,
 }
 
+/// Source symbols asked for at a time ([`Poll::NeedBlock`]): round 0 sends
+/// symbol `i` of every block of a group before symbol `i+1` of any, so the
+/// first frame needs only the first stripe of each block, not the group.
+pub const STRIPE_SYMBOLS: u64 = 64;
+
 /// One block of the group being sent.
 #[derive(Debug, Default)]
 struct Slot {
-    /// `k·T` bytes (the last block zero-padded).
-    source: Option<Vec<u8>>,
+    /// The block's bytes handed over so far; `k·T` once complete (the last
+    /// block zero-padded).
+    source: Vec<u8>,
+    /// Whether every byte of the block is in.
+    complete: bool,
     /// `R·T` bytes.
     repair: Option<Vec<u8>>,
 }
@@ -416,8 +427,9 @@ impl Sender {
         }
     }
 
-    /// Hands over the bytes asked for by [`Poll::NeedBlock`] (a `Vec` is
-    /// taken without a copy).
+    /// Hands over bytes of a block: those asked for by [`Poll::NeedBlock`]
+    /// (they start at its `offset`), or more of the block, up to all of it.
+    /// The first hand-over of a whole block takes a `Vec` without a copy.
     pub fn provide_block(
         &mut self,
         object: u16,
@@ -426,12 +438,21 @@ impl Sender {
     ) -> Result<(), CodeError> {
         let layout = self.layout(object).ok_or(CodeError::BadBlock)?;
         let k = layout.block_symbols(block).ok_or(CodeError::BadBlock)? as usize;
-        let mut bytes = bytes.into();
-        if bytes.len() as u64 != layout.block_bytes(block) {
+        let total = layout.block_bytes(block) as usize;
+        let bytes = bytes.into();
+        let slot = self.slot_mut(object, block)?;
+        if slot.complete || slot.source.len() + bytes.len() > total || bytes.is_empty() {
             return Err(CodeError::BadBlock);
         }
-        bytes.resize(k * usize::from(layout.symbol_size), 0);
-        self.slot_mut(object, block)?.source = Some(bytes);
+        if slot.source.is_empty() {
+            slot.source = bytes;
+        } else {
+            slot.source.extend_from_slice(&bytes);
+        }
+        if slot.source.len() == total {
+            slot.source.resize(k * usize::from(layout.symbol_size), 0);
+            slot.complete = true;
+        }
         Ok(())
     }
 
@@ -452,10 +473,13 @@ impl Sender {
         let layout = self.layout(object).ok_or(CodeError::BadBlock)?;
         let len = layout.block_bytes(block) as usize;
         let slot = self.slot_mut(object, block)?;
-        let source = slot.source.take().ok_or(CodeError::BadBlock)?;
+        if !slot.complete {
+            return Err(CodeError::BadBlock);
+        }
+        let source = core::mem::take(&mut slot.source);
         let repair = self.codec.encode_repair(&layout, block, &source[..len]);
         let slot = self.slot_mut(object, block)?;
-        slot.source = Some(source);
+        slot.source = source;
         slot.repair = Some(repair?);
         Ok(())
     }
@@ -528,15 +552,6 @@ impl Sender {
                     ..Group::default()
                 };
             }
-            if let Some(missing) = self.group.slots.iter().position(|s| s.source.is_none()) {
-                let block = c.group + missing as u16;
-                return Poll::NeedBlock {
-                    object: c.object as u16,
-                    block,
-                    offset: layout.block_offset(block),
-                    len: layout.block_bytes(block),
-                };
-            }
             if self.group.max_count_round != Some(c.round) {
                 self.group.max_count =
                     (c.group..group_end).map(|b| self.count(c.object, b, c.round)).max().unwrap_or(0);
@@ -564,16 +579,29 @@ impl Sender {
             let k = layout.block_symbols(b).unwrap_or(0);
             let slot = &self.group.slots[usize::from(b - c.group)];
             let t = usize::from(layout.symbol_size);
+            let have = slot.source.len() as u64;
+            let need_bytes = |len: u64| Poll::NeedBlock {
+                object: c.object as u16,
+                block: b,
+                offset: layout.block_offset(b) + have,
+                len: len.min(layout.block_bytes(b) - have),
+            };
             let data = if u32::from(esi) < k {
-                slot.source.as_deref().map(|s| &s[usize::from(esi) * t..][..t])
+                let end = (usize::from(esi) + 1) * t;
+                if !slot.complete && slot.source.len() < end {
+                    // The next stripe of this block's bytes.
+                    return need_bytes((STRIPE_SYMBOLS * t as u64).max(end as u64 - have));
+                }
+                &slot.source[usize::from(esi) * t..end]
             } else {
                 let j = usize::from(esi) - k as usize;
                 match slot.repair.as_deref() {
-                    Some(r) => Some(&r[j * t..][..t]),
+                    Some(r) => &r[j * t..][..t],
+                    // Repair needs the whole block first.
+                    None if !slot.complete => return need_bytes(u64::MAX),
                     None => return Poll::NeedRepair { object: c.object as u16, block: b },
                 }
             };
-            let Some(data) = data else { continue };
             self.cursor.b = b + 1;
             self.symbols_since_manifest += 1;
             let frame =
@@ -769,11 +797,13 @@ mod tests {
     fn a_streamed_object_is_announced_then_its_hash_follows() {
         let (mut tx, bytes) = sender(100_000, SenderConfig::default(), false);
         let v = kinds(&mut tx, &bytes);
-        // The hash is handed over once the last block is read: the MANIFEST
-        // follows at once, and no ANNOUNCE after it.
-        let first_manifest = v.iter().position(|f| f.1 == DiodeType::Manifest).unwrap();
+        // The first symbol follows the ANNOUNCE at once (one stripe of each
+        // block is enough); the hash is handed over once the last stripe is
+        // read, the MANIFEST follows, and no ANNOUNCE after it.
         assert_eq!(v.iter().position(|f| f.1 == DiodeType::Announce), Some(1));
-        assert_eq!(first_manifest, 2);
+        assert_eq!(v.iter().position(|f| f.1 == DiodeType::Symbol), Some(2));
+        let first_manifest = v.iter().position(|f| f.1 == DiodeType::Manifest).unwrap();
+        assert!(first_manifest > 100_000 / 64 - 64, "{first_manifest}");
         assert!(v[first_manifest..].iter().all(|f| f.1 != DiodeType::Announce));
         // Without the hash until the end of the pass, it is asked for there.
         let (mut tx, bytes) = sender(100_000, SenderConfig::default(), false);
