@@ -183,6 +183,12 @@ pub fn table(records: &[Record]) -> String {
         "| loss | tool | byte-exact | bytes / limit (median, worst) | file data rate (median) | of cap | sender CPU s/GB | receiver CPU s/GB | dropped at receiver host |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for ((cond, tool), rs) in groups(records) {
+        // Runs whose relay dropped datagrams measured another condition: left out, and said so.
+        let invalid = rs.iter().filter(|r| r.relay_overflow > 0).count();
+        let rs: Vec<&Record> = rs.into_iter().filter(|r| r.relay_overflow == 0).collect();
+        if rs.is_empty() {
+            continue;
+        }
         let ok = rs.iter().filter(|r| r.ok).count();
         let ratios: Vec<f64> = rs.iter().map(|r| r.ratio).collect();
         let worst = ratios.iter().copied().fold(0.0, f64::max);
@@ -192,9 +198,13 @@ pub fn table(records: &[Record]) -> String {
             Some((p, m)) => format!("{p}% in bursts of {m}"),
             None => format!("{cond}%"),
         };
+        let shown = if invalid > 0 {
+            format!("{ok}/{} ({invalid} void: relay overflow)", rs.len())
+        } else {
+            format!("{ok}/{}", rs.len())
+        };
         s += &format!(
-            "| {label} | {tool} | {ok}/{} | {:.3}, {:.3} | {rate:.1} Mbit/s | {:.1}% | {:.2} | {:.2} | {} |\n",
-            rs.len(),
+            "| {label} | {tool} | {shown} | {:.3}, {:.3} | {rate:.1} Mbit/s | {:.1}% | {:.2} | {:.2} | {} |\n",
             median(ratios),
             worst,
             100.0 * rate / cap,

@@ -565,7 +565,15 @@ impl Receiver {
                     let from_state =
                         self.objects[&from].blocks.get(usize::from(b)).cloned().unwrap_or_default();
                     if from_state.decoded {
-                        let bytes = store.read_block(from, &fl, b).map_err(Rejected::Store)?;
+                        // What an earlier run left may be damaged or gone: then that
+                        // block is simply not taken over (the hash check guards the rest).
+                        let Some(bytes) = store
+                            .read_block(from, &fl, b)
+                            .ok()
+                            .filter(|v| v.len() as u64 == l.block_bytes(b))
+                        else {
+                            continue;
+                        };
                         store.take_symbols(into, b).map_err(Rejected::Store)?;
                         store.put_block(into, &l, l.block_offset(b), &bytes).map_err(Rejected::Store)?;
                         let o = self.objects.get_mut(&into).expect("held");
@@ -580,8 +588,9 @@ impl Receiver {
                         continue;
                     }
                     let k = l.block_symbols(b).unwrap_or(0);
-                    for (esi, data) in store.take_symbols(from, b).map_err(Rejected::Store)? {
-                        if u32::from(esi) >= k && !repairs_agree {
+                    for (esi, data) in store.take_symbols(from, b).unwrap_or_default() {
+                        if (u32::from(esi) >= k && !repairs_agree) || data.len() != usize::from(l.symbol_size)
+                        {
                             continue;
                         }
                         let o = self.objects.get_mut(&into).expect("held");
