@@ -224,9 +224,30 @@ const COLOURS: [RGBColor; 5] = [
     RGBColor(120, 60, 160),
 ];
 
+/// The series a record is drawn in: its tool, with lidi's repair settings
+/// named by the rule that chose them (`runs::lidi_repairs`), not by value.
+fn series(r: &Record) -> String {
+    let Some(repair) = r.tool.strip_prefix("lidi repair ").and_then(|n| n.parse::<u32>().ok()) else {
+        return r.tool.clone();
+    };
+    let rule = match Loss::parse(&r.condition).map(super::runs::lidi_repairs) {
+        Ok([low, _]) if low == repair => "lidi, repair 1.25 x overhead + 2",
+        Ok([_, high]) if high == repair => "lidi, repair 2 x overhead + 5",
+        _ => return r.tool.clone(),
+    };
+    rule.to_string()
+}
+
 /// Two panels: bytes on the wire over the 1/(1-p) limit, and the file data
-/// rate, per condition and tool (medians; a failed seed drawn as a cross).
+/// rate, per condition and tool (medians of the byte-exact runs; a failed
+/// run drawn as a cross at the bottom; void runs left out).
 pub fn plot(path: &Path, records: &[Record]) -> Result<(), String> {
+    let records: Vec<Record> = records
+        .iter()
+        .filter(|r| r.relay_overflow == 0)
+        .map(|r| Record { tool: series(r), ..r.clone() })
+        .collect();
+    let records = &records[..];
     let mut conds: Vec<String> = Vec::new();
     let mut tools: Vec<String> = Vec::new();
     for r in records {

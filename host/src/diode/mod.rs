@@ -139,8 +139,8 @@ pub struct RxArgs {
     /// it with only what is missing.
     #[arg(long, value_name = "HOURS", default_value_t = 168.0)]
     pub keep_partial: f64,
-    /// Expected line rate in bit/s, to size the UDP receive buffer (a quarter
-    /// second of traffic, 8 to 512 MiB).
+    /// Expected line rate in bit/s, to size the UDP receive buffer (a
+    /// second of traffic, 16 to 512 MiB).
     #[arg(long, value_name = "BITS_PER_S", default_value_t = 1_000_000_000)]
     pub rate: u64,
     /// UDP receive buffer to ask for, in bytes [default: from --rate].

@@ -369,8 +369,10 @@ pub async fn run(args: &RxArgs, config: Option<&Path>) -> Result<u8, String> {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let counters = Arc::new(RecvCounters::default());
             let stop = Arc::new(AtomicBool::new(false));
-            // Up to four times the socket buffer may wait for the receiver in memory.
-            let budget = 4 * wanted.max(udp::MIN_RECV_BUFFER) as u64;
+            // Up to two seconds of traffic (64 MiB to 1 GiB) may wait for the
+            // receiver in memory: on a busy machine its thread can lose its core
+            // for that long, and memory is cheaper than a lost datagram.
+            let budget = ((args.rate / 8) * 2).clamp(64 << 20, 1 << 30);
             let thread = udp::spawn_receiver(sock, tx, counters.clone(), stop.clone(), budget)
                 .map_err(|e| format!("cannot start the receive thread: {e}"))?;
             run.udp = Some(counters);

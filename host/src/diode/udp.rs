@@ -24,12 +24,13 @@ pub const PAUSE: std::time::Duration = std::time::Duration::from_micros(500);
 /// Largest datagram read (a diode frame is at most 9216 bytes).
 const DATAGRAM: usize = 9216;
 /// Fewest bytes of receive buffer asked for, whatever the rate.
-pub const MIN_RECV_BUFFER: usize = 8 << 20;
+pub const MIN_RECV_BUFFER: usize = 16 << 20;
 /// Most bytes asked for by default.
 pub const MAX_RECV_BUFFER: usize = 512 << 20;
 /// Seconds of traffic the receive buffer should hold: covers the receive
-/// thread losing its core for a while on a busy machine.
-pub const BUFFER_SECONDS: f64 = 0.25;
+/// thread losing its core for a while on a busy machine (the benchmark saw
+/// it starved for more than the 0.2 s an 8 MiB buffer holds at 300 Mbit/s).
+pub const BUFFER_SECONDS: f64 = 1.0;
 
 /// The receive buffer wanted for a line of `bits_per_s`.
 pub fn buffer_for_rate(bits_per_s: u64) -> usize {
