@@ -277,9 +277,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 report.bytes_resumed
             );
         }
-        Cmd::DiodeTx(args) => diode::tx::run(args).await.map_err(|message| Failure { code: 1, message })?,
+        Cmd::DiodeTx(args) => diode::tx::run(args, cli.config.as_deref())
+            .await
+            .map_err(|message| Failure { code: 1, message })?,
         Cmd::DiodeRx(args) => {
-            let code = diode::rx::run(args)
+            let code = diode::rx::run(args, cli.config.as_deref())
                 .await
                 .map_err(|message| Failure { code: diode::exit::ERROR, message })?;
             if code != diode::exit::COMPLETE {
