@@ -36,6 +36,25 @@ fn delivered(line: &str) -> (u64, u64) {
     (n, total)
 }
 
+/// `strand pipe DEV` with an empty stdin and its stdout a pipe the test
+/// holds (to leave unread, or to close).
+fn receiver_with_piped_stdout(dev: &str) -> std::process::Child {
+    Command::new(strand())
+        .args(args(&["pipe", dev], FAST))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child started by [`receiver_with_piped_stdout`]: status and stderr.
+fn finish_child(mut c: std::process::Child) -> (std::process::ExitStatus, String) {
+    let mut err = String::new();
+    c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (c.wait().unwrap(), err)
+}
+
 #[test]
 fn sigterm_on_the_sender_mid_stream_fails_both_ends() {
     let line = Linkem::start(&["--baud", "2000000", "--seed", "11"]);
@@ -61,21 +80,13 @@ fn sigterm_on_a_receiver_holding_unwritten_bytes_fails_the_sender() {
     let data = data(12, 1 << 20);
     // B's stdout is a pipe nobody reads: once it is full B holds bytes its
     // link has acknowledged but that never reach their destination.
-    let mut b = Command::new(strand())
-        .args(args(&["pipe", line.b.to_str().unwrap()], FAST))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut b = receiver_with_piped_stdout(line.b.to_str().unwrap());
     let stuck = b.stdout.take().unwrap();
     let a = spawn(&args(&["pipe", line.a.to_str().unwrap()], FAST), Some(data));
     std::thread::sleep(Duration::from_secs(6));
     signal(b.id(), nix::sys::signal::Signal::SIGTERM);
     let oa = a.finish(Duration::from_secs(20));
-    let mut b_err = String::new();
-    b.stderr.take().unwrap().read_to_string(&mut b_err).unwrap();
-    let b_status = b.wait().unwrap();
+    let (b_status, b_err) = finish_child(b);
     drop(stuck);
     assert_eq!(b_status.code(), Some(143), "B: {b_err}");
     assert_eq!(oa.status.code(), Some(6), "A must not exit 0 for bytes only acknowledged: {}", oa.stderr);
@@ -105,20 +116,12 @@ fn a_receiver_killed_outright_is_given_up_on_within_the_timeout() {
 #[test]
 fn a_receiver_whose_stdout_is_closed_fails_both_ends_at_once() {
     let line = Linkem::start(&["--baud", "2000000", "--seed", "14"]);
-    let mut b = Command::new(strand())
-        .args(args(&["pipe", line.b.to_str().unwrap()], FAST))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut b = receiver_with_piped_stdout(line.b.to_str().unwrap());
     drop(b.stdout.take()); // EPIPE on B's first write
     let a = spawn(&args(&["pipe", line.a.to_str().unwrap()], FAST), Some(data(14, 1 << 20)));
     let t = Instant::now();
     let oa = a.finish(Duration::from_secs(30));
-    let mut b_err = String::new();
-    b.stderr.take().unwrap().read_to_string(&mut b_err).unwrap();
-    let b_status = b.wait().unwrap();
+    let (b_status, b_err) = finish_child(b);
     assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
     assert_eq!(b_status.code(), Some(3), "B: {b_err}");
     assert!(b_err.contains("cannot write the peer's stream to stdout"), "B: {b_err}");
