@@ -199,9 +199,10 @@ impl<'a> Endpoint<'a> {
     fn route_session_frame(&mut self, now: Instant, h: &Header, payload: &[u8]) {
         if let Some(i) = self.conns.iter().position(|c| c.peer_session() == Some(h.session)) {
             self.conns[i].on_session_frame(now, h, payload);
-        } else if self.conns.len() == 1 {
+        } else if self.conns.len() == 1 && self.addr == 0 {
             // A point-to-point line: a stranger's data may mean the peer
-            // restarted and has not said hello yet (5.2).
+            // restarted and has not said hello yet (5.2). On a shared medium
+            // it is another node's conversation.
             self.conns[0].on_session_frame(now, h, payload);
         } else {
             self.stats.foreign_session += 1;
