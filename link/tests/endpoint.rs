@@ -188,12 +188,12 @@ fn one_node_and_three_peers_on_one_medium_all_transfer_at_once() {
 /// Frames a stranger (address 9, sessions no one knows) puts on the medium:
 /// a HELLO for node 1's address and a DATA frame.
 fn stranger_frames(seed: u64) -> Vec<Vec<u8>> {
-    use strand_link::wire::{flags, FrameType, Header, HelloRepr};
+    use strand_link::wire::{flags, FrameType, Header, HelloRepr, HELLO_OVERHEAD};
     let hello =
         HelloRepr { min_version: 2, max_version: 2, max_frame: 255, window: 8, echo: 0, src: 9, dst: 1 };
     let mut p = [0u8; 14];
     let n = hello.emit(&mut p);
-    let mut f1 = vec![0u8; OVERHEAD + n];
+    let mut f1 = vec![0u8; HELLO_OVERHEAD + n];
     let h = Header {
         frame_type: FrameType::Hello,
         flags: 0,
@@ -201,6 +201,7 @@ fn stranger_frames(seed: u64) -> Vec<Vec<u8>> {
         session: 0x5eed_0000 ^ seed as u32,
         seq: 0,
         ack: 0,
+        counter: 0,
     };
     h.emit_frame(&p[..n], &mut f1);
     let mut f2 = vec![0u8; OVERHEAD + 5];
@@ -211,6 +212,7 @@ fn stranger_frames(seed: u64) -> Vec<Vec<u8>> {
         session: 0xbad0_0000 ^ seed as u32,
         seq: 0,
         ack: 0,
+        counter: 0,
     };
     d.emit_frame(b"noise", &mut f2);
     vec![f1, f2]

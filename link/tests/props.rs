@@ -24,14 +24,16 @@ fn header() -> impl Strategy<Value = Header> {
         any::<u32>(),
         any::<u16>(),
         any::<u16>(),
+        any::<u32>(),
     )
-        .prop_map(|(frame_type, fl, channel, session, seq, ack)| Header {
+        .prop_map(|(frame_type, fl, channel, session, seq, ack, counter)| Header {
             frame_type,
             flags: fl & (flags::ACK | flags::MORE | flags::FIN | flags::POLL),
             channel,
             session,
             seq,
             ack,
+            counter: if matches!(frame_type, FrameType::Data | FrameType::Ack) { counter } else { 0 },
         })
 }
 

@@ -126,8 +126,15 @@ fn cpu_throughput(secs: f64) -> f64 {
     let mut raw = vec![0u8; N];
     let mut wire = vec![0u8; N + 2];
     let mut deframer = Deframer::with_capacity(N);
-    let mut header =
-        Header { frame_type: FrameType::Data, flags: flags::ACK, channel: 1, session: 7, seq: 0, ack: 0 };
+    let mut header = Header {
+        frame_type: FrameType::Data,
+        flags: flags::ACK,
+        channel: 1,
+        session: 7,
+        seq: 0,
+        ack: 0,
+        counter: 0,
+    };
     let (mut bytes, mut frames) = (0u64, 0u64);
     let start = Wall::now();
     while start.elapsed().as_secs_f64() < secs {

@@ -290,8 +290,9 @@ impl Connection<'_> {
         let pick = self.tx.pick(now, self.peer_limit, self.in_flight_cap(), cut);
         self.update_stall();
         let pick = pick?;
+        let mut h = self.header(FrameType::Data, flags::ACK);
         let (channel, fl, data) = self.tx.frame_of(pick.slot);
-        let mut h = self.header(FrameType::Data, fl | flags::ACK);
+        h.flags |= fl;
         h.channel = channel;
         h.seq = pick.seq;
         h.ack = self.rx.cum_ack();
@@ -346,8 +347,15 @@ impl Connection<'_> {
         h.emit_frame(&payload[..n], out)
     }
 
-    fn header(&self, frame_type: FrameType, fl: u8) -> Header {
-        Header { frame_type, flags: fl, channel: 0, session: self.session, seq: 0, ack: 0 }
+    /// A header of this session; DATA and ACK frames take the next counter
+    /// value (first copies and repeats alike, so no two frames share one).
+    fn header(&mut self, frame_type: FrameType, fl: u8) -> Header {
+        let mut counter = 0;
+        if matches!(frame_type, FrameType::Data | FrameType::Ack) {
+            counter = self.frames_sent;
+            self.frames_sent = self.frames_sent.wrapping_add(1);
+        }
+        Header { frame_type, flags: fl, channel: 0, session: self.session, seq: 0, ack: 0, counter }
     }
 
     fn hello_repr(&self, echo: u32, own_addr: u16) -> HelloRepr {

@@ -79,6 +79,8 @@ pub struct Connection<'a> {
     rng: u64,
     /// Our session id for this connection; frames carrying it are ours.
     session: u32,
+    /// DATA and ACK frames sent this session: the next frame's counter (3.1).
+    frames_sent: u32,
     /// Node address of the peer (0: any, a point-to-point line).
     peer_addr: u16,
     state: Session,
@@ -153,6 +155,7 @@ impl<'a> Connection<'a> {
             stats: Stats::default(),
             rng,
             session,
+            frames_sent: 0,
             peer_addr,
             state: Session::opening(now),
             tx,

@@ -280,6 +280,7 @@ impl Connection<'_> {
         self.tx.reset();
         self.rx.rebase();
         self.session = new_session_id(&mut self.rng, self.session);
+        self.frames_sent = 0;
         self.state = Session::opening(now);
         self.peer_limit = 0;
         self.acks = AckState::default();

@@ -33,7 +33,8 @@ pub const HELLO_ADDR_LEN: usize = 14;
 /// fragments cut before the handshake fit any peer.
 pub const MIN_PAYLOAD: u16 = 64;
 
-/// The smallest `max_frame` a HELLO may advertise: header, [`MIN_PAYLOAD`], CRC.
+/// The smallest `max_frame` a HELLO may advertise: a DATA frame's header,
+/// [`MIN_PAYLOAD`] and CRC.
 pub const MIN_MAX_FRAME: u16 = super::OVERHEAD as u16 + MIN_PAYLOAD;
 
 /// A view of a HELLO / HELLO_ACK payload.
