@@ -7,12 +7,16 @@ use super::line::{Direction, LineConfig};
 use crate::conn::{ConnStorage, Connection};
 use crate::drive::{Capabilities, Driver, Transport};
 use crate::framing::{max_raw_for_encoded, Framing, StreamFraming};
+use crate::packet::{Reassembled, Reassembly};
 use crate::storage::Buf;
 use crate::wire::OVERHEAD;
 use crate::{Config, Event, Instant, PacketId, SendError};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
+
+/// Largest packet a simulated application takes: larger ones fail the test.
+const MAX_PACKET: usize = 1 << 20;
 
 /// One side: a point-to-point endpoint, its drive step, and a small
 /// application. `W` is the window in frames and `N` the frame capacity on
@@ -105,7 +109,7 @@ pub struct App {
     pub held: BTreeMap<u8, u32>,
     /// Complete packets received, in delivery order.
     pub delivered: Vec<(u8, Vec<u8>)>,
-    partial: BTreeMap<u8, Vec<u8>>,
+    partial: BTreeMap<u8, Reassembly<'static>>,
     /// Every event with the time it was polled.
     pub events: Vec<(Instant, Event)>,
     /// The application stops reading (to test flow control).
@@ -238,14 +242,13 @@ impl App {
                     s.1 |= d.fin;
                     Some((d.channel, p.len() as u32 + u32::from(d.fin)))
                 } else {
-                    let buf = partial.entry(d.channel).or_default();
-                    if d.restart {
-                        // The old session's partial packet will never be completed.
-                        buf.clear();
-                    }
-                    buf.extend_from_slice(p);
-                    if !d.more {
-                        delivered.push((d.channel, std::mem::take(buf)));
+                    let r = partial.entry(d.channel).or_insert_with(|| Reassembly::with_limit(MAX_PACKET));
+                    match r.push(&d, p) {
+                        Reassembled::Packet(packet) => delivered.push((d.channel, packet.to_vec())),
+                        Reassembled::TooLong { len } => {
+                            panic!("a {len}-byte packet on channel {}", d.channel)
+                        }
+                        Reassembled::Partial => {}
                     }
                     None
                 }
