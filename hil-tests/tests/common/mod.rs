@@ -179,23 +179,9 @@ impl Running {
     }
 }
 
-/// Deterministic test data.
-pub fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// BLAKE3 of `bytes`, as hex.
-pub fn hash(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
-}
+/// Deterministic test data and its hash: the library's, shared with the benchmarks.
+#[allow(unused_imports)] // not every test file uses both
+pub use strand_hil::testdata::{data, hash};
 
 /// Whether we run as root (some fault tests need it, some need not to be).
 pub fn is_root() -> bool {
