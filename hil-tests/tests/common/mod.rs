@@ -188,6 +188,33 @@ pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
+/// Whether `STRAND_REQUIRE_PEERS` (comma-separated; `.ci/run` sets it) names `what`.
+pub fn required(what: &str) -> bool {
+    std::env::var("STRAND_REQUIRE_PEERS").is_ok_and(|v| v.split(',').any(|s| s.trim() == what))
+}
+
+/// A test that cannot run here for a reason only known at run time (not root, no tmpfs), so it cannot
+/// be compiled `#[ignore]` like a test whose peer program is missing (see build.rs). It says so in a
+/// line that reaches the terminal even while the harness captures test output (written to stderr
+/// directly, not through `eprintln!`), between the `test ... ok` lines of the summary; and if
+/// `STRAND_REQUIRE_PEERS` names `requirement` it fails instead.
+pub fn skip_at_run_time(test: &str, requirement: &str, why: &str) {
+    if required(requirement) {
+        panic!("{test}: {why}, but STRAND_REQUIRE_PEERS requires {requirement}");
+    }
+    let _ =
+        writeln!(std::io::stderr(), "SKIPPED {test}: {why} (its result line says ok, but it ran nothing)");
+}
+
+/// True when running as root; otherwise reports `test` skipped (or fails it when root is required).
+pub fn needs_root(test: &str, what_for: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    skip_at_run_time(test, "root", &format!("needs root {what_for}"));
+    false
+}
+
 /// Whether a program is on PATH.
 pub fn have(program: &str) -> bool {
     Command::new("sh")
