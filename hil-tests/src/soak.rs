@@ -414,15 +414,19 @@ pub fn run(soak: &Soak) -> Result<SoakOutcome, String> {
     let secs = origin.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let machine_stalls = canary.join().unwrap_or_default();
+    for end in &mut ends {
+        // One still running is asked to stop first (it prints its --stats), then killed; that also
+        // unblocks a writer stuck on a full pipe and a reader on an open one.
+        end.stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(5));
+        end.kill_all();
+    }
     let last_words = [ends[0].last_words(), ends[1].last_words()];
     let stats_line = |g: &Group| {
         let log = std::fs::read_to_string(&g.log).unwrap_or_default();
         log.lines().rev().find(|l| l.contains("retransmitted")).map(|l| l.trim().to_string())
     };
     let stats = [stats_line(&ends[0]), stats_line(&ends[1])];
-    for end in &mut ends {
-        end.kill_all(); // unblocks a writer stuck on a full pipe and a reader on an open one
-    }
+
     let writes: Vec<_> = writers.into_iter().map(|w| w.join().unwrap_or_default()).collect();
     let received: Vec<Received> = readers.into_iter().map(|r| r.join().unwrap_or_default()).collect();
     let since = |t: Instant| t.saturating_duration_since(origin).as_secs_f64();

@@ -52,6 +52,9 @@ pub struct Args {
     /// Target for the loaded 99th percentile, ms.
     #[arg(long, default_value_t = 100.0)]
     p99_ms: f64,
+    /// Write every round trip here as CSV (phase, seconds since the first, ms, bulk bytes at the sink).
+    #[arg(long)]
+    series_csv: Option<std::path::PathBuf>,
 }
 
 /// Bytes the sink has read, with the time of each read.
@@ -238,6 +241,26 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<bool, String> {
         ],
         &[row],
     )?;
+    if let Some(path) = &args.series_csv {
+        let t0 = m.starts.first().copied().unwrap_or(m.window.0);
+        let rows: Vec<Vec<String>> = m
+            .idle
+            .iter()
+            .map(|r| ("idle", r))
+            .chain(m.loaded.iter().map(|r| ("loaded", r)))
+            .zip(&m.starts)
+            .map(|((phase, rtt), &at)| {
+                vec![
+                    phase.to_string(),
+                    format!("{:.4}", at.duration_since(t0).as_secs_f64()),
+                    format!("{rtt:.2}"),
+                    g.at(at).to_string(),
+                ]
+            })
+            .collect();
+        let text = strand_hil::report::csv_text(&["phase", "t_s", "rtt_ms", "sink_bytes"], &rows);
+        strand_hil::report::write_atomically(path, &text)?;
+    }
     println!("{}", ctx.done_with(&dir).trim());
     Ok(exact && p50 <= args.p50_ms && p99 <= args.p99_ms)
 }
@@ -247,6 +270,8 @@ struct Measured {
     idle: Vec<f64>,
     loaded: Vec<f64>,
     window: (Instant, Instant),
+    /// When each round trip (idle, then loaded) started.
+    starts: Vec<Instant>,
 }
 
 fn measure(args: &Args, lp_echo: u16, lp_bulk: u16, sink: &Arc<Mutex<Sink>>) -> Result<Measured, String> {
@@ -265,10 +290,12 @@ fn measure(args: &Args, lp_echo: u16, lp_bulk: u16, sink: &Arc<Mutex<Sink>>) -> 
     round_trip(&mut c, n).map_err(|e| format!("the first round trip (link start-up): {e}"))?;
     c.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
     let interval = Duration::from_millis(args.interval_ms);
+    let mut starts = Vec::new();
     let mut series = |count: usize, c: &mut TcpStream| -> Result<Vec<f64>, String> {
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
             n += 1;
+            starts.push(Instant::now());
             out.push(round_trip(c, n)?);
             std::thread::sleep(interval);
         }
@@ -310,5 +337,5 @@ fn measure(args: &Args, lp_echo: u16, lp_bulk: u16, sink: &Arc<Mutex<Sink>>) -> 
     }
     pusher.join().map_err(|_| "bulk thread panicked")??;
     drop(c);
-    Ok(Measured { idle, loaded, window })
+    Ok(Measured { idle, loaded, window, starts })
 }

@@ -38,6 +38,9 @@ pub struct Args {
     /// Target: retransmitted bytes below this share of the payload, %.
     #[arg(long, default_value_t = 5.0)]
     max_resent_pct: f64,
+    /// An extra argument for both `strand pipe` ends (repeat it: `--pipe-arg=-vv`), e.g. for logs.
+    #[arg(long, allow_hyphen_values = true)]
+    pipe_arg: Vec<String>,
 }
 
 /// Bytes of credit a quiet relay direction keeps (a UART FIFO): idle time banks no more.
@@ -147,6 +150,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<bool, String> {
         if let Some(b) = args.baud {
             cmd.args(["--baud", &b.to_string()]);
         }
+        cmd.args(&args.pipe_arg);
         cmd.stdin(Stdio::from(std::fs::File::open(&input).map_err(|e| e.to_string())?));
         cmd.stdout(Stdio::from(std::fs::File::create(&output).map_err(|e| e.to_string())?));
         let role = ["end A", "end B"][i];
@@ -160,6 +164,8 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<bool, String> {
         ends.iter_mut().map(|g| g.wait_for(limit.saturating_sub(start.elapsed()))).collect();
     let secs = start.elapsed().as_secs_f64();
     for g in &mut ends {
+        // One still running is asked to stop first, so that it prints its --stats and what it delivered.
+        g.stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(5));
         g.kill_all();
     }
     // The ends are gone, so the relay's connections have ended too.
