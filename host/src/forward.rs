@@ -171,16 +171,16 @@ impl Forwarder {
         let mut buf = vec![0u8; 16 * 1024];
         let (mut up_done, mut down_done) = (false, false);
         // Both halves in one loop, so a failure of either ends the other at once.
+        // The channel is watched until the end: a reset may follow the
+        // peer's end of stream.
         let failure: String = loop {
-            if up_done && down_done {
+            tokio::select! {
                 // Every byte of ours must be written at the far end before the
                 // connection closes in order.
-                match link.wait_confirmed(ch, generation).await {
+                r = link.wait_confirmed(ch, generation), if up_done && down_done => match r {
                     Ok(()) => return Ok(()),
                     Err(e) => break e.to_string(),
-                }
-            }
-            tokio::select! {
+                },
                 r = rd.read(&mut buf), if !up_done => match r {
                     Ok(0) => {
                         if let Err(e) = link.finish_stream(ch, generation).await {
@@ -198,6 +198,15 @@ impl Forwarder {
                         self.abort(ch, reset_payload(reason::READ_FAILED, &why)).await;
                         self.drain(ch, &mut down_done).await;
                         break why;
+                    }
+                },
+                r = link.recv_reset(ch, generation), if down_done => match r {
+                    Err(e) => break e.to_string(),
+                    Ok(f) => {
+                        if !up_done {
+                            self.abort(ch, reset_payload(reason::WRITE_FAILED, "reset by the other side")).await;
+                        }
+                        break format!("the other side stopped: {}", reset_reason(&f.data));
                     }
                 },
                 r = link.recv(ch, generation), if !down_done => match r {

@@ -28,7 +28,13 @@ use transport::{Flow, Parity, SerialSettings};
     about = "Reliable packets and byte streams over serial lines, data diodes and radios",
     long_about = "strand moves data reliably over serial lines (RS-232, USB-serial, up to several Mbit/s), \
                   one-way data diodes and low-power radios. LINK is a device path (/dev/ttyUSB0, a pty), \
-                  tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file."
+                  tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file.",
+    after_long_help = "Exit status: 0 success (for pipe: every byte delivered both ways, confirmed written at the \
+                       far end); 1 link errors (no peer, another protocol version); 2 usage (send/recv: refused); \
+                       3 local I/O failed; 4 link lost (the peer silent for --connect-timeout, the line closed, \
+                       the peer restarted); 5 verification failed twice; 6 the peer stopped with an error; \
+                       128+N interrupted by signal N. diode-rx: 0 complete, 1 error, 2 partial, 3 nothing \
+                       received."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -277,9 +283,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 report.bytes_resumed
             );
         }
-        Cmd::DiodeTx(args) => diode::tx::run(args).await.map_err(|message| Failure { code: 1, message })?,
+        Cmd::DiodeTx(args) => diode::tx::run(args, cli.config.as_deref())
+            .await
+            .map_err(|message| Failure { code: 1, message })?,
         Cmd::DiodeRx(args) => {
-            let code = diode::rx::run(args)
+            let code = diode::rx::run(args, cli.config.as_deref())
                 .await
                 .map_err(|message| Failure { code: diode::exit::ERROR, message })?;
             if code != diode::exit::COMPLETE {
@@ -303,7 +311,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match rt.block_on(run(cli)) {
+    let result = rt.block_on(run(cli));
+    // A write to a stdout nobody reads blocks a thread for ever: do not wait
+    // for it (dropping the runtime would), the process is done.
+    rt.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             // An empty message: the command has said what happened (diode-rx's report).

@@ -66,14 +66,18 @@ pub fn reset_reason(payload: &[u8]) -> String {
 /// Bytes moved so far, for the final line.
 #[derive(Default)]
 struct Tally {
-    /// Bytes read from our input and handed to the link.
+    /// Bytes read from our input.
     read: AtomicU64,
+    /// Of those, handed to the link.
+    taken: AtomicU64,
     /// Whether our input ended and the end went to the link.
     ended: AtomicBool,
     /// Bytes of the peer's stream received here.
     received: AtomicU64,
     /// Of those, written to our output.
     written: AtomicU64,
+    /// The peer's stream ended and our output was closed.
+    peer_ended: AtomicBool,
 }
 
 /// A pipe that did not deliver everything.
@@ -140,32 +144,34 @@ where
     let mut hup = signal(SignalKind::hangup()).map_err(setup)?;
     let mut term = signal(SignalKind::terminate()).map_err(setup)?;
     let mut int = signal(SignalKind::interrupt()).map_err(setup)?;
+    let peer_ended = Arc::new(tokio::sync::Notify::new());
     let mut up = tokio::spawn(send_side(link.clone(), input, tally.clone(), generation));
-    let mut down = tokio::spawn(receive_side(link.clone(), output, tally.clone(), generation));
+    let mut down =
+        tokio::spawn(receive_side(link.clone(), output, tally.clone(), generation, peer_ended.clone()));
     let flat = |r: Result<Result<(), Stop>, tokio::task::JoinError>| {
         r.unwrap_or_else(|e| Err(Stop::Link(LinkError::Closed(format!("internal error: {e}")))))
     };
-    let (mut up_done, mut down_done) = (false, false);
-    // Whichever side fails first says why; the other is cut short.
+    let mut up_done = false;
+    let ended = peer_ended.notified();
+    tokio::pin!(ended);
+    // Whichever side fails first says why; the other is cut short. The
+    // receiving side runs on after the peer's end: a reset may still follow.
     let stop = loop {
         tokio::select! {
-            r = &mut down, if !down_done => {
-                down_done = true;
-                if let Err(stop) = flat(r) {
-                    break stop;
-                }
-            }
+            r = &mut down => break flat(r).err().unwrap_or(Stop::Link(LinkError::Closed("internal error".into()))),
             r = &mut up, if !up_done => {
                 up_done = true;
                 if let Err(stop) = flat(r) {
                     break stop;
                 }
             }
+            _ = &mut ended, if up_done => {}
             _ = hup.recv() => break Stop::Signal("SIGHUP", 1),
             _ = int.recv() => break Stop::Signal("SIGINT", 2),
             _ = term.recv() => break Stop::Signal("SIGTERM", 15),
         }
-        if up_done && down_done {
+        if up_done && tally.peer_ended.load(Ordering::SeqCst) {
+            down.abort();
             return Ok(());
         }
     };
@@ -173,11 +179,30 @@ where
     down.abort();
     if let Some(payload) = stop.reset() {
         // Best effort: the peer learns why within the grace, else it times out.
-        if let Err(e) = link.abort_stream(PIPE, &payload, generation, RESET_GRACE).await {
-            tracing::debug!("reset not delivered: {e}");
+        match link.abort_stream(PIPE, &payload, generation, RESET_GRACE).await {
+            // The peer writes what came before the reset, then stops: its
+            // last written counts are still on their way.
+            Ok(()) => settle(link).await,
+            Err(e) => tracing::debug!("reset not delivered: {e}"),
         }
     }
     Err(failure(link, &tally, &stop))
+}
+
+/// Waits until the peer's written counts stop changing (at most a second),
+/// so the final line counts what it wrote before it stopped.
+async fn settle(link: &LinkHandle) {
+    let step = (2 * link.rto()).clamp(Duration::from_millis(100), Duration::from_millis(500));
+    let end = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut last = link.stream_unconfirmed(PIPE);
+    while tokio::time::Instant::now() < end {
+        tokio::time::sleep(step).await;
+        let now = link.stream_unconfirmed(PIPE);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 fn setup(e: std::io::Error) -> PipeFailure {
@@ -186,19 +211,19 @@ fn setup(e: std::io::Error) -> PipeFailure {
 
 /// The final line: why, what was delivered and what was not.
 fn failure(link: &LinkHandle, tally: &Tally, stop: &Stop) -> PipeFailure {
-    let read = tally.read.load(Ordering::SeqCst);
+    let (read, taken) = (tally.read.load(Ordering::SeqCst), tally.taken.load(Ordering::SeqCst));
     let ended = tally.ended.load(Ordering::SeqCst);
     // Units the peer has not confirmed: bytes, plus one for the end of stream.
     let open = u64::from(link.stream_unconfirmed(PIPE));
     let pending_end = u64::from(ended && open > 0);
-    let delivered = read.saturating_sub(open.saturating_sub(pending_end));
+    let delivered = taken.saturating_sub(open.saturating_sub(pending_end));
     let (received, written) = (tally.received.load(Ordering::SeqCst), tally.written.load(Ordering::SeqCst));
     let not = read - delivered;
     let lost_here = received - written;
     PipeFailure {
         code: stop.code(),
         message: format!(
-            "{}: {delivered} of {read} bytes from stdin delivered to the peer ({not} not){}; {received} bytes received{}",
+            "{}: {delivered} of {read} bytes read from stdin delivered to the peer ({not} not){}; {received} bytes received{}",
             stop.why(),
             if ended { "" } else { ", input not finished" },
             if lost_here > 0 { format!(", {written} written to stdout ({lost_here} not)") } else { String::new() },
@@ -217,14 +242,20 @@ async fn send_side<R: AsyncRead + Unpin>(
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let n = input.read(&mut buf).await.map_err(Stop::ReadFailed)?;
+        tally.read.fetch_add(n as u64, Ordering::SeqCst);
         if n == 0 {
             link.finish_stream(PIPE, generation).await.map_err(Stop::Link)?;
             tally.ended.store(true, Ordering::SeqCst);
             tracing::debug!("input ended; waiting for the peer to confirm everything written");
             break;
         }
-        link.write_stream(PIPE, &buf[..n], generation).await.map_err(Stop::Link)?;
-        tally.read.fetch_add(n as u64, Ordering::SeqCst);
+        // Counted as the link takes them: an interruption may come between.
+        let mut at = 0;
+        while at < n {
+            let took = link.write_stream_some(PIPE, &buf[at..n], generation).await.map_err(Stop::Link)?;
+            tally.taken.fetch_add(took as u64, Ordering::SeqCst);
+            at += took;
+        }
     }
     link.wait_confirmed(PIPE, generation).await.map_err(Stop::Link)?;
     tracing::debug!("the peer confirmed everything written");
@@ -233,33 +264,44 @@ async fn send_side<R: AsyncRead + Unpin>(
 
 /// Writes the peer's stream to our output, confirming each write back to the
 /// peer, until its end (which closes our output, so a child reading it sees
-/// end-of-file) or its reset.
+/// end-of-file). Returns only on failure, a reset among them: after the end
+/// it goes on watching the channel, as the peer may still abort the exchange
+/// (its reset of the whole channel can follow its end of stream).
 async fn receive_side<Wr: AsyncWrite + Unpin>(
     link: LinkHandle,
-    mut output: Wr,
+    output: Wr,
     tally: Arc<Tally>,
     generation: u64,
+    ended: Arc<tokio::sync::Notify>,
 ) -> Result<(), Stop> {
+    // Dropped at the end of stream: a child's stdin closes only then.
+    let mut output = Some(output);
     loop {
         let f = link.recv(PIPE, generation).await.map_err(Stop::Link)?;
         if f.reset {
             return Err(Stop::PeerReset(reset_reason(&f.data)));
         }
+        let Some(out) = output.as_mut() else {
+            tracing::warn!("the peer sent {} bytes after its end of stream; ignored", f.data.len());
+            continue;
+        };
         tally.received.fetch_add(f.data.len() as u64, Ordering::SeqCst);
         // Interactive use (a shell over ssh) needs every byte out at once.
         let wrote = async {
-            output.write_all(&f.data).await?;
-            output.flush().await
+            out.write_all(&f.data).await?;
+            out.flush().await
         };
         wrote.await.map_err(Stop::WriteFailed)?;
         tally.written.fetch_add(f.data.len() as u64, Ordering::SeqCst);
         link.stream_written(PIPE, f.data.len() as u32);
         if f.fin {
             tracing::debug!("the peer's stream ended; closing our output");
-            output.shutdown().await.map_err(Stop::WriteFailed)?;
-            drop(output);
+            if let Some(mut out) = output.take() {
+                out.shutdown().await.map_err(Stop::WriteFailed)?;
+            }
             link.stream_written(PIPE, 1);
-            return Ok(());
+            tally.peer_ended.store(true, Ordering::SeqCst);
+            ended.notify_one();
         }
     }
 }

@@ -35,7 +35,8 @@ fn section_11_2_hello_frame() {
     let h =
         Header { frame_type: FrameType::Hello, flags: 0, channel: 0, session: 0x1234_5678, seq: 0, ack: 0 };
     let mut p = [0u8; 10];
-    HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 64, echo: 0 }.emit(&mut p);
+    HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
+        .emit(&mut p);
     assert_eq!(
         wire(h, &p),
         hex("03 01 01 01 05 12 34 56 78 01 01 01 05 01 01 0f ef 02 40 01 01 01 05 10 f6 ee f0 00")
@@ -53,7 +54,16 @@ fn section_11_3_hello_ack_frame() {
         ack: 0,
     };
     let mut p = [0u8; 10];
-    HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 64, echo: 0x1234_5678 }.emit(&mut p);
+    HelloRepr {
+        min_version: 1,
+        max_version: 1,
+        max_frame: 4079,
+        window: 64,
+        echo: 0x1234_5678,
+        src: 0,
+        dst: 0,
+    }
+    .emit(&mut p);
     assert_eq!(
         wire(h, &p),
         hex("03 01 02 01 05 9a bc de f0 01 01 01 05 01 01 0f ef 0a 40 12 34 56 78 e7 54 b7 97 00")
