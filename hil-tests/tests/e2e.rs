@@ -214,9 +214,9 @@ fn busy_device() {
 }
 
 #[test]
+#[cfg_attr(not(have_runuser), ignore = "runuser is not installed (apt-get install util-linux)")]
 fn permission_denied() {
-    if !is_root() || !have("runuser") {
-        eprintln!("skipped: needs root and runuser to open a pty as an unprivileged user");
+    if !needs_root("permission_denied", "to open a pty as an unprivileged user (runuser -u nobody)") {
         return;
     }
     let line = Linkem::start(&[]);
@@ -295,8 +295,7 @@ fn peer_of_another_protocol_version() {
 
 #[test]
 fn disk_full_on_the_receiver_keeps_the_partial_and_resumes() {
-    if !is_root() {
-        eprintln!("skipped: needs root to mount a small tmpfs");
+    if !needs_root("disk_full_on_the_receiver_keeps_the_partial_and_resumes", "to mount a small tmpfs") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -308,7 +307,11 @@ fn disk_full_on_the_receiver_keeps_the_partial_and_resumes() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here");
+        skip_at_run_time(
+            "disk_full_on_the_receiver_keeps_the_partial_and_resumes",
+            "root",
+            "cannot mount a tmpfs here",
+        );
         return;
     }
     struct Unmount(std::path::PathBuf);
@@ -345,8 +348,7 @@ fn disk_full_on_the_receiver_keeps_the_partial_and_resumes() {
 
 #[test]
 fn refusing_to_run_out_of_space_before_sending() {
-    if !is_root() {
-        eprintln!("skipped: needs root to mount a small tmpfs");
+    if !needs_root("refusing_to_run_out_of_space_before_sending", "to mount a small tmpfs") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -358,7 +360,7 @@ fn refusing_to_run_out_of_space_before_sending() {
         .status()
         .is_ok_and(|s| s.success())
     {
-        eprintln!("skipped: cannot mount a tmpfs here");
+        skip_at_run_time("refusing_to_run_out_of_space_before_sending", "root", "cannot mount a tmpfs here");
         return;
     }
     let line = Linkem::start(&["--baud", "2000000"]);
