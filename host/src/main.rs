@@ -11,6 +11,8 @@ mod files;
 mod forward;
 mod linkem;
 mod pipe;
+mod spool;
+mod summary;
 mod transfer;
 mod transport;
 
@@ -28,14 +30,14 @@ use transport::{Flow, Parity, SerialSettings};
     about = "Reliable packets and byte streams over serial lines, data diodes and radios",
     long_about = "strand moves data reliably over serial lines (RS-232, USB-serial, up to several Mbit/s), \
                   one-way data diodes and low-power radios. LINK is a device path (/dev/ttyUSB0, a pty), \
-                  tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file."
-,
+                  tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file.",
     after_long_help = "Exit status: 0 success (for pipe: every byte delivered both ways, confirmed written at the \
                        far end); 1 link errors (no peer, another protocol version); 2 usage (send/recv: refused); \
                        3 local I/O failed; 4 link lost (the peer silent for --connect-timeout, the line closed, \
                        the peer restarted); 5 verification failed twice; 6 the peer stopped with an error; \
                        128+N interrupted by signal N. diode-rx: 0 complete, 1 error, 2 partial, 3 nothing \
-                       received.")]
+                       received."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -123,6 +125,8 @@ enum Cmd {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Two-way sync of spool directories (nncp-xfer layout): --out to the peer's --in and back.
+    Spool(spool::SpoolArgs),
     /// Send files one way (data diode, TX-only cable, UDP, a file): nothing comes back.
     DiodeTx(diode::TxArgs),
     /// Receive files sent by `strand diode-tx` into DIR (exit status: 0 complete, 1 error, 2 partial, 3 nothing/never seen).
@@ -250,8 +254,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Send { link, opts, files, no_progress } => {
             let handle = connect(&cli, opts, link).await?;
-            let send_opts =
-                transfer::SendOptions { files: files.clone(), progress: !no_progress && stderr_tty() };
+            let send_opts = transfer::SendOptions {
+                files: files.clone(),
+                progress: !no_progress && stderr_tty(),
+                ..Default::default()
+            };
             let r = files::send(&handle, &send_opts, wait(opts)).await;
             handle.linger(transfer_linger(&handle), Duration::ZERO).await;
             if opts.stats {
@@ -269,6 +276,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 dir: dir.clone(),
                 overwrite: *overwrite,
                 progress: !no_progress && stderr_tty(),
+                spool: false,
             };
             let r = files::recv(&handle, &recv_opts, wait(opts)).await;
             handle.linger(transfer_linger(&handle), Duration::ZERO).await;
@@ -283,6 +291,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 report.bytes_resumed
             );
         }
+        Cmd::Spool(args) => spool_command(&cli, args).await?,
         Cmd::DiodeTx(args) => diode::tx::run(args, cli.config.as_deref())
             .await
             .map_err(|message| Failure { code: 1, message })?,
@@ -305,6 +314,45 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `strand spool`: the sync, then the summary (a line, or JSON with `--json`, also on failure).
+async fn spool_command(cli: &Cli, args: &spool::SpoolArgs) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let result = async {
+        let handle = connect(cli, &args.opts, &args.link).await?;
+        let progress = !args.no_progress && stderr_tty();
+        let r = spool::run(&handle, args, progress, wait(&args.opts)).await;
+        handle.linger(transfer_linger(&handle), Duration::ZERO).await;
+        if args.opts.stats {
+            eprintln!("{}", handle.stats_report());
+        }
+        let report = r.map_err(|(e, _)| transfer_failure(e))?;
+        let mut s = summary::Summary::new(
+            "spool",
+            format!("sent {} packets, received {}", report.sent, report.received),
+            report.bytes_sent,
+            report.bytes_received,
+        )
+        .with("packets_sent", report.sent)
+        .with("packets_received", report.received);
+        s.elapsed = started.elapsed();
+        s.stats = Some(handle.stats());
+        Ok::<_, Failure>(s)
+    }
+    .await;
+    match result {
+        Ok(s) => {
+            s.print(args.json);
+            Ok(())
+        }
+        Err(f) => {
+            if args.json {
+                println!("{}", summary::failure_json("spool", f.code, &f.message));
+            }
+            Err(f)
+        }
+    }
 }
 
 fn main() -> ExitCode {

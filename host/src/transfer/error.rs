@@ -124,6 +124,15 @@ pub enum TransferError {
         /// The error.
         source: io::Error,
     },
+    /// Spool mode: a delivered file could not be deleted on the sender (it is offered again next
+    /// time and answered `HAVE`).
+    #[error("{} was delivered but cannot be deleted: {source}; fix that (it will not be delivered twice)", path.display())]
+    RemoveFailed {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
     /// The receiver's free space is less than the rest of an offered file.
     #[error("not enough space in {} for {name}: it needs {need}, {free} are free; free space and run again", dir.display())]
     NoSpace {
@@ -232,6 +241,7 @@ impl TransferError {
             ReadFailed { .. }
             | DiskFull { .. }
             | WriteFailed { .. }
+            | RemoveFailed { .. }
             | NoSpace { .. }
             | PeerStoreFailed { .. } => EXIT_IO,
             LinkLost { .. } => EXIT_LINK_LOST,
