@@ -10,7 +10,9 @@ mod driver;
 mod files;
 mod forward;
 mod linkem;
+mod list;
 mod pipe;
+mod shell;
 mod spool;
 mod summary;
 mod transfer;
@@ -125,6 +127,29 @@ enum Cmd {
         #[arg(long)]
         no_progress: bool,
     },
+    /// List serial ports: USB VID:PID, serial number, manufacturer and the stable /dev/serial/by-id path.
+    List {
+        /// Print a JSON array on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A login shell on the far side, over the link (run `strand serve LINK --allow-shell` there).
+    Shell {
+        /// The link.
+        link: String,
+        #[command(flatten)]
+        opts: LinkOpts,
+    },
+    /// Serve the far side's `strand shell` (with --allow-shell); runs until stopped.
+    Serve {
+        /// The link.
+        link: String,
+        #[command(flatten)]
+        opts: LinkOpts,
+        /// Give clients a login shell of the user running serve, on a pseudo-terminal.
+        #[arg(long)]
+        allow_shell: bool,
+    },
     /// Two-way sync of spool directories (nncp-xfer layout): --out to the peer's --in and back.
     Spool(spool::SpoolArgs),
     /// Send files one way (data diode, TX-only cable, UDP, a file): nothing comes back.
@@ -217,15 +242,20 @@ fn resolve(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<(Address, SerialSet
 }
 
 async fn connect(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkHandle, Failure> {
+    let handle = start_link(cli, opts, link).await?;
+    handle.wait_connected(wait(opts)).await?;
+    Ok(handle)
+}
+
+/// Opens the link and starts driving it, without waiting for a peer.
+async fn start_link(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkHandle, Failure> {
     let (addr, serial) = resolve(cli, opts, link)?;
     // A serial line has a known rate: size frames and the data in flight to it.
     let cfg = match addr {
         Address::Serial(_) => driver::config_for_serial(&serial),
         _ => strand_link::Config::default(),
     };
-    let handle = driver::start(&addr, &serial, cfg, wait(opts)).await?;
-    handle.wait_connected(wait(opts)).await?;
-    Ok(handle)
+    Ok(driver::start(&addr, &serial, cfg, wait(opts)).await?)
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -292,6 +322,34 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
         }
         Cmd::Spool(args) => spool_command(&cli, args).await?,
+        Cmd::List { json } => {
+            let ports = list::ports()?;
+            if *json {
+                println!("{}", serde_json::to_string(&ports)?);
+            } else {
+                print!("{}", list::render(&ports));
+            }
+        }
+        Cmd::Shell { link, opts } => {
+            let handle = connect(&cli, opts, link).await?;
+            let r = shell::client(&handle).await;
+            handle.linger(transfer_linger(&handle), Duration::ZERO).await;
+            if opts.stats {
+                eprintln!("{}", handle.stats_report());
+            }
+            match r {
+                Ok(0) => {}
+                // The remote shell's status, as ssh returns it; it has said what happened.
+                Ok(code) => return Err(Failure { code, message: String::new() }),
+                Err(f) => return Err(Failure { code: f.code, message: f.message }),
+            }
+        }
+        Cmd::Serve { link, opts, allow_shell } => {
+            let handle = start_link(&cli, opts, link).await?;
+            let what = if *allow_shell { "shells" } else { "nothing yet (pass --allow-shell)" };
+            eprintln!("strand serve: serving {what} on {link}");
+            shell::serve(&handle, *allow_shell).await.map_err(|message| Failure { code: 4, message })?;
+        }
         Cmd::DiodeTx(args) => diode::tx::run(args, cli.config.as_deref())
             .await
             .map_err(|message| Failure { code: 1, message })?,
