@@ -144,8 +144,8 @@ mod tests {
 
     #[test]
     fn by_id_links_resolve_to_their_devices() {
-        let d = tempfile::tempdir().unwrap();
-        let dev = d.path().join("ttyUSB7");
+        let (d, devs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let dev = devs.path().join("ttyUSB7");
         std::fs::write(&dev, b"").unwrap();
         std::os::unix::fs::symlink(&dev, d.path().join("usb-X_Y_123-if00-port0")).unwrap();
         std::os::unix::fs::symlink(d.path().join("gone"), d.path().join("dangling")).unwrap();
