@@ -154,3 +154,89 @@ fn list_prints_a_table_or_json() {
         assert!(port.get("vid").is_some() && port.get("by_id").is_some(), "{port}");
     }
 }
+
+/// Collects what a reader yields, on a thread.
+fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = r.read(&mut buf) {
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    seen
+}
+
+fn wait_for(seen: &Arc<Mutex<Vec<u8>>>, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+        if text.contains(what) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never saw {what:?}; saw:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A device at the far end of the line that answers every byte in upper case, and opens its end
+/// again when the cable comes back.
+fn upper_case_echo(path: std::path::PathBuf, stop: Arc<std::sync::atomic::AtomicBool>) {
+    std::thread::spawn(move || {
+        use std::sync::atomic::Ordering;
+        while !stop.load(Ordering::SeqCst) {
+            let Ok(mut dev) = std::fs::OpenOptions::new().read(true).write(true).open(&path) else {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            if let Ok(mut t) = nix::sys::termios::tcgetattr(&dev) {
+                nix::sys::termios::cfmakeraw(&mut t);
+                let _ = nix::sys::termios::tcsetattr(&dev, nix::sys::termios::SetArg::TCSANOW, &t);
+            }
+            let mut buf = [0u8; 256];
+            while let Ok(n @ 1..) = dev.read(&mut buf) {
+                if dev.write_all(&buf[..n].to_ascii_uppercase()).is_err() {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+#[test]
+fn console_talks_to_a_serial_device_logs_and_comes_back_after_an_unplug() {
+    let line = Linkem::start(&["--baud", "115200", "--seed", "43"]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    upper_case_echo(line.b.clone(), stop.clone());
+    let log = line.dir.path().join("console.log");
+    let mut console = Command::new(strand())
+        .args(["console", line.a.to_str().unwrap(), "--baud", "115200", "--echo", "--log"])
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, err) = (collect(console.stdout.take().unwrap()), collect(console.stderr.take().unwrap()));
+    let mut keys = console.stdin.take().unwrap();
+    wait_for(&err, "115200 baud", Duration::from_secs(10));
+    keys.write_all(b"hello\r").unwrap();
+    wait_for(&out, "HELLO", Duration::from_secs(10));
+    wait_for(&out, "hello", Duration::from_secs(1)); // --echo: what was typed, too
+    line.unplug();
+    wait_for(&err, "is gone", Duration::from_secs(10));
+    line.replug();
+    wait_for(&err, "is back", Duration::from_secs(10));
+    keys.write_all(b"again\r").unwrap();
+    wait_for(&out, "AGAIN", Duration::from_secs(10));
+    keys.write_all(b"\x14?").unwrap();
+    wait_for(&err, "Ctrl-T then: q quit", Duration::from_secs(5));
+    keys.write_all(b"\x14q").unwrap();
+    let status = wait_exit(&mut console, Duration::from_secs(10));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(status.success(), "{status:?}");
+    let logged = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    assert!(logged.contains("HELLO") && logged.contains("AGAIN") && !logged.contains("hello"), "{logged}");
+}

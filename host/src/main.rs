@@ -4,6 +4,7 @@
 mod address;
 mod airtime;
 mod config;
+mod console;
 mod demo;
 mod diode;
 mod driver;
@@ -133,6 +134,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// A raw terminal on a plain serial line, like picocom or tio (no strand peer; Ctrl-T ? for help).
+    Console(console::ConsoleArgs),
     /// A login shell on the far side, over the link (run `strand serve LINK --allow-shell` there).
     Shell {
         /// The link.
@@ -330,6 +333,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 print!("{}", list::render(&ports));
             }
         }
+        Cmd::Console(args) => console::run(args).await?,
         Cmd::Shell { link, opts } => {
             let handle = connect(&cli, opts, link).await?;
             let r = shell::client(&handle).await;
