@@ -8,10 +8,12 @@ mod console;
 mod demo;
 mod diode;
 mod driver;
+mod exit;
 mod files;
 mod forward;
 mod linkem;
 mod list;
+mod manpages;
 mod pipe;
 mod shell;
 mod spool;
@@ -34,13 +36,7 @@ use transport::{Flow, Parity, SerialSettings};
     long_about = "strand moves data reliably over serial lines (RS-232, USB-serial, up to several Mbit/s), \
                   one-way data diodes and low-power radios. LINK is a device path (/dev/ttyUSB0, a pty), \
                   tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file.",
-    after_long_help = "Exit status: 0 success (for pipe: every byte delivered both ways, confirmed written at the \
-                       far end); 1 link errors (no peer, another protocol version); 2 usage (send/recv: refused); \
-                       3 local I/O failed; 4 link lost (the peer silent for --connect-timeout, the line closed, \
-                       the peer restarted); 5 verification failed twice; 6 the peer stopped with an error; \
-                       128+N interrupted by signal N. diode-rx: 0 complete, 1 error, 2 partial, 3 nothing \
-                       received."
-)]
+    after_long_help = format!("{}  diode-rx, shell and console have their own: see their --help or man pages.", exit::text("strand")))]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -111,6 +107,9 @@ enum Cmd {
         /// Never show a progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Print the summary as one JSON object on stdout instead of a line on stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Receive files into DIR; each appears only when complete and verified.
     Recv {
@@ -127,6 +126,9 @@ enum Cmd {
         /// Never show a progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Print the summary as one JSON object on stdout instead of a line on stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// List serial ports: USB VID:PID, serial number, manufacturer and the stable /dev/serial/by-id path.
     List {
@@ -165,8 +167,14 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Time on air of a LoRa frame and what a duty cycle leaves of an hour (like Semtech's calculator).
     Airtime(airtime::AirtimeArgs),
-    /// Print a man page (roff) to stdout.
-    Man,
+    /// Print a man page (roff): strand(1), or a subcommand's; --dir writes them all.
+    Man {
+        /// The subcommand whose page to print (strand-SUBCOMMAND(1)).
+        subcommand: Option<String>,
+        /// Write strand.1 and every strand-SUBCOMMAND.1 into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print shell completions to stdout.
     Completions {
         /// The shell.
@@ -285,44 +293,46 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let handle = connect(&cli, opts, link).await?;
             forward::run(handle, listeners, remote.clone(), wait(opts)).await?;
         }
-        Cmd::Send { link, opts, files, no_progress } => {
-            let handle = connect(&cli, opts, link).await?;
-            let send_opts = transfer::SendOptions {
-                files: files.clone(),
-                progress: !no_progress && stderr_tty(),
-                ..Default::default()
-            };
-            let r = files::send(&handle, &send_opts, wait(opts)).await;
-            handle.linger(transfer_linger(&handle), Duration::ZERO).await;
-            if opts.stats {
-                eprintln!("{}", handle.stats_report());
+        Cmd::Send { link, opts, files, no_progress, json } => {
+            let started = std::time::Instant::now();
+            let r = async {
+                let handle = connect(&cli, opts, link).await?;
+                let send_opts = transfer::SendOptions {
+                    files: files.clone(),
+                    progress: !no_progress && stderr_tty(),
+                    ..Default::default()
+                };
+                let r = files::send(&handle, &send_opts, wait(opts)).await;
+                handle.linger(transfer_linger(&handle), Duration::ZERO).await;
+                if opts.stats {
+                    eprintln!("{}", handle.stats_report());
+                }
+                let report = r.map_err(transfer_failure)?;
+                Ok(files::send_summary(&report, started.elapsed(), handle.stats()))
             }
-            let report = r.map_err(transfer_failure)?;
-            eprintln!(
-                "sent {} file(s): {} bytes sent, {} already there or resumed",
-                report.files, report.bytes_sent, report.bytes_skipped
-            );
+            .await;
+            summarise("send", *json, r)?;
         }
-        Cmd::Recv { link, opts, dir, overwrite, no_progress } => {
-            let handle = connect(&cli, opts, link).await?;
-            let recv_opts = transfer::RecvOptions {
-                dir: dir.clone(),
-                overwrite: *overwrite,
-                progress: !no_progress && stderr_tty(),
-                spool: false,
-            };
-            let r = files::recv(&handle, &recv_opts, wait(opts)).await;
-            handle.linger(transfer_linger(&handle), Duration::ZERO).await;
-            if opts.stats {
-                eprintln!("{}", handle.stats_report());
+        Cmd::Recv { link, opts, dir, overwrite, no_progress, json } => {
+            let started = std::time::Instant::now();
+            let r = async {
+                let handle = connect(&cli, opts, link).await?;
+                let recv_opts = transfer::RecvOptions {
+                    dir: dir.clone(),
+                    overwrite: *overwrite,
+                    progress: !no_progress && stderr_tty(),
+                    spool: false,
+                };
+                let r = files::recv(&handle, &recv_opts, wait(opts)).await;
+                handle.linger(transfer_linger(&handle), Duration::ZERO).await;
+                if opts.stats {
+                    eprintln!("{}", handle.stats_report());
+                }
+                let report = r.map_err(transfer_failure)?;
+                Ok(files::recv_summary(&report, started.elapsed(), handle.stats()))
             }
-            let report = r.map_err(transfer_failure)?;
-            eprintln!(
-                "received {} file(s): {} bytes, {} of them resumed from an earlier run",
-                report.files.len(),
-                report.bytes_received,
-                report.bytes_resumed
-            );
+            .await;
+            summarise("recv", *json, r)?;
         }
         Cmd::Spool(args) => spool_command(&cli, args).await?,
         Cmd::List { json } => {
@@ -368,9 +378,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Linkem(args) => linkem::run(args.clone()).await?,
         Cmd::Demo(args) => demo::run(args.clone(), stderr_tty()).await?,
         Cmd::Airtime(args) => print!("{}", airtime::report(args)?),
-        Cmd::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-        }
+        Cmd::Man { subcommand, dir } => match dir {
+            Some(dir) => {
+                for path in manpages::write_all(&Cli::command(), dir)? {
+                    println!("{}", path.display());
+                }
+            }
+            None => match manpages::page(&Cli::command(), subcommand.as_deref()) {
+                Some(text) => print!("{text}"),
+                None => {
+                    return Err(Failure {
+                        code: 2,
+                        message: format!("no such subcommand: {}", subcommand.as_deref().unwrap_or_default()),
+                    })
+                }
+            },
+        },
         Cmd::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "strand", &mut std::io::stdout());
         }
@@ -378,7 +401,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `strand spool`: the sync, then the summary (a line, or JSON with `--json`, also on failure).
+/// Prints a command's summary: a line on stderr, or with `--json` one JSON object on stdout —
+/// also for a failure, whose one-line message goes to stderr as always.
+fn summarise(command: &str, json: bool, r: Result<summary::Summary, Failure>) -> Result<(), Failure> {
+    match r {
+        Ok(s) => {
+            s.print(json);
+            Ok(())
+        }
+        Err(f) => {
+            if json {
+                println!("{}", summary::failure_json(command, f.code, &f.message));
+            }
+            Err(f)
+        }
+    }
+}
+
+/// `strand spool`: the sync, then the summary.
 async fn spool_command(cli: &Cli, args: &spool::SpoolArgs) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let result = async {
@@ -390,31 +430,10 @@ async fn spool_command(cli: &Cli, args: &spool::SpoolArgs) -> Result<(), Failure
             eprintln!("{}", handle.stats_report());
         }
         let report = r.map_err(|(e, _)| transfer_failure(e))?;
-        let mut s = summary::Summary::new(
-            "spool",
-            format!("sent {} packets, received {}", report.sent, report.received),
-            report.bytes_sent,
-            report.bytes_received,
-        )
-        .with("packets_sent", report.sent)
-        .with("packets_received", report.received);
-        s.elapsed = started.elapsed();
-        s.stats = Some(handle.stats());
-        Ok::<_, Failure>(s)
+        Ok(spool::summary(&report, started.elapsed(), handle.stats()))
     }
     .await;
-    match result {
-        Ok(s) => {
-            s.print(args.json);
-            Ok(())
-        }
-        Err(f) => {
-            if args.json {
-                println!("{}", summary::failure_json("spool", f.code, &f.message));
-            }
-            Err(f)
-        }
-    }
+    summarise("spool", args.json, result)
 }
 
 fn main() -> ExitCode {

@@ -23,8 +23,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{signal, SignalKind};
 
-/// Exit status of `strand shell` when the link failed (as `pipe`).
-pub const EXIT_LINK_LOST: u8 = 4;
+/// Exit status of `strand shell` when strand itself failed (ssh's 255): every other status is the
+/// far shell's.
+pub const EXIT_OWN: u8 = 255;
 
 /// Why a shell session did not end with the remote shell's status.
 #[derive(Debug)]
@@ -36,8 +37,7 @@ pub struct ShellFailure {
 }
 
 fn lost(e: LinkError) -> ShellFailure {
-    let code = if matches!(e, LinkError::Timeout(_)) { 1 } else { EXIT_LINK_LOST };
-    ShellFailure { code, message: format!("the shell's link failed: {e}") }
+    ShellFailure { code: EXIT_OWN, message: format!("the shell's link failed: {e}") }
 }
 
 /// The next whole packet on `channel`.
@@ -60,8 +60,10 @@ pub async fn client(link: &LinkHandle) -> Result<u8, ShellFailure> {
     let (rows, cols) = size().unwrap_or((24, 80));
     let term = std::env::var("TERM").unwrap_or_else(|_| "dumb".into());
     link.send(CONTROL, &Control::Open { rows, cols, term }.encode(), generation).await.map_err(lost)?;
-    let mut winch = signal(SignalKind::window_change())
-        .map_err(|e| ShellFailure { code: 1, message: format!("cannot watch the window size: {e}") })?;
+    let mut winch = signal(SignalKind::window_change()).map_err(|e| ShellFailure {
+        code: EXIT_OWN,
+        message: format!("cannot watch the window size: {e}"),
+    })?;
     // Every key goes to the far side from now on; the terminal comes back when this drops.
     let _raw = tty::RawMode::enable(std::io::stdin().as_fd());
     let up = tokio::spawn(keys_up(link.clone(), generation));
@@ -70,7 +72,7 @@ pub async fn client(link: &LinkHandle) -> Result<u8, ShellFailure> {
         tokio::select! {
             p = recv_packet(link, CONTROL, generation) => match p.map(|p| Control::decode(&p)) {
                 Ok(Some(Control::Exit(code))) => break Ok(code.clamp(0, 255) as u8),
-                Ok(Some(Control::Refused(why))) => break Err(ShellFailure { code: 1, message: format!("the far side refused a shell: {why}") }),
+                Ok(Some(Control::Refused(why))) => break Err(ShellFailure { code: EXIT_OWN, message: format!("the far side refused a shell: {why}") }),
                 Ok(_) => {}
                 Err(e) => break Err(lost(e)),
             },
@@ -114,13 +116,15 @@ async fn screen_down(link: LinkHandle, generation: u64) -> Result<(), ShellFailu
     loop {
         let f = link.recv(DATA, generation).await.map_err(lost)?;
         if f.reset {
-            return Err(ShellFailure { code: 6, message: "the far side aborted the session".into() });
+            return Err(ShellFailure { code: EXIT_OWN, message: "the far side aborted the session".into() });
         }
         let wrote = async {
             out.write_all(&f.data).await?;
             out.flush().await
         };
-        wrote.await.map_err(|e| ShellFailure { code: 3, message: format!("cannot write to stdout: {e}") })?;
+        wrote
+            .await
+            .map_err(|e| ShellFailure { code: EXIT_OWN, message: format!("cannot write to stdout: {e}") })?;
         link.stream_written(DATA, f.data.len() as u32);
         if f.fin {
             link.stream_written(DATA, 1);

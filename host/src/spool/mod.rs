@@ -81,6 +81,25 @@ pub struct SpoolReport {
     pub bytes_received: u64,
 }
 
+/// The summary of a run.
+pub fn summary(
+    report: &SpoolReport,
+    elapsed: Duration,
+    stats: strand_link::Stats,
+) -> crate::summary::Summary {
+    let mut s = crate::summary::Summary::new(
+        "spool",
+        format!("sent {} packets, received {}", report.sent, report.received),
+        report.bytes_sent,
+        report.bytes_received,
+    )
+    .with("packets_sent", report.sent)
+    .with("packets_received", report.received);
+    s.elapsed = elapsed;
+    s.stats = Some(stats);
+    s
+}
+
 /// Locks held on both spool directories while the command runs.
 pub struct Locks {
     _out: Flock<File>,
