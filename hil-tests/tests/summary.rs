@@ -72,3 +72,24 @@ fn a_failure_is_json_too() {
     assert!(v["error"].as_str().is_some_and(|e| e.contains("no strand peer answered")), "{v}");
     assert!(rx.stderr.starts_with("strand: no strand peer answered"), "the one line stays: {}", rx.stderr);
 }
+
+#[test]
+fn stats_interval_prints_json_lines_while_a_forwarder_runs() {
+    let line = Linkem::start(&["--baud", "2000000", "--seed", "53"]);
+    let a =
+        spawn(&["forward", line.a.to_str().unwrap(), "--baud", "2000000", "--stats-interval", "0.2"], None);
+    let b = spawn(&["forward", line.b.to_str().unwrap(), "--baud", "2000000"], None);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (a, _) = (a.kill(), b.kill());
+    let lines: Vec<serde_json::Value> = a
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 4, "a line every 0.2 s for 1.5 s: {}", a.stderr);
+    let frames: Vec<u64> = lines.iter().map(|v| v["link"]["frames_received"].as_u64().unwrap()).collect();
+    assert!(frames.windows(2).all(|w| w[0] <= w[1]) && frames.last() > Some(&0), "{frames:?}");
+    let secs: Vec<f64> = lines.iter().map(|v| v["seconds"].as_f64().unwrap()).collect();
+    assert!(secs.windows(2).all(|w| w[0] < w[1]), "{secs:?}");
+}

@@ -67,6 +67,10 @@ struct LinkOpts {
     /// later is declared gone (pending work fails, the command exits non-zero).
     #[arg(long, default_value_t = 30.0)]
     connect_timeout: f64,
+    /// Every SECONDS, one JSON line of the link's counters on stderr (for long-running
+    /// forwarders, servers and spools).
+    #[arg(long, value_name = "SECONDS")]
+    stats_interval: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -266,7 +270,11 @@ async fn start_link(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::Li
         Address::Serial(_) => driver::config_for_serial(&serial),
         _ => strand_link::Config::default(),
     };
-    Ok(driver::start(&addr, &serial, cfg, wait(opts)).await?)
+    let handle = driver::start(&addr, &serial, cfg, wait(opts)).await?;
+    if let Some(every) = opts.stats_interval.filter(|s| *s > 0.0) {
+        tokio::spawn(summary::stats_lines(handle.clone(), Duration::from_secs_f64(every)));
+    }
+    Ok(handle)
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {

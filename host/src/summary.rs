@@ -112,6 +112,18 @@ pub fn failure_json(command: &str, code: u8, message: &str) -> String {
     json!({ "command": command, "ok": false, "exit_status": code, "error": message }).to_string()
 }
 
+/// `--stats-interval`: every `every`, one JSON line on stderr, `{"seconds": ..., "link": {...}}`,
+/// until the process ends.
+pub async fn stats_lines(link: crate::driver::LinkHandle, every: Duration) {
+    let start = std::time::Instant::now();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        let secs = (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+        eprintln!("{}", json!({ "seconds": secs, "link": stats_json(&link.stats()) }));
+    }
+}
+
 /// The link counters as JSON (`--json`, `--stats-interval`).
 pub fn stats_json(s: &Stats) -> Value {
     json!({
