@@ -244,11 +244,21 @@ fn resolve(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<(Address, SerialSet
     let mut serial = SerialSettings::default();
     if let Address::Named(name) = &addr {
         let (cfg, path) = config::load(cli.config.as_deref())?;
-        let (a, entry) = cfg.resolve(name, path.as_deref())?;
-        addr = a;
-        serial.baud = entry.baud.unwrap_or(serial.baud);
-        serial.parity = entry.parity.unwrap_or(serial.parity);
-        serial.flow = entry.flow.unwrap_or(serial.flow);
+        // A word is a configured link first, else a file here (a pty, a device's symlink).
+        let here = std::path::Path::new(name).exists();
+        match cfg.resolve(name, path.as_deref()) {
+            Ok((a, entry)) => {
+                if here {
+                    tracing::warn!("{name:?} is both a configured link and a file here; using the link (write ./{name} for the file)");
+                }
+                addr = a;
+                serial.baud = entry.baud.unwrap_or(serial.baud);
+                serial.parity = entry.parity.unwrap_or(serial.parity);
+                serial.flow = entry.flow.unwrap_or(serial.flow);
+            }
+            Err(_) if here => addr = Address::Serial(PathBuf::from(name)),
+            Err(e) => return Err(e.into()),
+        }
     }
     serial.baud = opts.baud.unwrap_or(serial.baud);
     serial.parity = opts.parity.unwrap_or(serial.parity);
