@@ -20,22 +20,25 @@ fn line(seed: &str) -> Linkem {
 
 /// `strand spool` on `link` between `out` and `in_dir`, with a JSON summary.
 fn spool(link: &Path, out: &Path, in_dir: &Path) -> Running {
-    spawn(
-        &[
-            "spool",
-            link.to_str().unwrap(),
-            "--baud",
-            "2000000",
-            "--connect-timeout",
-            "20",
-            "--out",
-            out.to_str().unwrap(),
-            "--in",
-            in_dir.to_str().unwrap(),
-            "--json",
-        ],
-        None,
-    )
+    spool_with(link, out, in_dir, &[])
+}
+
+fn spool_with(link: &Path, out: &Path, in_dir: &Path, extra: &[&str]) -> Running {
+    let mut args = vec![
+        "spool",
+        link.to_str().unwrap(),
+        "--baud",
+        "2000000",
+        "--connect-timeout",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+        "--in",
+        in_dir.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args, None)
 }
 
 /// The JSON summary a successful spool printed.
@@ -203,4 +206,36 @@ fn spool_killed_mid_sync_and_restarted_loses_and_duplicates_nothing() {
     }
     assert_eq!(packets(a_in), BTreeMap::from([reply]), "bob's packet reached alice once");
     assert!(packets(b_out).is_empty());
+}
+
+#[test]
+fn ordered_spool_numbers_packets_across_sessions() {
+    let work = tempfile::tempdir().unwrap();
+    let dirs = mkdirs(work.path(), &["a-out", "a-in", "b-out", "b-in"]);
+    let (a_out, a_in, b_out, b_in) = (&dirs[0], &dirs[1], &dirs[2], &dirs[3]);
+    let put = |name: &str, seed: u64| {
+        let p = a_out.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data(seed, 20_000)).unwrap();
+        // Spooled in this order: mtimes a second apart.
+        let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seed);
+        std::fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
+    };
+    put("Q/first", 1);
+    put("Q/second", 2);
+    let line = line("33");
+    let session = || {
+        let b = spool_with(&line.b, b_out, b_in, &["--ordered"]);
+        let a = spool_with(&line.a, a_out, a_in, &["--ordered"]);
+        let (a, b) = (a.finish(Duration::from_secs(60)), b.finish(Duration::from_secs(60)));
+        summary(&a, "alice");
+        summary(&b, "bob");
+    };
+    session();
+    put("Q/third", 3);
+    session();
+    let got: Vec<String> = packets(b_in).into_keys().collect();
+    assert_eq!(got, ["Q/000000000001.first", "Q/000000000002.second", "Q/000000000003.third"]);
+    assert_eq!(packets(&b_in.join("Q"))["000000000003.third"], data(3, 20_000));
+    assert!(packets(a_out).is_empty());
 }

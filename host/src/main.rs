@@ -340,6 +340,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     overwrite: *overwrite,
                     progress: !no_progress && stderr_tty(),
                     spool: false,
+                    ordered: false,
                 };
                 let r = files::recv(&handle, &recv_opts, wait(opts)).await;
                 handle.linger(transfer_linger(&handle), Duration::ZERO).await;

@@ -20,6 +20,7 @@
 //! start again, resuming partial packets. With `--watch` it runs until stopped, sending packets as
 //! they appear.
 
+mod order;
 mod scan;
 
 use crate::driver::LinkHandle;
@@ -57,6 +58,12 @@ pub struct SpoolArgs {
     /// Keep running: send packets as they appear in --out and receive what the peer sends.
     #[arg(long)]
     pub watch: bool,
+    /// Filespooler-like ordered delivery: packets are numbered per directory when first seen
+    /// (kept in --out/.strand-spool/sequence) and arrive as DIR/SEQ.NAME, each only after the one
+    /// before it, across sessions. Both ends need it. Not for NNCP (its packets need no order
+    /// and nncp-xfer -rx wants their own names).
+    #[arg(long)]
+    pub ordered: bool,
     /// With --watch: seconds between looks at --out.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub scan_interval: f64,
@@ -193,6 +200,13 @@ async fn send_side(
     sent: &mut (usize, u64),
 ) -> Result<(), TransferError> {
     let mut first = true;
+    let mut sequencer = match args.ordered {
+        true => Some(order::Sequencer::open(&args.out).map_err(|source| TransferError::ReadFailed {
+            path: args.out.join(SPOOL_STATE_DIR).join(order::SEQUENCE),
+            source,
+        })?),
+        false => None,
+    };
     loop {
         if link.generation() != generation {
             return Err(session_changed());
@@ -207,10 +221,21 @@ async fn send_side(
             continue;
         }
         first = false;
+        let (batch, names): (Vec<Outgoing>, Vec<String>) = match sequencer.as_mut() {
+            Some(seq) => seq
+                .assign(batch)
+                .map_err(|e| TransferError::WriteFailed { path: args.out.join(SPOOL_STATE_DIR), source: e })?
+                .into_iter()
+                .unzip(),
+            None => {
+                let names = batch.iter().map(|o| o.name.clone()).collect();
+                (batch, names)
+            }
+        };
         let opts = SendOptions {
             files: batch.iter().map(|o| o.path.clone()).collect(),
             progress,
-            spool_names: batch.iter().map(|o| o.name.clone()).collect(),
+            spool_names: names,
         };
         let mut io = ChannelIo::new(link.clone(), channel);
         let result = if link.generation() != generation {
@@ -250,7 +275,13 @@ async fn recv_side(
     channel: u8,
     received: &mut (usize, u64),
 ) -> Result<(), TransferError> {
-    let opts = RecvOptions { dir: args.in_dir.clone(), overwrite: false, progress, spool: true };
+    let opts = RecvOptions {
+        dir: args.in_dir.clone(),
+        overwrite: false,
+        progress,
+        spool: true,
+        ordered: args.ordered,
+    };
     loop {
         let mut io = ChannelIo::new(link.clone(), channel);
         if link.generation() != generation {

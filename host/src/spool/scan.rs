@@ -45,6 +45,10 @@ fn walk(dir: &Path, prefix: &str, depth: usize, found: &mut Vec<Outgoing>) -> io
         if name.starts_with('.') || name.starts_with(NNCP_TEMP_PREFIX) {
             continue;
         }
+        if name.chars().any(char::is_control) {
+            tracing::warn!("skipping {}: its name has control characters", entry.path().display());
+            continue;
+        }
         let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
         // symlink_metadata: a link is never followed out of the spool.
         let meta = match fs::symlink_metadata(entry.path()) {

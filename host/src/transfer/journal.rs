@@ -8,7 +8,7 @@
 //! record and the `.part`, and the next offer finishes the rename (see `Receiver` in `recv.rs`).
 //! A torn last line (a crash while appending) is ignored when the journal is read back.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,19 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     entries: HashSet<(String, [u8; 32])>,
+    /// `--ordered`: the highest sequence number placed per directory (see [`sequenced`]).
+    last_seq: HashMap<String, u64>,
+}
+
+/// `--ordered` names: the last component is `SEQ.NAME`, SEQ twelve decimal digits numbering the
+/// packets of its directory (`RECIPIENT/SENDER`) from 1. Returns the directory and SEQ.
+pub fn sequenced(name: &str) -> Option<(&str, u64)> {
+    let (dir, last) = name.rsplit_once('/').unwrap_or(("", name));
+    let (seq, rest) = last.split_once('.')?;
+    if seq.len() != 12 || !seq.bytes().all(|b| b.is_ascii_digit()) || rest.is_empty() {
+        return None;
+    }
+    Some((dir, seq.parse().ok()?))
 }
 
 impl Journal {
@@ -33,8 +46,10 @@ impl Journal {
         let path = state.join(JOURNAL);
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path)?;
         let mut entries = HashSet::new();
+        let mut last_seq = HashMap::new();
         for line in BufReader::new(&file).split(b'\n') {
             if let Some(entry) = parse(&line?) {
+                note_seq(&mut last_seq, &entry.0);
                 entries.insert(entry);
             }
         }
@@ -43,7 +58,7 @@ impl Journal {
             file.write_all(b"\n")?;
             file.sync_data()?;
         }
-        Ok(Journal { path, file, entries })
+        Ok(Journal { path, file, entries, last_seq })
     }
 
     /// Whether the packet `name` with content `hash` was placed before.
@@ -60,12 +75,25 @@ impl Journal {
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()?;
         self.entries.insert((name.to_string(), *hash));
+        note_seq(&mut self.last_seq, name);
         Ok(())
+    }
+
+    /// `--ordered`: the highest sequence number placed in directory `dir` (0: none yet).
+    pub fn last_seq(&self, dir: &str) -> u64 {
+        self.last_seq.get(dir).copied().unwrap_or(0)
     }
 
     /// Where the journal lives (for messages).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+fn note_seq(last: &mut HashMap<String, u64>, name: &str) {
+    if let Some((dir, seq)) = sequenced(name) {
+        let e = last.entry(dir.to_string()).or_insert(0);
+        *e = (*e).max(seq);
     }
 }
 
@@ -113,6 +141,23 @@ mod tests {
         drop(j);
         let j = Journal::open(dir.path()).unwrap();
         assert!(j.contains("R/S/Z", &h2), "a record after a torn line is read back");
+    }
+
+    #[test]
+    fn sequence_numbers_per_directory() {
+        assert_eq!(sequenced("R/S/000000000042.pkt"), Some(("R/S", 42)));
+        assert_eq!(sequenced("000000000001.x"), Some(("", 1)));
+        for bad in ["R/S/42.pkt", "R/S/000000000042", "R/S/000000000042.", "R/S/00000000004x.p"] {
+            assert_eq!(sequenced(bad), None, "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let h = *blake3::hash(b"x").as_bytes();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.record("R/S/000000000002.b", &h).unwrap();
+        j.record("R/T/000000000007.c", &h).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!((j.last_seq("R/S"), j.last_seq("R/T"), j.last_seq("X/Y")), (2, 7, 0));
         assert!(!j.contains("R/S/Q", &h));
         assert!(!j.contains("R/S/P", blake3::hash(b"y").as_bytes()));
     }

@@ -39,7 +39,7 @@
 //! 0 is success; 1 is left to the caller for errors outside the transfer (opening the link).
 
 mod error;
-mod journal;
+pub mod journal;
 pub mod names;
 mod progress;
 pub mod proto;
@@ -104,6 +104,11 @@ pub struct RecvOptions {
     /// before it is renamed into place, so the same packet is answered `HAVE` ever after — also
     /// once a consumer (`nncp-xfer -rx`) has taken it away. Nothing is ever delivered twice.
     pub spool: bool,
+    /// Spool mode, `--ordered`: every name's last component is `SEQ.NAME`
+    /// ([`journal::sequenced`]), and a packet is taken only if SEQ is one more than the last placed
+    /// in its directory (a packet placed before is `HAVE`; any other is refused and stays with the
+    /// sender), so packets appear strictly in the sender's order, across sessions.
+    pub ordered: bool,
 }
 
 /// What a successful `send_files` did.

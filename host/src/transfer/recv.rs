@@ -12,7 +12,7 @@ use nix::fcntl::{Flock, FlockArg};
 use tracing::{debug, info, warn};
 
 use super::error::TransferError;
-use super::journal::Journal;
+use super::journal::{sequenced, Journal};
 use super::names::{check_name, check_spool_name, printable, quoted};
 use super::progress::{fmt_bytes, hash_path, Bars};
 use super::proto::{Failure, Manifest, Message, Refusal, Role, ACK_EVERY, CHUNK, WINDOW};
@@ -80,6 +80,7 @@ pub(crate) async fn recv_files_with<P: PacketIo>(
         dir: opts.dir.clone(),
         partial_dir: opts.dir.join(PARTIAL_DIR),
         overwrite: opts.overwrite && !opts.spool,
+        ordered: opts.spool && opts.ordered,
         journal,
         bars: Bars::new(opts.progress),
         sinks,
@@ -129,6 +130,8 @@ struct Receiver<'a, 's, P: PacketIo> {
     overwrite: bool,
     /// Spool mode: what was ever placed here (see [`RecvOptions::spool`](super::RecvOptions)).
     journal: Option<Journal>,
+    /// Spool mode, `--ordered`: packets only in sequence.
+    ordered: bool,
     bars: Bars,
     sinks: SinkFactory<'s>,
     report: RecvReport,
@@ -199,6 +202,20 @@ impl<P: PacketIo> Receiver<'_, '_, P> {
             self.report.already_had.push(dest);
             self.forget_failure(&m.name);
             return Ok(());
+        }
+        if let (true, Some(journal)) = (self.ordered, self.journal.as_ref()) {
+            let why = match sequenced(&m.name) {
+                None => Some("it is not an --ordered name (SEQ.NAME, SEQ 12 digits)".to_string()),
+                Some((dir, seq)) if seq != journal.last_seq(dir) + 1 => Some(format!(
+                    "it is number {seq} of {dir:?}, and number {} is the next one due",
+                    journal.last_seq(dir) + 1
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                let error = TransferError::OutOfOrder { name: name.clone(), why };
+                return self.refuse(&m.name, Refusal::Busy, error).await;
+            }
         }
         match self.decide(&m, &dest).await? {
             Decision::Have => {

@@ -178,7 +178,7 @@ fn send_opts(files: &[PathBuf]) -> SendOptions {
 }
 
 fn recv_opts(dir: &Path, overwrite: bool) -> RecvOptions {
-    RecvOptions { dir: dir.to_path_buf(), overwrite, progress: false, spool: false }
+    RecvOptions { dir: dir.to_path_buf(), overwrite, progress: false, spool: false, ordered: false }
 }
 
 type Both = (Result<SendReport, TransferError>, Result<RecvReport, TransferError>);
@@ -642,7 +642,13 @@ async fn spool(src: &Path, names: &[&str], dst: &Path, cut_after: Option<usize>)
         progress: false,
         spool_names: names.iter().map(|n| n.to_string()).collect(),
     };
-    let r = RecvOptions { dir: dst.to_path_buf(), overwrite: false, progress: false, spool: true };
+    let r = RecvOptions {
+        dir: dst.to_path_buf(),
+        overwrite: false,
+        progress: false,
+        spool: true,
+        ordered: false,
+    };
     tokio::join!(send_files(&mut a, &s), recv_files(&mut b, &r))
 }
 
@@ -730,4 +736,41 @@ async fn spool_never_replaces_a_different_file() {
     assert_eq!(received.unwrap_err().exit_code(), EXIT_REFUSED);
     assert_eq!(fs::read(t.dst.join("R/S/P")).unwrap(), b"old");
     assert!(t.src.join("R/S/P").exists(), "a refused packet stays on the sender");
+}
+
+#[tokio::test]
+async fn ordered_spool_takes_packets_only_in_sequence() {
+    let t = setup();
+    let names = ["R/S/000000000001.a", "R/S/000000000003.c", "R/S/000000000002.b"];
+    for (i, n) in names.iter().enumerate() {
+        spool_file(&t.src, n, &bytes(1000, i as u64));
+    }
+    let ordered = |names: &[&str]| {
+        let (s, r) = (
+            SendOptions {
+                files: names.iter().map(|n| t.src.join(n)).collect(),
+                progress: false,
+                spool_names: names.iter().map(|n| n.to_string()).collect(),
+            },
+            RecvOptions { dir: t.dst.clone(), overwrite: false, progress: false, spool: true, ordered: true },
+        );
+        async move {
+            let (mut a, mut b) = pair(None);
+            tokio::join!(send_files(&mut a, &s), recv_files(&mut b, &r))
+        }
+    };
+    // 1, then 3 (a gap: refused, kept by the sender), then 2.
+    let (sent, received) = ordered(&names).await;
+    assert_eq!(sent.unwrap_err().exit_code(), EXIT_REFUSED);
+    let e = received.unwrap_err();
+    assert!(e.to_string().contains("number 3 of \"R/S\", and number 2 is the next one due"), "{e}");
+    assert!(t.dst.join(names[0]).exists() && t.dst.join(names[2]).exists());
+    assert!(!t.dst.join(names[1]).exists() && t.src.join(names[1]).exists(), "3 waited");
+    // Next session: 3 is due now.
+    let (sent, received) = ordered(&names[1..2]).await;
+    assert_eq!((sent.unwrap().removed, received.unwrap().files.len()), (1, 1));
+    // A name without a sequence number is refused in ordered mode.
+    spool_file(&t.src, "R/S/plain", b"x");
+    let (sent, _) = ordered(&["R/S/plain"]).await;
+    assert_eq!(sent.unwrap_err().exit_code(), EXIT_REFUSED);
 }
