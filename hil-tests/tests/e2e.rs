@@ -389,3 +389,20 @@ fn hostile_file_name_is_refused() {
         .collect();
     assert!(written.is_empty(), "nothing written: {written:?} (recv: {})", or.stderr);
 }
+
+// ---- pipe --exec: the command's exit status is both ends' ----
+
+#[test]
+fn pipe_exec_status_becomes_the_status_of_both_ends() {
+    for (script, want) in [("cat; exit 7", 7), ("cat", 0), ("cat; kill -TERM $$", 128 + 15)] {
+        let line = Linkem::start(&["--baud", "2000000", "--seed", "71"]);
+        let input = data(71, 20_000);
+        let server = spawn(&args(&["pipe", line.b.to_str().unwrap(), "--exec", script], FAST), None);
+        let client = spawn(&args(&["pipe", line.a.to_str().unwrap()], FAST), Some(input.clone()));
+        let (c, s) = (client.finish(Duration::from_secs(30)), server.finish(Duration::from_secs(30)));
+        assert_eq!(hash(&c.stdout), hash(&input), "{script}: the command's output arrived");
+        assert_eq!(s.status.code(), Some(want), "{script}: serving end: {}", s.stderr);
+        assert_eq!(c.status.code(), Some(want), "{script}: client end: {}", c.stderr);
+        assert!(c.stderr.is_empty(), "{script}: no message of strand's own: {}", c.stderr);
+    }
+}

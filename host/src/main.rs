@@ -8,6 +8,7 @@ mod console;
 mod demo;
 mod diode;
 mod driver;
+mod exec_status;
 mod exit;
 mod files;
 mod forward;
@@ -291,9 +292,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.cmd {
         Cmd::Pipe { link, opts, exec } => {
             let handle = connect(&cli, opts, link).await?;
+            let generation = handle.generation();
             let r = match exec {
-                None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout()).await,
-                Some(cmd) => pipe::relay_exec(&handle, cmd).await,
+                None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout()).await.map(|()| 0),
+                Some(cmd) => exec_status::relay_exec(&handle, cmd).await,
             };
             // Both directions are done; the peer may still need our last
             // acknowledgement (its end, written here): stay while it speaks.
@@ -302,7 +304,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if opts.stats {
                 eprintln!("{}", handle.stats_report());
             }
-            r.map_err(|f| Failure { code: f.code, message: f.message })?;
+            let mut status = r.map_err(|f| Failure { code: f.code, message: f.message })?;
+            if exec.is_none() {
+                status = exec_status::peer_status(&handle, generation).await.unwrap_or(0);
+            }
+            if status != 0 {
+                // The command's status, as ssh returns it; the command has said what happened.
+                return Err(Failure { code: exec_status::exit_code(status), message: String::new() });
+            }
         }
         Cmd::Forward { link, opts, local, remote } => {
             // Listen first: a port that cannot be bound fails the command at
