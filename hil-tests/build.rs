@@ -27,7 +27,7 @@ const PEERS: &[Peer] = &[
     Peer {
         name: "nncp",
         cfg: "have_nncp",
-        programs: &["nncp-cfgnew", "nncp-file", "nncp-call", "nncp-daemon", "nncp-toss"],
+        programs: &["nncp-cfgnew", "nncp-file", "nncp-call", "nncp-daemon", "nncp-toss", "nncp-xfer"],
         install: "apt-get install nncp",
     },
     Peer {

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::procs::{describe, Group};
 
 /// The NNCP programs used here.
-pub const PROGRAMS: [&str; 5] = ["nncp-cfgnew", "nncp-file", "nncp-call", "nncp-daemon", "nncp-toss"];
+pub const PROGRAMS: [&str; 6] =
+    ["nncp-cfgnew", "nncp-file", "nncp-call", "nncp-daemon", "nncp-toss", "nncp-xfer"];
 
 /// One NNCP node: its directory (spool, log, incoming) and config file.
 #[derive(Debug, Clone)]

@@ -175,7 +175,7 @@ fn send_recv_resumes_after_the_receiver_restarts() {
     assert!(or.status.success(), "recv failed: {}", or.stderr);
     assert_eq!(hash(&std::fs::read(out.join("big.bin")).unwrap()), hash(&content));
     assert!(
-        !or.stderr.contains(" 0 of them resumed"),
+        or.stderr.contains("resumed from an earlier run"),
         "the second receiver should have resumed from its partial file: {}",
         or.stderr
     );
@@ -343,7 +343,11 @@ fn disk_full_on_the_receiver_keeps_the_partial_and_resumes() {
     let (ot, or) = (tx.finish(Duration::from_secs(60)), rx.finish(Duration::from_secs(60)));
     assert!(ot.status.success() && or.status.success(), "resume failed: {} / {}", ot.stderr, or.stderr);
     assert_eq!(hash(&std::fs::read(out.join("big.bin")).unwrap()), hash(&content));
-    assert!(!or.stderr.contains(" 0 of them resumed"), "it resumed from the partial file: {}", or.stderr);
+    assert!(
+        or.stderr.contains("resumed from an earlier run"),
+        "it resumed from the partial file: {}",
+        or.stderr
+    );
 }
 
 #[test]
@@ -394,4 +398,21 @@ fn hostile_file_name_is_refused() {
         .filter(|e| !e.file_name().to_string_lossy().starts_with(".strand"))
         .collect();
     assert!(written.is_empty(), "nothing written: {written:?} (recv: {})", or.stderr);
+}
+
+// ---- pipe --exec: the command's exit status is both ends' ----
+
+#[test]
+fn pipe_exec_status_becomes_the_status_of_both_ends() {
+    for (script, want) in [("cat; exit 7", 7), ("cat", 0), ("cat; kill -TERM $$", 128 + 15)] {
+        let line = Linkem::start(&["--baud", "2000000", "--seed", "71"]);
+        let input = data(71, 20_000);
+        let server = spawn(&args(&["pipe", line.b.to_str().unwrap(), "--exec", script], FAST), None);
+        let client = spawn(&args(&["pipe", line.a.to_str().unwrap()], FAST), Some(input.clone()));
+        let (c, s) = (client.finish(Duration::from_secs(30)), server.finish(Duration::from_secs(30)));
+        assert_eq!(hash(&c.stdout), hash(&input), "{script}: the command's output arrived");
+        assert_eq!(s.status.code(), Some(want), "{script}: serving end: {}", s.stderr);
+        assert_eq!(c.status.code(), Some(want), "{script}: client end: {}", c.stderr);
+        assert!(c.stderr.is_empty(), "{script}: no message of strand's own: {}", c.stderr);
+    }
 }

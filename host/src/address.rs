@@ -1,8 +1,11 @@
 //! Link addresses: what the user writes wherever a link is named.
 //!
 //! `/dev/ttyUSB0` (any path) — a serial device or pty; `tcp:HOST:PORT`;
-//! `tcp-listen:PORT` or `tcp-listen:ADDR:PORT`; `stdio` or `-`; `exec:COMMAND`
-//! (a child's stdin/stdout); any other word — a named link from the config file.
+//! `tcp-listen:PORT` or `tcp-listen:ADDR:PORT`; `unix:PATH` and `unix-listen:PATH` (a Unix
+//! socket); `stdio` or `-`; `exec:COMMAND` (a child's stdin/stdout); any other word — a named
+//! link from the config file, or failing that a file of that name in the current directory
+//! (resolved in `main`, which warns when a word is both). Schemes are case-insensitive
+//! (`TCP:host:7000`); what follows them is not.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,6 +23,10 @@ pub enum Address {
     Stdio,
     /// A child process's standard input and output (`sh -c COMMAND`).
     Exec(String),
+    /// Connect to a Unix stream socket.
+    Unix(PathBuf),
+    /// Accept one connection on a Unix stream socket made at this path.
+    UnixListen(PathBuf),
     /// A name to look up in the config file.
     Named(String),
 }
@@ -36,6 +43,9 @@ pub enum AddressError {
     /// `exec:` with no command.
     #[error("bad link address {0:?}: write exec:COMMAND")]
     Exec(String),
+    /// `unix:` or `unix-listen:` with no path.
+    #[error("bad link address {0:?}: write unix:PATH or unix-listen:PATH")]
+    Unix(String),
     /// Empty.
     #[error("empty link address: name a device (/dev/ttyUSB0), tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:CMD or a configured link")]
     Empty,
@@ -48,14 +58,28 @@ impl Address {
         if s.is_empty() {
             return Err(AddressError::Empty);
         }
-        if s == "stdio" || s == "-" {
+        if s.eq_ignore_ascii_case("stdio") || s == "-" {
             return Ok(Address::Stdio);
         }
-        if let Some(rest) = s.strip_prefix("tcp:") {
+        // The scheme, whatever its case; the rest as written.
+        let scheme = |name: &str| {
+            let (head, rest) = s.split_once(':')?;
+            head.eq_ignore_ascii_case(name).then_some(rest)
+        };
+        for (name, listen) in [("unix", false), ("unix-listen", true)] {
+            if let Some(rest) = scheme(name) {
+                if rest.is_empty() {
+                    return Err(AddressError::Unix(s.into()));
+                }
+                let path = PathBuf::from(rest);
+                return Ok(if listen { Address::UnixListen(path) } else { Address::Unix(path) });
+            }
+        }
+        if let Some(rest) = scheme("tcp") {
             let ok = rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
             return if ok { Ok(Address::Tcp(rest.to_string())) } else { Err(AddressError::Tcp(s.into())) };
         }
-        if let Some(rest) = s.strip_prefix("tcp-listen:") {
+        if let Some(rest) = scheme("tcp-listen") {
             if rest.parse::<u16>().is_ok() {
                 return Ok(Address::TcpListen(format!("0.0.0.0:{rest}")));
             }
@@ -66,7 +90,7 @@ impl Address {
                 Err(AddressError::TcpListen(s.into()))
             };
         }
-        if let Some(rest) = s.strip_prefix("exec:") {
+        if let Some(rest) = scheme("exec") {
             return if rest.trim().is_empty() {
                 Err(AddressError::Exec(s.into()))
             } else {
@@ -82,7 +106,7 @@ impl Address {
     /// Whether the transport can be reopened after it fails (a cable pulled
     /// and plugged back, a USB adapter that re-enumerates).
     pub fn reopenable(&self) -> bool {
-        matches!(self, Address::Serial(_) | Address::Tcp(_))
+        matches!(self, Address::Serial(_) | Address::Tcp(_) | Address::Unix(_))
     }
 }
 
@@ -94,6 +118,8 @@ impl fmt::Display for Address {
             Address::TcpListen(a) => write!(f, "tcp-listen:{a}"),
             Address::Stdio => f.write_str("stdio"),
             Address::Exec(c) => write!(f, "exec:{c}"),
+            Address::Unix(p) => write!(f, "unix:{}", p.display()),
+            Address::UnixListen(p) => write!(f, "unix-listen:{}", p.display()),
             Address::Named(n) => f.write_str(n),
         }
     }
@@ -118,6 +144,21 @@ mod tests {
         assert_eq!(Address::parse("-"), Ok(Address::Stdio));
         assert_eq!(Address::parse("exec:cat -u"), Ok(Address::Exec("cat -u".into())));
         assert_eq!(Address::parse("backup-serial"), Ok(Address::Named("backup-serial".into())));
+        assert_eq!(Address::parse("unix:/run/s.sock"), Ok(Address::Unix("/run/s.sock".into())));
+        assert_eq!(Address::parse("unix-listen:rel.sock"), Ok(Address::UnixListen("rel.sock".into())));
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive_and_the_rest_is_kept() {
+        assert_eq!(Address::parse("TCP:Host:7000"), Ok(Address::Tcp("Host:7000".into())));
+        assert_eq!(Address::parse("Tcp-Listen:7000"), Ok(Address::TcpListen("0.0.0.0:7000".into())));
+        assert_eq!(Address::parse("EXEC:Cat"), Ok(Address::Exec("Cat".into())));
+        assert_eq!(Address::parse("Unix:/S"), Ok(Address::Unix("/S".into())));
+        assert_eq!(Address::parse("STDIO"), Ok(Address::Stdio));
+        assert!(matches!(Address::parse("unix:"), Err(AddressError::Unix(_))));
+        for a in ["tcp:h:1", "unix:/x", "unix-listen:/y", "exec:cat"] {
+            assert_eq!(Address::parse(a).unwrap().to_string(), a, "displayed as parsed");
+        }
     }
 
     #[test]
