@@ -261,10 +261,11 @@ fn peer_of_another_protocol_version() {
     use strand_link::framing;
     use strand_link::wire::{FrameType, Header, HelloRepr};
     let line = Linkem::start(&["--baud", "2000000"]);
-    // The previous strand (protocol version 1): its HELLO frames, as it sends them.
+    // The previous strand (protocol version 2, before core 2.0's frame counter): its HELLO
+    // frames, as it sends them (every version keeps the HELLO layout).
     let mut raw = [0u8; 26];
     let mut p = [0u8; 10];
-    HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
+    HelloRepr { min_version: 2, max_version: 2, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
         .emit(&mut p);
     let n = Header {
         frame_type: FrameType::Hello,
@@ -290,7 +291,7 @@ fn peer_of_another_protocol_version() {
     let o = spawn(&args(&["pipe", line.a.to_str().unwrap(), "--connect-timeout", "3"], FAST), None)
         .finish(Duration::from_secs(20));
     writer.join().unwrap();
-    fails_with(&o, "the peer speaks strand protocol version 1 but this strand speaks version 2");
+    fails_with(&o, "the peer speaks strand protocol version 2 but this strand speaks version 3");
 }
 
 #[test]
