@@ -2,7 +2,9 @@
 //!
 //! `/dev/ttyUSB0` (any path) — a serial device or pty; `tcp:HOST:PORT`;
 //! `tcp-listen:PORT` or `tcp-listen:ADDR:PORT`; `unix:PATH` and `unix-listen:PATH` (a Unix
-//! socket); `stdio` or `-`; `exec:COMMAND` (a child's stdin/stdout); any other word — a named
+//! socket); `udp:HOST:PORT` and `udp-listen:PORT` or `udp-listen:ADDR:PORT` (one-way transfer
+//! only: `diode-tx`, `diode-rx`); `stdio` or `-`; `exec:COMMAND` (a child's stdin/stdout); any
+//! other word — a named
 //! link from the config file, or failing that a file of that name in the current directory
 //! (resolved in `main`, which warns when a word is both). Schemes are case-insensitive
 //! (`TCP:host:7000`); what follows them is not.
@@ -27,6 +29,10 @@ pub enum Address {
     Unix(PathBuf),
     /// Accept one connection on a Unix stream socket made at this path.
     UnixListen(PathBuf),
+    /// Send datagrams to `HOST:PORT` (one-way transfer: `diode-tx`).
+    Udp(String),
+    /// Receive datagrams on `ADDR:PORT` (one-way transfer: `diode-rx`).
+    UdpListen(String),
     /// A name to look up in the config file.
     Named(String),
 }
@@ -46,6 +52,12 @@ pub enum AddressError {
     /// `unix:` or `unix-listen:` with no path.
     #[error("bad link address {0:?}: write unix:PATH or unix-listen:PATH")]
     Unix(String),
+    /// `udp:` without a usable host and port.
+    #[error("bad link address {0:?}: write udp:HOST:PORT, e.g. udp:192.0.2.7:7100")]
+    Udp(String),
+    /// `udp-listen:` without a usable port.
+    #[error("bad link address {0:?}: write udp-listen:PORT or udp-listen:ADDR:PORT")]
+    UdpListen(String),
     /// Empty.
     #[error("empty link address: name a device (/dev/ttyUSB0), tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:CMD or a configured link")]
     Empty,
@@ -76,19 +88,28 @@ impl Address {
             }
         }
         if let Some(rest) = scheme("tcp") {
-            let ok = rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            return if ok { Ok(Address::Tcp(rest.to_string())) } else { Err(AddressError::Tcp(s.into())) };
+            return if host_port(rest) {
+                Ok(Address::Tcp(rest.into()))
+            } else {
+                Err(AddressError::Tcp(s.into()))
+            };
         }
         if let Some(rest) = scheme("tcp-listen") {
-            if rest.parse::<u16>().is_ok() {
-                return Ok(Address::TcpListen(format!("0.0.0.0:{rest}")));
-            }
-            let ok = rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            return if ok {
-                Ok(Address::TcpListen(rest.to_string()))
+            return listen_addr(rest)
+                .map(Address::TcpListen)
+                .ok_or_else(|| AddressError::TcpListen(s.into()));
+        }
+        if let Some(rest) = scheme("udp") {
+            return if host_port(rest) {
+                Ok(Address::Udp(rest.into()))
             } else {
-                Err(AddressError::TcpListen(s.into()))
+                Err(AddressError::Udp(s.into()))
             };
+        }
+        if let Some(rest) = scheme("udp-listen") {
+            return listen_addr(rest)
+                .map(Address::UdpListen)
+                .ok_or_else(|| AddressError::UdpListen(s.into()));
         }
         if let Some(rest) = scheme("exec") {
             return if rest.trim().is_empty() {
@@ -110,6 +131,20 @@ impl Address {
     }
 }
 
+/// `HOST:PORT` with a host and a port number.
+fn host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+}
+
+/// `PORT` (every interface) or `ADDR:PORT`, as the address to bind.
+fn listen_addr(s: &str) -> Option<String> {
+    if s.parse::<u16>().is_ok() {
+        Some(format!("0.0.0.0:{s}"))
+    } else {
+        host_port(s).then(|| s.to_string())
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -120,6 +155,8 @@ impl fmt::Display for Address {
             Address::Exec(c) => write!(f, "exec:{c}"),
             Address::Unix(p) => write!(f, "unix:{}", p.display()),
             Address::UnixListen(p) => write!(f, "unix-listen:{}", p.display()),
+            Address::Udp(a) => write!(f, "udp:{a}"),
+            Address::UdpListen(a) => write!(f, "udp-listen:{a}"),
             Address::Named(n) => f.write_str(n),
         }
     }
@@ -146,6 +183,10 @@ mod tests {
         assert_eq!(Address::parse("backup-serial"), Ok(Address::Named("backup-serial".into())));
         assert_eq!(Address::parse("unix:/run/s.sock"), Ok(Address::Unix("/run/s.sock".into())));
         assert_eq!(Address::parse("unix-listen:rel.sock"), Ok(Address::UnixListen("rel.sock".into())));
+        assert_eq!(Address::parse("UDP:10.0.0.2:7000"), Ok(Address::Udp("10.0.0.2:7000".into())));
+        assert_eq!(Address::parse("udp-listen:7000"), Ok(Address::UdpListen("0.0.0.0:7000".into())));
+        assert!(matches!(Address::parse("udp:nohost"), Err(AddressError::Udp(_))));
+        assert!(matches!(Address::parse("udp-listen:x"), Err(AddressError::UdpListen(_))));
     }
 
     #[test]

@@ -223,6 +223,12 @@ pub async fn open(addr: &Address, serial: &SerialSettings) -> Result<Opened, Ope
             Ok(Opened::plain(Box::new(tokio::io::join(tokio::io::stdin(), tokio::io::stdout()))))
         }
         Address::Exec(cmd) => Ok(Opened::plain(Box::new(ChildPipe::spawn(cmd)?))),
+        Address::Udp(_) | Address::UdpListen(_) => Err(OpenError::Other {
+            dev: addr.to_string(),
+            msg: "udp: carries one-way transfer only (strand diode-tx / diode-rx); a two-way link runs \
+                  over a serial device, tcp:, unix:, stdio or exec:"
+                .into(),
+        }),
         Address::Named(n) => Err(OpenError::Other { dev: n.clone(), msg: "unresolved link name".into() }),
         Address::Unix(_) | Address::UnixListen(_) => open_unix(addr).await,
     }
