@@ -8,8 +8,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use strand_hil::nncp;
 
@@ -46,45 +45,6 @@ fn summary(o: &Outcome, who: &str) -> serde_json::Value {
     assert!(o.status.success(), "{who}'s spool failed ({:?}): {}", o.status, o.stderr);
     let text = String::from_utf8_lossy(&o.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{who}'s summary is not JSON ({e}): {text}"))
-}
-
-/// Packets (regular files, hidden names aside) below `dir`, by relative path, with their content.
-fn packets(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
-            if name.starts_with('.') {
-                continue;
-            }
-            let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            if e.file_type().unwrap().is_dir() {
-                walk(&e.path(), &r, out);
-            } else {
-                out.insert(r, std::fs::read(e.path()).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, "", &mut out);
-    out
-}
-
-fn mkdirs(base: &Path, names: &[&str]) -> Vec<PathBuf> {
-    names
-        .iter()
-        .map(|n| {
-            let d = base.join(n);
-            std::fs::create_dir_all(&d).unwrap();
-            d
-        })
-        .collect()
-}
-
-fn nncp(args: &[&str], cfg: &Path) {
-    // Go's flag package: options before the operands.
-    let out = Command::new(args[0]).arg("-cfg").arg(cfg).arg("-quiet").args(&args[1..]).output().unwrap();
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

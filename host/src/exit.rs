@@ -19,7 +19,7 @@ pub const LINK: &[(&str, &str)] = &[
 /// `diode-rx`.
 pub const DIODE_RX: &[(&str, &str)] = &[
     ("0", "every file the sender announced arrived and was verified"),
-    ("1", "an error: bad option, link not opened, disk full, an existing file refused"),
+    ("1", "an error: bad option, link not opened, disk full, an existing file or a name refused"),
     ("2", "some files arrived only in part (or failed their hash): run again on more frames"),
     ("3", "nothing arrived, or some announced files were never seen at all"),
 ];

@@ -162,9 +162,9 @@ enum Cmd {
     },
     /// Two-way sync of spool directories (nncp-xfer layout): --out to the peer's --in and back.
     Spool(spool::SpoolArgs),
-    /// Send files one way (data diode, TX-only cable, UDP, a file): nothing comes back.
+    /// Send files, or an nncp-xfer spool's packets (--spool), one way (data diode, TX-only cable, UDP, a file): nothing comes back.
     DiodeTx(diode::TxArgs),
-    /// Receive files sent by `strand diode-tx` into DIR (exit status: 0 complete, 1 error, 2 partial, 3 nothing/never seen).
+    /// Receive files sent by `strand diode-tx` into DIR, or packets into a spool (--spool) (exit status: 0 complete, 1 error, 2 partial, 3 nothing/never seen).
     DiodeRx(diode::RxArgs),
     /// Emulate a serial line between two pseudo-terminals (rate, noise, bursts, one-way).
     Linkem(linkem::LinkemArgs),
@@ -392,9 +392,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             eprintln!("strand serve: serving {what} on {link}");
             shell::serve(&handle, *allow_shell).await.map_err(|message| Failure { code: 4, message })?;
         }
-        Cmd::DiodeTx(args) => diode::tx::run(args, cli.config.as_deref())
-            .await
-            .map_err(|message| Failure { code: 1, message })?,
+        Cmd::DiodeTx(args) => {
+            if let Some(why) = args.usage_error() {
+                // A usage error like the parser's own (exit 2, with the usage line).
+                let mut cmd = Cli::command();
+                cmd.build();
+                let sub = cmd.find_subcommand_mut("diode-tx").expect("diode-tx is a subcommand");
+                sub.error(clap::error::ErrorKind::ArgumentConflict, why).exit();
+            }
+            diode::tx::run(args, cli.config.as_deref())
+                .await
+                .map_err(|message| Failure { code: 1, message })?
+        }
         Cmd::DiodeRx(args) => {
             let code = diode::rx::run(args, cli.config.as_deref())
                 .await

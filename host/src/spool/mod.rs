@@ -33,7 +33,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use scan::{outgoing, Outgoing};
+pub use scan::{check_packet_name, outgoing, Outgoing};
 
 /// The channel the side with the lower session id sends its packets on.
 pub const CHANNEL_LOW: u8 = 3;
@@ -133,14 +133,19 @@ pub fn lock(out: &Path, in_dir: &Path) -> Result<Locks, TransferError> {
             "it is also --out: received packets would be sent back; give two directories".into(),
         ));
     }
-    let one = |dir: &Path| -> Result<Flock<File>, TransferError> {
-        let state = dir.join(SPOOL_STATE_DIR);
-        fs::create_dir_all(&state).map_err(|e| bad(dir, e.to_string()))?;
-        let file = File::create(state.join("lock")).map_err(|e| bad(dir, e.to_string()))?;
-        Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|_| bad(dir, "another strand spool is using it".into()))
-    };
+    let one = |dir: &Path| lock_dir(dir).map_err(|why| bad(dir, why));
     Ok(Locks { _out: one(out)?, _in: one(in_dir)? })
+}
+
+/// Locks one spool directory (`DIR/.strand-spool/lock`) against a second command receiving into
+/// it or sending out of it: `strand spool` takes it on both its directories, `diode-rx --spool` on
+/// its own. The lock holds while the returned value lives.
+pub fn lock_dir(dir: &Path) -> Result<Flock<File>, String> {
+    let state = dir.join(SPOOL_STATE_DIR);
+    fs::create_dir_all(&state).map_err(|e| e.to_string())?;
+    let file = File::create(state.join("lock")).map_err(|e| e.to_string())?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|_| "another strand spool or diode-rx --spool is using it".to_string())
 }
 
 /// Whether an error means the link went away (the run starts both directions again).

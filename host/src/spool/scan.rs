@@ -27,6 +27,20 @@ pub struct Outgoing {
     pub mtime_ns: i128,
 }
 
+/// Why `name` (a path relative to a spool directory, `/`-separated) is not a packet strand carries:
+/// the scan below never offers such a name, and a receiver refuses one that comes from the wire
+/// (`diode-rx --spool`). A packet is one to three components (`RECIPIENT/SENDER/PACKET`), each a
+/// plain file name that is not hidden and not one of `nncp-xfer`'s files in the making.
+pub fn check_packet_name(name: &str) -> Result<(), String> {
+    crate::transfer::names::check_spool_name(name)?;
+    if name.split('/').any(|c| c.starts_with(NNCP_TEMP_PREFIX)) {
+        return Err(format!(
+            "a component starts with {NNCP_TEMP_PREFIX:?} (nncp-xfer's files in the making)"
+        ));
+    }
+    Ok(())
+}
+
 /// Every packet under `dir`, oldest first.
 pub fn outgoing(dir: &Path) -> io::Result<Vec<Outgoing>> {
     let mut found = Vec::new();
@@ -88,5 +102,31 @@ mod tests {
         let mut names: Vec<String> = outgoing(d.path()).unwrap().into_iter().map(|o| o.name).collect();
         names.sort();
         assert_eq!(names, ["BOB/ALICE/PKT1", "flat"]);
+    }
+
+    #[test]
+    fn packet_names_from_the_wire_follow_the_scan_rules() {
+        for good in ["BOB/ALICE/PKT1", "flat", "A/B", "R/S/x..y"] {
+            assert_eq!(check_packet_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "R/../../x",
+            "R/S/..",
+            "R//P",
+            "R/S/P/",
+            "A/B/C/too-deep",
+            ".strand-spool/received",
+            ".strand-diode/x",
+            "R/.hidden/P",
+            "R/S/nncpxfer1234",
+            "R\\S",
+            "R/S/a\nb",
+            "R/S/a\u{1b}[2Jb",
+        ] {
+            assert!(check_packet_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

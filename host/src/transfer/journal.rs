@@ -19,6 +19,7 @@ use super::SPOOL_STATE_DIR;
 pub const JOURNAL: &str = "received";
 
 /// The packets a spool directory has received, loaded in memory, appended to on disk.
+#[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     file: File,

@@ -58,6 +58,9 @@ use std::path::PathBuf;
 pub use error::{TransferError, EXIT_IO, EXIT_LINK_LOST, EXIT_PEER, EXIT_REFUSED, EXIT_VERIFY};
 pub use progress::fmt_bytes;
 pub use recv::recv_files;
+/// Spool placement (a verified file renamed into place, never over another), shared with
+/// `diode-rx --spool`.
+pub(crate) use recv::{create_synced, place_spool};
 pub use send::send_files;
 pub use wire::TooLong;
 

@@ -544,7 +544,7 @@ fn finalize_spool(part: &Path, dest: &Path, m: &Manifest, journal: &mut Journal)
 
 /// Moves `part` to `dest` in one rename that fails if `dest` exists, creating and syncing the
 /// directories on the way. An identical file already at `dest` counts as placed.
-fn place_spool(part: &Path, dest: &Path) -> io::Result<()> {
+pub(crate) fn place_spool(part: &Path, dest: &Path) -> io::Result<()> {
     if let Some(parent) = dest.parent() {
         create_synced(parent)?;
     }
@@ -577,7 +577,7 @@ fn place_spool(part: &Path, dest: &Path) -> io::Result<()> {
 }
 
 /// Creates `dir` and its missing parents, fsyncing each new entry's parent.
-fn create_synced(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_synced(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
