@@ -1,0 +1,64 @@
+//! Device interrupts without a peripheral access crate: cortex-m-rt sends
+//! every one to `DefaultHandler`, which passes its number here.
+
+use crate::{timer, uart};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// UART0 RX, UART0 TX, UART1 RX, UART1 TX: UARTn RX is `2n`, TX `2n + 1`.
+pub const UART0_RX: u16 = 0;
+/// See [`UART0_RX`].
+pub const UART1_TX: u16 = 3;
+
+/// Set by every interrupt that gives the main loop work: the idle wait
+/// checks it with interrupts masked, so no wake-up is lost.
+pub static WORK: AtomicBool = AtomicBool::new(false);
+
+/// The rings of UART0 and UART1.
+pub static UART_RINGS: [uart::Rings; 2] = [uart::Rings::new(), uart::Rings::new()];
+
+/// Routes device interrupt `irqn`.
+pub fn dispatch(irqn: i16) {
+    match irqn {
+        0 => uart::on_rx(0, &UART_RINGS[0]),
+        2 => uart::on_rx(1, &UART_RINGS[1]),
+        1 | 3 => {
+            let n = (irqn as usize) / 2;
+            uart::on_tx(n, &UART_RINGS[n]);
+            // Only an empty ring needs the main loop (it may hold a frame
+            // that did not fit): byte-by-byte wake-ups would cost cycles.
+            if !UART_RINGS[n].tx.is_empty() {
+                return;
+            }
+        }
+        9 => timer::on_alarm(),
+        _ => return,
+    }
+    WORK.store(true, Ordering::Release);
+}
+
+/// Enables the interrupts the node uses in the NVIC.
+pub fn enable() {
+    #[derive(Clone, Copy)]
+    struct Irq(u16);
+    // SAFETY: the numbers are this machine's; `Irq` only names them.
+    unsafe impl cortex_m::interrupt::InterruptNumber for Irq {
+        fn number(self) -> u16 {
+            self.0
+        }
+    }
+    for n in [UART0_RX, 1, 2, UART1_TX, timer::TIMER1_IRQ] {
+        // SAFETY: the handlers only touch their own rings and flags.
+        unsafe { cortex_m::peripheral::NVIC::unmask(Irq(n)) };
+    }
+}
+
+/// Sleeps until an interrupt brings work, unless some is already waiting.
+pub fn wait_for_work() {
+    cortex_m::interrupt::free(|_| {
+        if !WORK.swap(false, Ordering::AcqRel) {
+            // WFI wakes on a pending interrupt even while PRIMASK masks it;
+            // the handler runs once the critical section ends.
+            cortex_m::asm::wfi();
+        }
+    });
+}

@@ -1,0 +1,185 @@
+//! CMSDK APB UART, interrupt-driven: the RX interrupt moves each byte into a
+//! ring, the TX interrupt feeds the UART from another. The main loop sees an
+//! `embedded-io` device that never blocks.
+//!
+//! QEMU's model has no FIFO (one byte per interrupt), flow-controls its
+//! chardev (a byte not yet read holds the socket), and does not pace bytes
+//! by the baud rate.
+
+use core::ptr::{read_volatile, write_volatile};
+use strand_firmware::ring::ByteRing;
+
+/// Base addresses of UART0..UART4.
+pub const BASES: [usize; 5] = [0x4000_4000, 0x4000_5000, 0x4000_6000, 0x4000_7000, 0x4000_9000];
+
+mod reg {
+    pub const DATA: usize = 0x00;
+    pub const STATE: usize = 0x04;
+    pub const CTRL: usize = 0x08;
+    pub const INTSTATUS: usize = 0x0C;
+    pub const BAUDDIV: usize = 0x10;
+}
+mod state {
+    pub const TX_FULL: u32 = 1 << 0;
+    pub const RX_FULL: u32 = 1 << 1;
+}
+mod ctrl {
+    pub const TX_EN: u32 = 1 << 0;
+    pub const RX_EN: u32 = 1 << 1;
+    pub const TX_INT: u32 = 1 << 2;
+    pub const RX_INT: u32 = 1 << 3;
+}
+mod int {
+    pub const TX: u32 = 1 << 0;
+    pub const RX: u32 = 1 << 1;
+}
+
+/// Ring sizes: RX holds what arrives while the main loop is busy (a few
+/// frames), TX a frame and a half so the next one can be queued while the
+/// last bytes of one go out.
+pub const RX_RING: usize = 1024;
+/// See [`RX_RING`].
+pub const TX_RING: usize = 512;
+
+/// The rings of one UART, shared with its interrupt handlers.
+pub struct Rings {
+    /// Received bytes: the RX handler produces, the main loop consumes.
+    pub rx: ByteRing<RX_RING>,
+    /// Bytes to send: the main loop produces, the TX handler consumes.
+    pub tx: ByteRing<TX_RING>,
+}
+
+impl Rings {
+    /// Empty rings.
+    pub const fn new() -> Self {
+        Rings { rx: ByteRing::new(), tx: ByteRing::new() }
+    }
+}
+
+impl Default for Rings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn read(base: usize, off: usize) -> u32 {
+    // SAFETY: `base` is one of `BASES`, a CMSDK UART on the MPS2 memory map.
+    unsafe { read_volatile((base + off) as *const u32) }
+}
+
+fn write(base: usize, off: usize, v: u32) {
+    // SAFETY: as `read`.
+    unsafe { write_volatile((base + off) as *mut u32, v) }
+}
+
+/// One UART and its rings.
+pub struct Uart {
+    base: usize,
+    rings: &'static Rings,
+}
+
+impl Uart {
+    /// Sets up UART `n` (0..=4) with both directions and interrupts on.
+    /// QEMU requires a divider of at least 16 and ignores its value otherwise.
+    pub fn new(n: usize, rings: &'static Rings) -> Uart {
+        let base = BASES[n];
+        write(base, reg::CTRL, 0);
+        write(base, reg::BAUDDIV, 16);
+        write(base, reg::INTSTATUS, int::TX | int::RX);
+        write(base, reg::CTRL, ctrl::TX_EN | ctrl::RX_EN | ctrl::TX_INT | ctrl::RX_INT);
+        Uart { base, rings }
+    }
+
+    /// Whether received bytes wait in the ring.
+    pub fn has_input(&self) -> bool {
+        !self.rings.rx.is_empty()
+    }
+
+    /// Starts sending if the UART is idle and bytes wait (the TX interrupt
+    /// only fires when a byte finishes, so the first byte is written here).
+    fn kick(&self) {
+        cortex_m::interrupt::free(|_| {
+            if read(self.base, reg::STATE) & state::TX_FULL == 0 {
+                // SAFETY: interrupts are masked, so the TX handler (the
+                // ring's consumer) cannot run concurrently.
+                if let Some(b) = unsafe { self.rings.tx.pop() } {
+                    write(self.base, reg::DATA, u32::from(b));
+                }
+            }
+        });
+    }
+}
+
+/// The RX interrupt of a UART: moves the byte into its ring.
+pub fn on_rx(n: usize, rings: &Rings) {
+    let base = BASES[n];
+    write(base, reg::INTSTATUS, int::RX);
+    while read(base, reg::STATE) & state::RX_FULL != 0 {
+        let b = read(base, reg::DATA) as u8;
+        // SAFETY: this handler is the only producer of the RX ring. A full
+        // ring drops the byte (counted): the link's CRC and ARQ recover.
+        unsafe { rings.rx.push(b) };
+    }
+}
+
+/// The TX interrupt of a UART: the next byte, if any.
+pub fn on_tx(n: usize, rings: &Rings) {
+    let base = BASES[n];
+    write(base, reg::INTSTATUS, int::TX);
+    if read(base, reg::STATE) & state::TX_FULL == 0 {
+        // SAFETY: this handler is the ring's consumer; `kick` takes that role
+        // only with interrupts masked.
+        if let Some(b) = unsafe { rings.tx.pop() } {
+            write(base, reg::DATA, u32::from(b));
+        }
+    }
+}
+
+/// RX overruns (bytes lost to a full ring).
+impl Uart {
+    /// Bytes dropped because the RX ring was full.
+    pub fn overruns(&self) -> u32 {
+        self.rings.rx.overruns()
+    }
+}
+
+impl embedded_io::ErrorType for Uart {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::ReadReady for Uart {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        Ok(self.has_input())
+    }
+}
+
+impl embedded_io::Read for Uart {
+    /// Never blocks when `read_ready` said yes; otherwise returns 0 (the
+    /// drive loop only reads when ready).
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        // SAFETY: the main loop is the only consumer of the RX ring.
+        Ok(unsafe { self.rings.rx.pop_into(buf) })
+    }
+}
+
+impl embedded_io::WriteReady for Uart {
+    fn write_ready(&mut self) -> Result<bool, Self::Error> {
+        Ok(self.rings.tx.free() > 0)
+    }
+}
+
+impl embedded_io::Write for Uart {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        // SAFETY: the main loop is the only producer of the TX ring.
+        let n = unsafe { self.rings.tx.push_slice(buf) };
+        self.kick();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        while !self.rings.tx.is_empty() {
+            self.kick();
+        }
+        Ok(())
+    }
+}
