@@ -10,6 +10,7 @@
 
 pub mod irq;
 pub mod node;
+pub mod selftest;
 pub mod semihosting;
 pub mod timer;
 pub mod uart;
