@@ -2,6 +2,8 @@
 //! as a process, and helpers to run commands with a deadline.
 #![allow(dead_code)]
 
+pub mod qemu;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
