@@ -48,6 +48,7 @@ fn both_ways(upstream_a: impl FnOnce(u16) -> (u16, Option<NoisyRelay>), seed: u6
     let (a, b) = (pipe(port_a, ab.clone()), pipe(node.ports[1], ba.clone()));
     let (oa, ob) = (a.finish(Duration::from_secs(240)), b.finish(Duration::from_secs(240)));
     let secs = start.elapsed().as_secs_f64();
+    let cpu = node.cpu_time().as_secs_f64();
     assert!(oa.status.success(), "host A failed: {}", oa.stderr);
     assert!(ob.status.success(), "host B failed: {}", ob.stderr);
     assert_eq!(ob.stdout.len(), ab.len(), "A->B length");
@@ -55,8 +56,9 @@ fn both_ways(upstream_a: impl FnOnce(u16) -> (u16, Option<NoisyRelay>), seed: u6
     assert_eq!(oa.stdout.len(), ba.len(), "B->A length");
     assert_eq!(hash(&oa.stdout), hash(&ba), "B->A differs");
     say(format!(
-        "{SIZE} bytes each way through the {MACHINE} node in {secs:.1} s ({:.1} KB/s each way)\n  A: {}\n  B: {}",
+        "{SIZE} bytes each way through the {MACHINE} node in {secs:.1} s ({:.1} KB/s each way); QEMU used {cpu:.1} s of CPU ({:.0}% of one core)\n  A: {}\n  B: {}",
         SIZE as f64 / secs / 1000.0,
+        cpu / secs * 100.0,
         oa.stderr.trim(),
         ob.stderr.trim()
     ));

@@ -127,11 +127,12 @@ impl Machine {
     /// QEMU's CPU time so far (user + system), from /proc.
     pub fn cpu_time(&self) -> Duration {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-        // utime and stime are fields 14 and 15 of stat; 12 and 13 of `rest`'s numbers.
-        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        // Fields after the command name (in parentheses): state is field 3,
+        // utime and stime (in clock ticks, 100 per second) fields 14 and 15.
+        let rest: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+        let field = |n: usize| rest.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let ticks = field(14) + field(15);
+        assert!(rest.len() > 15, "unreadable /proc stat: {stat}");
         Duration::from_millis(ticks * 10)
     }
 }
