@@ -112,6 +112,22 @@ fn node_reset_mid_transfer_is_never_a_success_with_missing_bytes() {
     }
 }
 
+/// The echo service (`--bin loopback`, UART0 only): a pipe gets its own
+/// stream back, end of stream included, so it exits 0.
+#[test]
+fn loopback_echoes_a_stream_and_its_end() {
+    if !qemu_present() {
+        return;
+    }
+    let Some(elf) = board_elf(BOARD, TARGET, "loopback") else { return };
+    let node = Machine::start(MACHINE, &elf, [free_port(), free_port()]);
+    let sent = data(5, 50_000);
+    let o = pipe(node.ports[0], sent.clone()).finish(Duration::from_secs(120));
+    assert!(o.status.success(), "the pipe failed: {}", o.stderr);
+    assert_eq!(o.stdout.len(), sent.len());
+    assert_eq!(hash(&o.stdout), hash(&sent), "the echo differs");
+}
+
 /// The core's on-target tests on both Cortex-M machines.
 #[test]
 fn on_target_core_tests() {
