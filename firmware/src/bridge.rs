@@ -24,8 +24,10 @@ pub const HOST_PACKET_CHANNELS: ChannelSet = ChannelSet::of(&[0, 2]);
 
 /// Link settings for a node port: the defaults with frames of at most the
 /// node's capacity (the core caps them), and the line rate when known (a
-/// UART at `baud`), so timers start when a frame leaves, not when it is
-/// queued. `baud` 0: unknown (QEMU's UART, USB-CDC).
+/// UART at `baud`, 8N1), so timers start when a frame leaves, not when it is
+/// queued, and frames are handed out at most 50 ms ahead of the wire.
+/// `baud` 0: unknown (USB-CDC); a port whose rate is only roughly known
+/// (QEMU's UART) does better with a nominal one than with none.
 pub fn node_config(baud: u32, frame_capacity: usize) -> Config {
     if baud == 0 {
         Config::default()

@@ -20,6 +20,18 @@ pub const N: usize = 256;
 /// See [`W`].
 pub const T: usize = N + 2;
 
+/// The rate the node's links assume for their ports. QEMU does not pace its
+/// UART, but moving a byte per interrupt it carries ~13-15 KB/s into the
+/// node. A link told no rate (`Config::default`) times its frames from when
+/// they were queued: in one run in five or so its retransmission timer sat at
+/// the 50 ms floor behind ~150 ms of queue, and the node and host A fell into
+/// retransmitting each other's frames (10,022 duplicates and 9,684 host
+/// retransmissions for 200 KB: 77 s instead of 15). With a rate the core
+/// times frames from when they leave and keeps its queue short (spec 6.3);
+/// 115,200 bit/s capped the node at ~9.7 KB/s, 230,400 keeps it stable at
+/// 10-14 KB/s.
+pub const NOMINAL_BAUD: u32 = 230_400;
+
 /// The bridge as this board builds it.
 pub type NodeBridge = Bridge<W, N, T>;
 
@@ -46,7 +58,7 @@ pub fn run_bridge() -> ! {
     irq::enable();
     let seed = seed(&timers);
     let now = timers.now();
-    let cfg = node_config(0, N);
+    let cfg = node_config(NOMINAL_BAUD, N);
     // SAFETY: the only reference to BRIDGE, made once, here.
     let bridge = unsafe {
         (*addr_of_mut!(BRIDGE)).write(Bridge::new(cfg.clone(), cfg, HOST_PACKET_CHANNELS, now, seed))
@@ -68,7 +80,12 @@ pub fn run_loopback() -> ! {
     let now = timers.now();
     // SAFETY: the only reference to LOOPBACK, made once, here.
     let node = unsafe {
-        (*addr_of_mut!(LOOPBACK)).write(Loopback::new(node_config(0, N), HOST_PACKET_CHANNELS, now, seed))
+        (*addr_of_mut!(LOOPBACK)).write(Loopback::new(
+            node_config(NOMINAL_BAUD, N),
+            HOST_PACKET_CHANNELS,
+            now,
+            seed,
+        ))
     };
     loop {
         let now = timers.now();

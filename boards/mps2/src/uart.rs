@@ -35,11 +35,13 @@ mod int {
 }
 
 /// Ring sizes: RX holds what arrives while the main loop is busy (a few
-/// frames), TX a frame and a half so the next one can be queued while the
-/// last bytes of one go out.
+/// frames). TX is small on purpose: bytes handed to the UART cannot be
+/// overtaken, so an ACK the link wants out now waits behind whatever the ring
+/// holds (plus the one frame staged in `Drive`). With 512 bytes the host's
+/// round trips swung by ~40 ms more and its timers fired needlessly.
 pub const RX_RING: usize = 1024;
 /// See [`RX_RING`].
-pub const TX_RING: usize = 512;
+pub const TX_RING: usize = 64;
 
 /// The rings of one UART, shared with its interrupt handlers.
 pub struct Rings {
@@ -110,16 +112,21 @@ impl Uart {
     }
 }
 
-/// The RX interrupt of a UART: moves the byte into its ring.
-pub fn on_rx(n: usize, rings: &Rings) {
+/// The RX interrupt of a UART: moves the byte into its ring. Returns whether
+/// the main loop should look now: a frame delimiter arrived (before one,
+/// the link can do nothing with the bytes), or the ring is half full.
+pub fn on_rx(n: usize, rings: &Rings) -> bool {
     let base = BASES[n];
     write(base, reg::INTSTATUS, int::RX);
+    let mut wake = false;
     while read(base, reg::STATE) & state::RX_FULL != 0 {
         let b = read(base, reg::DATA) as u8;
         // SAFETY: this handler is the only producer of the RX ring. A full
         // ring drops the byte (counted): the link's CRC and ARQ recover.
         unsafe { rings.rx.push(b) };
+        wake |= b == strand_link::framing::DELIMITER;
     }
+    wake || rings.rx.len() >= RX_RING / 2
 }
 
 /// The TX interrupt of a UART: the next byte, if any.
