@@ -159,10 +159,13 @@ fn damaged_stream_file_still_delivers() {
     );
 }
 
-/// Bytes held in the receiver's spool files.
+/// Bytes held in the receiver's work files: source symbols in `part`, the
+/// others (and a record of each source symbol) in `spool`.
 fn spooled(out: &Path) -> u64 {
     let Ok(dirs) = std::fs::read_dir(out.join(".strand-diode")) else { return 0 };
-    dirs.flatten().filter_map(|d| std::fs::metadata(d.path().join("spool")).ok()).map(|m| m.len()).sum()
+    dirs.flatten()
+        .flat_map(|d| ["spool", "part"].map(|f| std::fs::metadata(d.path().join(f)).map_or(0, |m| m.len())))
+        .sum()
 }
 
 #[test]
@@ -200,7 +203,10 @@ fn restarted_receiver_reuses_its_spool() {
     let kept = count_before(&second.stderr, "symbols kept").unwrap();
     // 2 MiB in 1400-byte symbols is 1498 source symbols: the restored ones are not needed again.
     assert!(kept + restored >= 1498 && kept < 1498, "kept {kept}, restored {restored}:\n{}", second.stderr);
-    assert!(!out.path().join(".strand-diode").read_dir().unwrap().any(|_| true), "spool left behind");
+    // Only the journal of completed objects is left in the work directory.
+    let left: Vec<_> =
+        out.path().join(".strand-diode").read_dir().unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, ["complete"], "spool left behind");
 }
 
 #[test]
@@ -251,7 +257,12 @@ fn a_cut_stream_is_reported_partial_and_an_existing_file_is_kept_unless_overwrit
     let out = work.path().join("out");
     let rx = spawn(&["diode-rx", s(&half), "--dir", s(&out)], None).finish(Duration::from_secs(60));
     assert_eq!(rx.status.code(), Some(2), "seed {seed}:\n{}", rx.stderr);
-    assert!(rx.stderr.contains("partial     big.bin ("), "seed {seed}:\n{}", rx.stderr);
+    assert!(rx.stderr.contains("partial     big.bin: 1 of 1 blocks missing"), "seed {seed}:\n{}", rx.stderr);
+    assert!(
+        rx.stderr.contains("more repair per block would have finished it"),
+        "seed {seed}:\n{}",
+        rx.stderr
+    );
     assert_eq!(std::fs::read(out.join("sub/small.txt")).unwrap(), files[1].1, "seed {seed}");
     assert!(!out.join("big.bin").exists(), "a partial file was published");
 
@@ -265,4 +276,161 @@ fn a_cut_stream_is_reported_partial_and_an_existing_file_is_kept_unless_overwrit
         .finish(Duration::from_secs(60));
     assert!(rx.status.success(), "seed {seed}:\n{}", rx.stderr);
     check_delivered(&out, &files, seed);
+}
+
+/// The stream file of one `diode-tx` pass over `src` with extra options.
+fn stream_of(src: &Path, out: &Path, extra: &[&str]) -> Vec<u8> {
+    let mut args = vec!["diode-tx", s(out), s(src)];
+    args.extend_from_slice(extra);
+    let tx = spawn(&args, None).finish(Duration::from_secs(60));
+    assert!(tx.status.success(), "diode-tx failed: {}", tx.stderr);
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn sigterm_prints_the_report_and_exits_non_zero() {
+    let seed = 77;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("large.bin"), data(seed, 2 << 20)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let listen = format!("udp-listen:127.0.0.1:{port}");
+    let rx = spawn(&["diode-rx", &listen, "--dir", s(out.path())], None);
+    std::thread::sleep(Duration::from_millis(300));
+    let target = format!("udp:127.0.0.1:{port}");
+    let file = src.path().join("large.bin");
+    let tx = spawn(&["diode-tx", &target, s(&file), "--forever", "--rate", "4000000"], None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while spooled(out.path()) < 300_000 {
+        assert!(Instant::now() < deadline, "seed {seed}: the receiver never kept anything");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(rx.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let got = rx.finish(Duration::from_secs(10));
+    tx.kill();
+    assert_eq!(got.status.code(), Some(2), "seed {seed}:\n{}", got.stderr);
+    assert!(got.stderr.contains("stopped by SIGTERM"), "{}", got.stderr);
+    assert!(got.stderr.contains("partial     large.bin: 1 of 1 blocks missing"), "{}", got.stderr);
+    assert!(got.stderr.contains("frames ok"), "{}", got.stderr);
+}
+
+#[test]
+fn a_restarted_receiver_counts_files_already_complete_instead_of_never_seen() {
+    // A receiver that only hears the end of a pass (the sender's Done
+    // heartbeats and last MANIFESTs), in a directory where an earlier run
+    // published both files: complete, exit 0 (it used to say "never seen", exit 3).
+    let seed = 78;
+    let (src, files) = source_tree(seed);
+    let work = tempfile::tempdir().unwrap();
+    let stream = stream_of(src.path(), &work.path().join("s.strand"), &[]);
+    let out = work.path().join("out");
+    let first = spawn(&["diode-rx", s(&work.path().join("s.strand")), "--dir", s(&out)], None)
+        .finish(Duration::from_secs(60));
+    assert!(first.status.success(), "seed {seed}:\n{}", first.stderr);
+    check_delivered(&out, &files, seed);
+    let tail = work.path().join("tail.strand");
+    std::fs::write(&tail, &stream[stream.len() - 2000..]).unwrap();
+    let again = spawn(&["diode-rx", s(&tail), "--dir", s(&out), "--exit-when-complete"], None)
+        .finish(Duration::from_secs(30));
+    assert!(again.status.success(), "seed {seed}: {:?}\n{}", again.status, again.stderr);
+    assert!(!again.stderr.contains("never seen"), "{}", again.stderr);
+}
+
+#[test]
+fn a_carousel_says_how_each_round_went_and_how_it_was_stopped() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("small"), data(79, 20_000)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("carousel.strand");
+    let file = src.path().join("small");
+    // About 60 rounds a second at 1 MB/s.
+    let tx = spawn(&["diode-tx", s(&out), s(&file), "--forever", "--rate", "8000000"], None);
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(tx.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let got = tx.finish(Duration::from_secs(10));
+    assert!(got.status.success(), "{}", got.stderr);
+    assert!(got.stderr.contains("sent: "), "no round was reported:\n{}", got.stderr);
+    assert!(got.stderr.contains("stopped by SIGTERM in round"), "{}", got.stderr);
+}
+
+#[test]
+fn received_files_follow_the_umask_and_are_never_world_writable() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("tool.sh");
+    std::fs::write(&file, b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let stream = work.path().join("s.strand");
+    stream_of(&file, &stream, &[]);
+    let out = work.path().join("out");
+    let rx = spawn(&["diode-rx", s(&stream), "--dir", s(&out)], None).finish(Duration::from_secs(30));
+    assert!(rx.status.success(), "{}", rx.stderr);
+    let mode = std::fs::metadata(out.join("tool.sh")).unwrap().permissions().mode() & 0o7777;
+    // The test runs with the umask it was given; whatever it is, others never get write.
+    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(umask);
+    assert_eq!(mode, 0o777 & !umask.bits() & !0o002, "mode {mode:o}, umask {:o}", umask.bits());
+}
+
+/// `bytes` with the middle share `cut` (0..1) of it, starting at `from`, removed.
+fn cut(bytes: &[u8], from: f64, cut: f64) -> Vec<u8> {
+    let (a, b) = ((bytes.len() as f64 * from) as usize, (bytes.len() as f64 * (from + cut)) as usize);
+    [&bytes[..a], &bytes[b..]].concat()
+}
+
+#[test]
+fn a_second_sender_run_finishes_what_the_first_left_partial() {
+    // Two one-pass runs of the same file (two sessions), each cut by a third
+    // in a different place: neither alone delivers; the receiver keeps the
+    // first run's symbols and the second run completes the file.
+    let seed = 80;
+    let src = tempfile::tempdir().unwrap();
+    let content = data(seed, 1 << 20);
+    let file = src.path().join("resume.bin");
+    std::fs::write(&file, &content).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a.strand"), work.path().join("b.strand"));
+    let first = cut(&stream_of(&file, &a, &["--expect-loss", "5"]), 0.2, 0.35);
+    let second = cut(&stream_of(&file, &b, &["--expect-loss", "5"]), 0.5, 0.35);
+    std::fs::write(&a, first).unwrap();
+    std::fs::write(&b, &second).unwrap();
+    let out = work.path().join("out");
+    let rx = spawn(&["diode-rx", s(&a), "--dir", s(&out)], None).finish(Duration::from_secs(30));
+    assert_eq!(rx.status.code(), Some(2), "seed {seed}:\n{}", rx.stderr);
+    assert!(rx.stderr.contains("run diode-tx again"), "{}", rx.stderr);
+    let rx = spawn(&["diode-rx", s(&b), "--dir", s(&out)], None).finish(Duration::from_secs(30));
+    assert!(rx.status.success(), "seed {seed}:\n{}", rx.stderr);
+    check_delivered(&out, &[("resume.bin", content)], seed);
+    assert!(count_before(&rx.stderr, "taken over from earlier runs").unwrap_or(0) > 100, "{}", rx.stderr);
+    // The second run alone would not have done it.
+    let alone = work.path().join("alone");
+    let rx = spawn(&["diode-rx", s(&b), "--dir", s(&alone)], None).finish(Duration::from_secs(30));
+    assert_eq!(rx.status.code(), Some(2), "seed {seed}:\n{}", rx.stderr);
+}
+
+#[test]
+fn named_links_resolve_from_the_config_file() {
+    let (src, files) = source_tree(81);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = work.path().join("strand.toml");
+    let stream = work.path().join("named.strand");
+    std::fs::write(&cfg, format!("[links.medium]\naddress = \"{}\"\n", stream.display())).unwrap();
+    let tx = spawn(&["--config", s(&cfg), "diode-tx", "medium", s(src.path())], None)
+        .finish(Duration::from_secs(60));
+    assert!(tx.status.success(), "{}", tx.stderr);
+    assert!(stream.exists() && !work.path().join("medium").exists());
+    let out = work.path().join("out");
+    let rx = spawn(&["--config", s(&cfg), "diode-rx", "medium", "--dir", s(&out)], None)
+        .finish(Duration::from_secs(60));
+    assert!(rx.status.success(), "{}", rx.stderr);
+    check_delivered(&out, &files, 81);
+    // A misspelt name is an error, not a new file of that name.
+    let tx = spawn(&["--config", s(&cfg), "diode-tx", "mediun", s(src.path())], None)
+        .finish(Duration::from_secs(60));
+    assert_eq!(tx.status.code(), Some(1), "{}", tx.stderr);
+    assert!(tx.stderr.contains("unknown link \"mediun\""), "{}", tx.stderr);
+    assert!(!Path::new("mediun").exists());
 }

@@ -259,18 +259,15 @@ fn peer_that_is_not_strand() {
 fn peer_of_another_protocol_version() {
     use std::io::Write;
     use strand_link::framing;
-    use strand_link::wire::{Frame, FrameType, Header, HelloRepr};
+    use strand_link::wire::{FrameType, Header, HelloRepr};
     let line = Linkem::start(&["--baud", "2000000"]);
-    // A future strand: HELLO frames of version 2 speaking versions 2..3.
+    // The previous strand (protocol version 1): its HELLO frames, as it sends them.
     let mut raw = [0u8; 26];
     let mut p = [0u8; 10];
-    HelloRepr { min_version: 2, max_version: 3, max_frame: 4079, window: 64, echo: 0 }.emit(&mut p);
+    HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 64, echo: 0 }.emit(&mut p);
     let n =
         Header { frame_type: FrameType::Hello, flags: 0, channel: 0, session: 0x2222_2222, seq: 0, ack: 0 }
             .emit_frame(&p, &mut raw);
-    let mut f = Frame::new_unchecked(&mut raw[..n]);
-    f.set_version(2);
-    f.fill_crc();
     let mut wire = vec![0u8; 64];
     let w = framing::encode(&raw[..n], &mut wire).unwrap();
     wire.truncate(w);
@@ -285,7 +282,7 @@ fn peer_of_another_protocol_version() {
     let o = spawn(&args(&["pipe", line.a.to_str().unwrap(), "--connect-timeout", "3"], FAST), None)
         .finish(Duration::from_secs(20));
     writer.join().unwrap();
-    fails_with(&o, "the peer speaks strand protocol version 2 to 3 but this strand speaks version 1");
+    fails_with(&o, "the peer speaks strand protocol version 1 but this strand speaks version 2");
 }
 
 #[test]

@@ -27,6 +27,9 @@ pub struct LinkEntry {
     pub parity: Option<Parity>,
     /// Serial flow control.
     pub flow: Option<Flow>,
+    /// Line rate in bit/s for `diode-tx`'s pacing (a UDP path into a diode
+    /// carries only so much, and nothing comes back to say so).
+    pub rate: Option<u64>,
 }
 
 /// The whole file.

@@ -76,17 +76,15 @@ pub async fn run(args: DemoArgs, progress: bool) -> anyhow::Result<()> {
 
     let start = Instant::now();
     let cfg = driver::config_for_serial(&serial);
-    let a = driver::start(&Address::Serial(em.path_a().to_path_buf()), &serial, cfg.clone()).await?;
-    let b = driver::start(&Address::Serial(em.path_b().to_path_buf()), &serial, cfg).await?;
+    let give_up = Duration::from_secs(30);
+    let a = driver::start(&Address::Serial(em.path_a().to_path_buf()), &serial, cfg.clone(), give_up).await?;
+    let b = driver::start(&Address::Serial(em.path_b().to_path_buf()), &serial, cfg, give_up).await?;
     a.wait_connected(Duration::from_secs(10)).await?;
     b.wait_connected(Duration::from_secs(10)).await?;
-    let give_up = Duration::from_secs(30);
     let send_opts = SendOptions { files: vec![src.clone()], progress };
     let recv_opts = RecvOptions { dir: out_dir.clone(), overwrite: true, progress: false };
-    let (mut ia, mut ib) = (
-        ChannelIo::new(a.clone(), channel::FILES, give_up),
-        ChannelIo::new(b.clone(), channel::FILES, give_up),
-    );
+    let (mut ia, mut ib) =
+        (ChannelIo::new(a.clone(), channel::FILES), ChannelIo::new(b.clone(), channel::FILES));
     let (sent, received) =
         tokio::join!(transfer::send_files(&mut ia, &send_opts), transfer::recv_files(&mut ib, &recv_opts));
     sent?;

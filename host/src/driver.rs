@@ -8,10 +8,11 @@
 //! queues only while that channel's consumer has room: a slow consumer closes
 //! the window instead of growing a buffer. Serial and TCP transports are
 //! reopened when they fail (a cable pulled and plugged back); the link session
-//! survives the gap.
+//! survives the gap. A peer silent for the `give_up` time is declared gone:
+//! every operation then fails, so nothing waits for ever.
 
 use crate::address::Address;
-use crate::transport::{self, Duplex, OpenError, Parity, SerialSettings};
+use crate::transport::{self, Duplex, OpenError, Opened, Parity, SerialSettings};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,9 +25,8 @@ use tokio::sync::{mpsc, Notify};
 pub const W: usize = 256;
 /// Frame capacity of the host's link, in bytes: 8 KiB halves the per-frame
 /// overhead of 4 KiB frames on a clean fast line (linkbench, 2 Mbit/s clean:
-/// 99.04% against 98.81% of the line) and still leaves a keystroke at most
-/// ~41 ms behind a full frame at 2 Mbit/s; slower lines cut shorter frames
-/// (`Config::for_serial_line`).
+/// 99.04% against 98.81% of the line); while channels share the line, frames
+/// are cut to 20 ms of it (`Config::for_serial_line`).
 pub const N: usize = 8192;
 /// The host's link: ~4 MiB, fills a 2 Mbit/s line even with 16 ms of USB latency.
 pub type HostLink = Link<W, N>;
@@ -56,13 +56,12 @@ pub fn config_for_serial(serial: &SerialSettings) -> Config {
     Config::for_serial_line(serial.baud, bits, N)
 }
 
-/// For a command whose peer may still be sending when it is done (`pipe`):
-/// how long to stay after our last frames are acknowledged, so a last frame
-/// of the peer's that is on its way still gets its acknowledgement.
-pub const LINGER_GRACE: Duration = Duration::from_millis(20);
-
 /// How often a failed serial or TCP transport is retried.
 const REOPEN_EVERY: Duration = Duration::from_millis(500);
+
+/// Longest a closing TCP transport waits for the peer's end after shutting
+/// down its own (so its last frames are not destroyed by a reset).
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
 /// One fragment delivered on a channel.
 #[derive(Debug, Clone)]
@@ -73,6 +72,8 @@ pub struct Inbound {
     pub more: bool,
     /// End of the byte stream on this channel.
     pub fin: bool,
+    /// The peer aborted the byte stream on this channel; `data` says why.
+    pub reset: bool,
 }
 
 /// Why a link operation failed.
@@ -84,6 +85,9 @@ pub enum LinkError {
     /// The peer restarted since this operation's session began.
     #[error("the peer restarted; the session was reset")]
     PeerRestarted,
+    /// Nothing was heard from the peer for the give-up time.
+    #[error("{0}")]
+    Gone(String),
     /// Waited too long.
     #[error("{0}")]
     Timeout(String),
@@ -99,11 +103,13 @@ struct State {
     generation: u64,
     transport_up: bool,
     version_mismatch: Option<(u8, u8)>,
-    link_down: bool,
+    /// Set while the peer has been silent for the give-up time: why.
+    gone: Option<String>,
     /// The command is done and only lingers: a closing transport is expected.
     finishing: bool,
-    /// The application changed the link (queued data) without finishing its
-    /// operation: the driver must look, or the data waits for the next timer.
+    /// The application changed the link (queued data, a written count)
+    /// without finishing its operation: the driver must look, or the change
+    /// waits for the next timer.
     poked: bool,
 }
 
@@ -113,8 +119,11 @@ struct Inner {
     unwritten: AtomicUsize,
     wake_driver: Notify,
     wake_app: Notify,
+    /// Asks the driver to shut the transport down and stop.
+    close: Notify,
     start: std::time::Instant,
     label: String,
+    give_up: Duration,
 }
 
 /// A running link; cheap to clone.
@@ -146,18 +155,26 @@ pub fn build_link(cfg: Config, seed: u64) -> Box<HostLink> {
         .expect("link construction does not panic")
 }
 
-/// Opens `addr` and starts driving a link over it.
-pub async fn start(addr: &Address, serial: &SerialSettings, cfg: Config) -> Result<LinkHandle, OpenError> {
-    let transport = transport::open(addr, serial).await?;
-    Ok(start_on(transport, addr.clone(), *serial, cfg))
+/// Opens `addr` (a `tcp:` connect is retried until `give_up`, as a server may
+/// still be starting) and starts driving a link over it; a peer silent for
+/// `give_up` is declared gone.
+pub async fn start(
+    addr: &Address,
+    serial: &SerialSettings,
+    cfg: Config,
+    give_up: Duration,
+) -> Result<LinkHandle, OpenError> {
+    let opened = transport::open_patiently(addr, serial, give_up).await?;
+    Ok(start_on(opened, addr.clone(), *serial, cfg, give_up))
 }
 
 /// Starts driving a link over an already open transport.
 pub fn start_on(
-    transport: Box<dyn Duplex>,
+    opened: Opened,
     addr: Address,
     serial: SerialSettings,
     cfg: Config,
+    give_up: Duration,
 ) -> LinkHandle {
     let link = build_link(cfg, os_seed());
     let inner = Arc::new(Inner {
@@ -169,36 +186,44 @@ pub fn start_on(
             generation: 0,
             transport_up: true,
             version_mismatch: None,
-            link_down: false,
+            gone: None,
             finishing: false,
             poked: false,
         }),
         wake_driver: Notify::new(),
         wake_app: Notify::new(),
+        close: Notify::new(),
         unwritten: AtomicUsize::new(0),
         start: std::time::Instant::now(),
         label: addr.to_string(),
+        give_up,
     });
-    tokio::spawn(drive(inner.clone(), transport, addr, serial));
+    tokio::spawn(drive(inner.clone(), opened, addr, serial));
     LinkHandle { inner }
 }
 
 /// The open half of a transport: reader here, writer in its own task.
 struct Conn {
     rd: ReadHalf<Box<dyn Duplex>>,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: Option<mpsc::Sender<Vec<u8>>>,
     failed: Arc<AtomicBool>,
 }
 
 impl Conn {
-    fn new(t: Box<dyn Duplex>, inner: &Arc<Inner>) -> Conn {
-        let (rd, mut wr) = tokio::io::split(t);
+    fn new(opened: Opened, inner: &Arc<Inner>, pace: Option<transport::OutQueue>) -> Conn {
+        let (rd, mut wr) = tokio::io::split(opened.duplex);
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
         let (f, inner) = (failed.clone(), inner.clone());
         tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
                 let ok = wr.write_all(&frame).await.is_ok() && wr.flush().await.is_ok();
+                // A serial device's own buffer is kept to a few ms of line time, so
+                // the bytes a new frame waits behind are the ones the core counted
+                // (a pty reports 0 and never waits here).
+                if let Some(q) = &pace {
+                    q.wait_below().await;
+                }
                 inner.unwritten.fetch_sub(1, Ordering::SeqCst);
                 if !ok {
                     f.store(true, Ordering::SeqCst);
@@ -208,8 +233,11 @@ impl Conn {
                 // Room in the queue: the core may hand out the next frame.
                 inner.wake_driver.notify_one();
             }
+            // The driver closed the queue: our side ends (a TCP FIN), the peer's
+            // last frames can still come in.
+            let _ = wr.shutdown().await;
         });
-        Conn { rd, tx, failed }
+        Conn { rd, tx: Some(tx), failed }
     }
 }
 
@@ -226,13 +254,19 @@ impl Inner {
         tokio::time::Instant::from_std(self.start + Duration::from_micros(t.as_micros()))
     }
 
+    /// When the peer counts as gone, if it stays silent.
+    fn gone_at(&self, st: &State) -> Option<Instant> {
+        (st.link.is_connected() && st.gone.is_none()).then(|| st.link.last_heard() + self.give_up)
+    }
+
     /// Runs timers, hands frames to the writer, publishes events and moves
     /// deliveries to the channel queues.
     fn service(&self, st: &mut State, conn: Option<&Conn>) {
         let now = self.now();
         st.link.handle_timeout(now);
+        let writer = conn.and_then(|c| c.tx.as_ref());
         loop {
-            if conn.is_some_and(|c| c.tx.capacity() == 0) {
+            if writer.is_some_and(|tx| tx.capacity() == 0) {
                 break;
             }
             let mut frame = vec![0u8; HostLink::MAX_WIRE];
@@ -240,45 +274,33 @@ impl Inner {
             frame.truncate(n);
             // With the transport down the frame is lost, like on a pulled cable;
             // the ARQ sends it again once the line is back.
-            if let Some(c) = conn {
+            if let Some(tx) = writer {
                 self.unwritten.fetch_add(1, Ordering::SeqCst);
-                if c.tx.try_send(frame).is_err() {
+                if tx.try_send(frame).is_err() {
                     self.unwritten.fetch_sub(1, Ordering::SeqCst);
                 }
             }
         }
         while let Some(ev) = st.link.poll_event() {
             match ev {
-                Event::PeerRestarted => {
-                    st.generation += 1;
-                    // Fragments of the old session, here or still in the core,
-                    // belong to operations that just failed; none may reach the next.
-                    st.inbound.clear();
-                    st.stale = [true; 256];
-                    tracing::warn!("{}: the peer restarted; starting a new session", self.label);
-                }
+                Event::PeerRestarted => self.new_generation(st, "the peer restarted; starting a new session"),
                 Event::VersionMismatch { peer_min, peer_max } => {
                     st.version_mismatch = Some((peer_min, peer_max));
                     tracing::error!("{}: {}", self.label, version_message(peer_min, peer_max));
                 }
-                Event::LinkDown => {
-                    st.link_down = true;
-                    tracing::warn!(
-                        "{}: nothing heard from the peer for {:?}",
-                        self.label,
-                        Config::default().link_timeout
-                    );
-                }
-                Event::LinkUp => {
-                    st.link_down = false;
-                    tracing::info!("{}: the peer is heard again", self.label);
-                }
+                Event::LinkDown => tracing::info!(
+                    "{}: nothing heard from the peer for {:?}",
+                    self.label,
+                    Config::default().link_timeout
+                ),
+                Event::LinkUp => tracing::info!("{}: the peer is heard again", self.label),
                 Event::Connected { peer } => {
                     tracing::info!("{}: connected (peer session {peer:08x})", self.label)
                 }
                 _ => tracing::trace!("{}: {ev:?}", self.label),
             }
         }
+        self.check_gone(st, now);
         while let Some(ch) = st.link.peek_channel() {
             if st.inbound.get(&ch).is_some_and(|q| q.len() >= INBOUND_CAP) {
                 break;
@@ -293,8 +315,39 @@ impl Inner {
                     data: p.to_vec(),
                     more: d.more,
                     fin: d.fin,
+                    reset: d.reset,
                 });
             });
+        }
+    }
+
+    /// Operations of the session so far fail; old-session fragments, here
+    /// or still in the core, belong to them, and none may reach the next.
+    fn new_generation(&self, st: &mut State, why: &str) {
+        st.generation += 1;
+        st.inbound.clear();
+        st.stale = [true; 256];
+        tracing::warn!("{}: {why}", self.label);
+    }
+
+    /// Declares the peer gone after `give_up` of silence, and back when heard.
+    fn check_gone(&self, st: &mut State, now: Instant) {
+        let silent = now.since(st.link.last_heard());
+        if st.gone.is_some() {
+            if silent < self.give_up && st.link.is_connected() {
+                tracing::info!("{}: the peer is back", self.label);
+                st.gone = None;
+            }
+            return;
+        }
+        if st.link.is_connected() && silent >= self.give_up {
+            let why = if st.transport_up {
+                format!("nothing heard from the peer on {} for {:?}; it is gone", self.label, self.give_up)
+            } else {
+                format!("{} has been unavailable for {:?}", self.label, self.give_up)
+            };
+            tracing::warn!("{why}");
+            st.gone = Some(why);
         }
     }
 }
@@ -303,20 +356,30 @@ fn version_message(peer_min: u8, peer_max: u8) -> String {
     format!(
         "the peer speaks strand protocol version {} but this strand speaks version {}: run the same strand version on both ends",
         if peer_min == peer_max { peer_min.to_string() } else { format!("{peer_min} to {peer_max}") },
-        strand_link::wire::VERSION
+        strand_link::wire::PROTOCOL
     )
 }
 
-async fn drive(inner: Arc<Inner>, transport: Box<dyn Duplex>, addr: Address, serial: SerialSettings) {
-    let mut conn = Some(Conn::new(transport, &inner));
+async fn drive(inner: Arc<Inner>, opened: Opened, addr: Address, serial: SerialSettings) {
+    let pace = opened.out_queue.clone();
+    let mut conn = Some(Conn::new(opened, &inner, pace));
     let mut buf = vec![0u8; 64 * 1024];
     let reopenable = addr.reopenable();
+    let mut closing: Option<tokio::time::Instant> = None;
     loop {
-        let deadline = inner.lock().link.poll_timeout().map(|t| inner.to_tokio(t));
+        let deadline = {
+            let st = inner.lock();
+            let t = match (st.link.poll_timeout(), inner.gone_at(&st)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            t.map(|t| inner.to_tokio(t))
+        };
         let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
+            match (deadline, closing) {
+                (Some(d), Some(c)) => tokio::time::sleep_until(d.min(c)).await,
+                (Some(d), None) | (None, Some(d)) => tokio::time::sleep_until(d).await,
+                (None, None) => std::future::pending().await,
             }
         };
         let failed_writer = conn.as_ref().is_some_and(|c| c.failed.load(Ordering::SeqCst));
@@ -333,18 +396,32 @@ async fn drive(inner: Arc<Inner>, transport: Box<dyn Duplex>, addr: Address, ser
                         Err(e) => lost = Some(e.to_string()),
                     }
                 }
-                _ = tokio::time::sleep(REOPEN_EVERY), if conn.is_none() => {
+                _ = tokio::time::sleep(REOPEN_EVERY), if conn.is_none() && closing.is_none() => {
                     if let Ok(t) = transport::open(&addr, &serial).await {
                         tracing::info!("{}: reopened", inner.label);
-                        conn = Some(Conn::new(t, &inner));
+                        let pace = t.out_queue.clone();
+                        conn = Some(Conn::new(t, &inner, pace));
                         let mut st = inner.lock();
                         st.link.reset_input();
                         st.transport_up = true;
                     }
                 }
+                _ = inner.close.notified(), if closing.is_none() => {
+                    // Our frames are all out (the handle waited for that): end our
+                    // side and read until the peer ends its own, a little while.
+                    closing = Some(tokio::time::Instant::now() + CLOSE_DRAIN);
+                    if let Some(c) = conn.as_mut() {
+                        c.tx = None;
+                    }
+                }
                 _ = sleep => {}
                 _ = inner.wake_driver.notified() => {}
             }
+        }
+        if closing.is_some_and(|c| tokio::time::Instant::now() >= c) || (closing.is_some() && lost.is_some())
+        {
+            finish(&inner, "closed");
+            return;
         }
         if let Some(why) = lost {
             conn = None;
@@ -352,16 +429,14 @@ async fn drive(inner: Arc<Inner>, transport: Box<dyn Duplex>, addr: Address, ser
             st.transport_up = false;
             if st.finishing {
                 tracing::debug!("{}: {why} while finishing", inner.label);
-                st.closed = Some(format!("{}: {why}", inner.label));
                 drop(st);
-                inner.wake_app.notify_waiters();
+                finish(&inner, &why);
                 return;
             } else if reopenable {
                 tracing::warn!("{}: {why}; reopening every {REOPEN_EVERY:?} until it is back", inner.label);
             } else {
-                st.closed = Some(format!("{}: {why}", inner.label));
                 drop(st);
-                inner.wake_app.notify_waiters();
+                finish(&inner, &why);
                 return;
             }
         }
@@ -371,6 +446,12 @@ async fn drive(inner: Arc<Inner>, transport: Box<dyn Duplex>, addr: Address, ser
         }
         inner.wake_app.notify_waiters();
     }
+}
+
+/// The transport is closed for good: every operation fails from now on.
+fn finish(inner: &Inner, why: &str) {
+    inner.lock().closed = Some(format!("{}: {why}", inner.label));
+    inner.wake_app.notify_waiters();
 }
 
 impl LinkHandle {
@@ -399,6 +480,25 @@ impl LinkHandle {
             }
             notified.await;
         }
+    }
+
+    /// Like [`wait`](Self::wait) for an operation of session `generation`: it
+    /// fails if the session changed or the peer is gone.
+    async fn wait_in<T>(
+        &self,
+        generation: u64,
+        mut f: impl FnMut(&mut State) -> Option<Result<T, LinkError>>,
+    ) -> Result<T, LinkError> {
+        self.wait(|st| {
+            if st.generation != generation {
+                return Some(Err(LinkError::PeerRestarted));
+            }
+            if let Some(why) = &st.gone {
+                return Some(Err(LinkError::Gone(why.clone())));
+            }
+            f(st)
+        })
+        .await
     }
 
     /// This side's and the peer's session ids (the peer's once connected).
@@ -440,9 +540,11 @@ impl LinkHandle {
         }
     }
 
-    /// Waits until the peer is heard (connected and not down); fails after `timeout`.
+    /// Waits until the peer is heard (connected, not gone, the transport up);
+    /// fails after `timeout`.
     pub async fn wait_up(&self, timeout: Duration) -> Result<(), LinkError> {
-        let wait = self.wait(|st| (st.link.is_up() && st.transport_up).then_some(Ok(())));
+        let wait =
+            self.wait(|st| (st.link.is_up() && st.transport_up && st.gone.is_none()).then_some(Ok(())));
         match tokio::time::timeout(timeout, wait).await {
             Ok(r) => r,
             Err(_) => Err(LinkError::Timeout(format!(
@@ -452,21 +554,28 @@ impl LinkHandle {
         }
     }
 
+    /// Ends the session from this side after the peer was declared gone
+    /// (spec 5.3): what is in flight fails, and when the line comes back both
+    /// sides start a new session instead of resuming half-closed streams.
+    pub fn restart_session(&self) {
+        let mut st = self.inner.lock();
+        let now = self.inner.now();
+        st.link.restart_session(now);
+        self.inner.new_generation(&mut st, "starting a new session");
+        drop(st);
+        self.inner.wake_driver.notify_one();
+    }
+
     /// Sends a packet, waiting while the window is full. Fails if the session
-    /// changed since `generation`.
+    /// changed since `generation` or the peer is gone.
     pub async fn send(&self, channel: u8, data: &[u8], generation: u64) -> Result<PacketId, LinkError> {
-        self.wait(|st| {
-            if st.generation != generation {
-                return Some(Err(LinkError::PeerRestarted));
-            }
-            match st.link.send(channel, data) {
-                Ok(id) => Some(Ok(id)),
-                Err(SendError::WouldBlock) => None,
-                Err(SendError::TooLarge) => Some(Err(LinkError::Closed(format!(
-                    "a {}-byte packet is too large for this link",
-                    data.len()
-                )))),
-            }
+        self.wait_in(generation, |st| match st.link.send(channel, data) {
+            Ok(id) => Some(Ok(id)),
+            Err(SendError::WouldBlock) => None,
+            Err(SendError::TooLarge) => Some(Err(LinkError::Closed(format!(
+                "a {}-byte packet is too large for this link",
+                data.len()
+            )))),
         })
         .await
     }
@@ -474,49 +583,93 @@ impl LinkHandle {
     /// Writes all of `data` to the byte stream on `channel`.
     pub async fn write_stream(&self, channel: u8, data: &[u8], generation: u64) -> Result<(), LinkError> {
         let mut at = 0;
-        self.wait(|st| {
-            if st.generation != generation {
-                return Some(Err(LinkError::PeerRestarted));
+        while at < data.len() {
+            at += self.write_stream_some(channel, &data[at..], generation).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a non-empty part of `data` to the byte stream on `channel`,
+    /// waiting for room; returns how much the link took.
+    pub async fn write_stream_some(
+        &self,
+        channel: u8,
+        data: &[u8],
+        generation: u64,
+    ) -> Result<usize, LinkError> {
+        self.wait_in(generation, |st| match st.link.write_stream(channel, data) {
+            0 => None,
+            n => {
+                st.poked = true;
+                Some(Ok(n))
             }
-            let n = st.link.write_stream(channel, &data[at..]);
-            at += n;
-            st.poked |= n > 0;
-            (at == data.len()).then_some(Ok(()))
         })
         .await
     }
 
     /// Ends the byte stream on `channel`.
     pub async fn finish_stream(&self, channel: u8, generation: u64) -> Result<(), LinkError> {
-        self.wait(|st| {
-            if st.generation != generation {
-                return Some(Err(LinkError::PeerRestarted));
+        self.wait_in(generation, |st| st.link.finish_stream(channel).then_some(Ok(()))).await
+    }
+
+    /// Aborts the byte stream on `channel` with `reason` for the peer (spec
+    /// 8.3) and waits until the peer has it, at most `within`.
+    pub async fn abort_stream(
+        &self,
+        channel: u8,
+        reason: &[u8],
+        generation: u64,
+        within: Duration,
+    ) -> Result<(), LinkError> {
+        let abort = async {
+            self.wait_in(generation, |st| st.link.abort_stream(channel, reason).then_some(Ok(()))).await?;
+            self.wait_in(generation, |st| st.link.is_send_idle().then_some(Ok(()))).await
+        };
+        match tokio::time::timeout(within, abort).await {
+            Ok(r) => r,
+            Err(_) => {
+                Err(LinkError::Timeout(format!("{}: the peer did not take the reset", self.inner.label)))
             }
-            st.link.finish_stream(channel).then_some(Ok(()))
+        }
+    }
+
+    /// Tells the peer that `n` more bytes (or an end of stream, as 1) of
+    /// `channel`'s stream reached their destination here (spec 8.3).
+    pub fn stream_written(&self, channel: u8, n: u32) {
+        let mut st = self.inner.lock();
+        let now = self.inner.now();
+        st.link.stream_written(now, channel, n);
+        drop(st);
+        self.inner.wake_driver.notify_one();
+    }
+
+    /// Stream bytes (and ends of stream) of `channel` the peer has not yet
+    /// confirmed written at its end.
+    pub fn stream_unconfirmed(&self, channel: u8) -> u32 {
+        self.inner.lock().link.stream_unconfirmed(channel)
+    }
+
+    /// Waits until the peer has confirmed every byte (and end of stream) of
+    /// `channel` written at its end.
+    pub async fn wait_confirmed(&self, channel: u8, generation: u64) -> Result<(), LinkError> {
+        self.wait_in(generation, |st| (st.link.stream_unconfirmed(channel) == 0).then_some(Ok(()))).await
+    }
+
+    /// Waits for a reset on `channel` that comes next, taking it; anything
+    /// else there is left for whoever reads the channel next (a connection
+    /// that reuses it). For a side whose stream on `channel` ended but that
+    /// still waits for its written confirmations: the peer may yet abort.
+    pub async fn recv_reset(&self, channel: u8, generation: u64) -> Result<Inbound, LinkError> {
+        self.wait_in(generation, |st| {
+            let q = st.inbound.get_mut(&channel)?;
+            q.front().is_some_and(|f| f.reset).then(|| q.pop_front().map(Ok))?
         })
         .await
     }
 
     /// The next fragment on `channel`.
     pub async fn recv(&self, channel: u8, generation: u64) -> Result<Inbound, LinkError> {
-        self.wait(|st| {
-            if st.generation != generation {
-                return Some(Err(LinkError::PeerRestarted));
-            }
-            st.inbound.get_mut(&channel).and_then(|q| q.pop_front()).map(Ok)
-        })
-        .await
-    }
-
-    /// Waits until everything sent was acknowledged by the peer.
-    pub async fn wait_send_idle(&self, generation: u64) -> Result<(), LinkError> {
-        self.wait(|st| {
-            if st.generation != generation {
-                return Some(Err(LinkError::PeerRestarted));
-            }
-            st.link.is_send_idle().then_some(Ok(()))
-        })
-        .await
+        self.wait_in(generation, |st| st.inbound.get_mut(&channel).and_then(|q| q.pop_front()).map(Ok)).await
     }
 
     /// Link counters.
@@ -524,19 +677,15 @@ impl LinkHandle {
         self.inner.lock().link.stats()
     }
 
-    /// Whether the peer has been heard within the link timeout.
-    pub fn is_up(&self) -> bool {
-        let st = self.inner.lock();
-        st.link.is_up() && st.transport_up
-    }
-
-    /// Winds down before the process exits: waits (at most `d`) until our last
+    /// Winds down before the process exits, in two steps. First our last
     /// frames are acknowledged and the acknowledgement of the peer's last
-    /// frames is written out, then `grace` more for a frame the peer may still
-    /// send ([`LINGER_GRACE`]; zero after a protocol that ends with both sides
-    /// knowing it, like the file transfer's BYE). A whole round trip of waiting
-    /// would cost a short transfer a share of its time.
-    pub async fn linger(&self, d: Duration, grace: Duration) {
+    /// frames (with our written counts) is written out, at most `d`. Then, as
+    /// TCP's TIME-WAIT, we stay while the peer still speaks — it may have lost
+    /// our last acknowledgement and ask again — until it has been quiet for
+    /// `quiet`, at most `d` more. `quiet` zero skips that (after a protocol
+    /// whose last message both sides know of, like the file transfer's BYE).
+    /// A TCP transport is then shut down in order rather than reset.
+    pub async fn linger(&self, d: Duration, quiet: Duration) {
         self.inner.lock().finishing = true;
         let generation = self.generation();
         let done = self.wait(|st| {
@@ -547,44 +696,49 @@ impl LinkHandle {
             (st.link.is_send_idle() && !st.link.is_ack_owed() && written).then_some(Ok(()))
         });
         let _ = tokio::time::timeout(d, done).await;
-        tokio::time::sleep(grace).await;
-    }
-
-    /// Runs `op`, failing if the peer stays silent (link down) longer than
-    /// `give_up`: a peer that is gone must not leave a command hanging.
-    pub async fn guarded<T>(
-        &self,
-        give_up: Duration,
-        op: impl std::future::Future<Output = Result<T, LinkError>>,
-    ) -> Result<T, LinkError> {
-        tokio::pin!(op);
-        let mut down_since: Option<tokio::time::Instant> = None;
-        loop {
-            tokio::select! {
-                r = &mut op => return r,
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                    if self.is_up() {
-                        down_since = None;
-                    } else if down_since.get_or_insert_with(tokio::time::Instant::now).elapsed() > give_up {
-                        return Err(LinkError::Timeout(format!(
-                            "{}: nothing heard from the peer for {give_up:?}; it is gone",
-                            self.inner.label
-                        )));
-                    }
+        if !quiet.is_zero() {
+            let end = tokio::time::Instant::now() + d;
+            loop {
+                let heard = self.inner.to_tokio(self.inner.lock().link.last_heard());
+                let until = (heard + quiet).min(end);
+                if tokio::time::Instant::now() >= until {
+                    break;
                 }
+                tokio::time::sleep_until(until).await;
             }
         }
+        self.close().await;
+    }
+
+    /// Shuts the transport down in order: our side ends after our last
+    /// frames, and the peer's end is awaited a moment (a TCP socket closed
+    /// with data unread would reset, destroying frames still on their way).
+    pub async fn close(&self) {
+        let closed = self.wait(|st| {
+            let written = self.inner.unwritten.load(Ordering::SeqCst) == 0;
+            (st.closed.is_some() || written).then_some(Ok(()))
+        });
+        let _ = tokio::time::timeout(CLOSE_DRAIN, closed).await;
+        self.inner.close.notify_one();
+        let done = self.wait(|st| st.closed.as_ref().map(|_| Ok(())));
+        let _ = tokio::time::timeout(CLOSE_DRAIN + Duration::from_millis(100), done).await;
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        Duration::from_micros(self.stats().rto_us)
     }
 
     /// A human summary of the counters, for `--stats`.
     pub fn stats_report(&self) -> String {
         let s = self.stats();
         format!(
-            "{}: frames sent {} received {}; retransmitted {} ({} fast, {} timeouts, {} needlessly); CRC errors {}, framing errors {}, duplicates {}; FEC: {} now, {} symbols corrected in {} frames, {} beyond repair; RTT {:.1} ms, RTO {:.1} ms; payload {} bytes; window in flight {}; delivered {} bytes",
+            "{}: frames sent {} received {}; retransmitted {} ({} bytes; {} fast, {} timeouts, {} needlessly); CRC errors {}, framing errors {}, duplicates {}; FEC: {} now, {} symbols corrected in {} frames, {} beyond repair; RTT {:.1} ms, RTO {:.1} ms; payload {} bytes; window in flight {}; delivered {} bytes",
             self.inner.label,
             s.frames_tx,
             s.frames_rx,
             s.retransmits,
+            s.retransmitted_bytes,
             s.fast_retransmits,
             s.timeouts,
             s.spurious_retransmits,

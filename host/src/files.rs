@@ -7,32 +7,31 @@ use std::time::Duration;
 
 /// One link channel as a reliable packet pipe: fragments are reassembled, and
 /// any operation fails once the peer restarted (the transfer then resumes in
-/// the new session) or has been silent for `give_up`.
+/// the new session) or has been silent for the link's give-up time.
 pub struct ChannelIo {
     link: LinkHandle,
     channel: u8,
     generation: u64,
-    give_up: Duration,
     partial: Vec<u8>,
 }
 
 impl ChannelIo {
     /// A pipe on `channel` for the link's current session.
-    pub fn new(link: LinkHandle, channel: u8, give_up: Duration) -> Self {
+    pub fn new(link: LinkHandle, channel: u8) -> Self {
         let generation = link.generation();
-        ChannelIo { link, channel, generation, give_up, partial: Vec::new() }
+        ChannelIo { link, channel, generation, partial: Vec::new() }
     }
 }
 
 impl PacketIo for ChannelIo {
     async fn send(&mut self, packet: &[u8]) -> anyhow::Result<()> {
-        let op = self.link.send(self.channel, packet, self.generation);
-        Ok(self.link.guarded(self.give_up, op).await.map(|_| ())?)
+        self.link.send(self.channel, packet, self.generation).await?;
+        Ok(())
     }
 
     async fn recv(&mut self) -> anyhow::Result<Vec<u8>> {
         loop {
-            let f = self.link.guarded(self.give_up, self.link.recv(self.channel, self.generation)).await?;
+            let f = self.link.recv(self.channel, self.generation).await?;
             self.partial.extend_from_slice(&f.data);
             if !f.more {
                 return Ok(std::mem::take(&mut self.partial));
@@ -54,7 +53,7 @@ where
     Fut: std::future::Future<Output = Result<T, TransferError>>,
 {
     loop {
-        match run(ChannelIo::new(link.clone(), channel::FILES, wait)).await {
+        match run(ChannelIo::new(link.clone(), channel::FILES)).await {
             Err(e) if resumable(&e) => {
                 tracing::warn!("{e}; resuming when the peer is back");
                 // Heard again, not merely still "connected": a silent peer keeps

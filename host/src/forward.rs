@@ -8,12 +8,18 @@
 //! | message | meaning |
 //! |---|---|
 //! | `LISTEN <bind> <target>` | (for `-R`) listen on `<bind>` here; relay each connection to `<target>` on the sender's side |
+//! | `NOLISTEN <bind> <reason>` | listening on `<bind>` failed: the requester exits non-zero (ssh's ExitOnForwardFailure) |
 //! | `OPEN <channel> <target>` | a connection was accepted and is relayed on `<channel>`: connect to `<target>` |
 //! | `FAIL <channel> <reason>` | connecting failed; the opener closes its connection |
 //!
 //! Connection data is a byte stream on its channel; end-of-stream in each
-//! direction closes that half. The side with the lower session id opens even
-//! channels, the other odd ones, so simultaneous opens never collide.
+//! direction closes that half. A connection closes in order only once the
+//! far side confirmed every byte written to its socket (spec 8.3); if that
+//! cannot happen — a socket fails on either side, the peer is gone for
+//! `--connect-timeout`, the peer restarts — both sockets are reset instead, so
+//! no client takes a cut connection for a completed one. The side with the
+//! lower session id opens even channels, the other odd ones, so simultaneous
+//! opens never collide.
 //!
 //! A side lets go of a channel once both halves have ended there, which can
 //! be a moment before the other side has: an `OPEN` for a channel still held
@@ -21,6 +27,7 @@
 //! because unread data on a channel holds up every channel behind it.
 
 use crate::driver::{channel, LinkError, LinkHandle};
+use crate::pipe::{reason, reset_payload, reset_reason};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,6 +69,25 @@ impl std::str::FromStr for Spec {
     }
 }
 
+/// A bound `-L` listener and where its connections go on the other side.
+pub struct Listening {
+    listener: TcpListener,
+    spec: Spec,
+}
+
+/// Binds every `-L` spec; the first that cannot be bound is the error.
+pub async fn bind_all(local: &[Spec]) -> anyhow::Result<Vec<Arc<Listening>>> {
+    let mut out = Vec::new();
+    for spec in local {
+        let listener = TcpListener::bind(&spec.bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", spec.bind))?;
+        eprintln!("strand: forwarding {} -> {} (on the other side)", spec.bind, spec.target);
+        out.push(Arc::new(Listening { listener, spec: spec.clone() }));
+    }
+    Ok(out)
+}
+
 /// Channels in use by connections of this session.
 #[derive(Default)]
 struct Channels {
@@ -76,6 +102,16 @@ struct Forwarder {
     freed: Notify,
     /// This side opens channels of this parity.
     parity: u8,
+}
+
+/// Closes a socket with a reset (RST), not an orderly end (FIN): the
+/// client must not take a cut connection for a complete one.
+fn reset(tcp: TcpStream) {
+    // Deprecated because a non-zero linger blocks in drop; a zero linger
+    // never does: the kernel sends RST and frees the socket at once.
+    #[allow(deprecated)]
+    let _ = tcp.set_linger(Some(Duration::ZERO));
+    drop(tcp);
 }
 
 impl Forwarder {
@@ -118,62 +154,125 @@ impl Forwarder {
         self.link.send(channel::CONTROL, msg.as_bytes(), self.generation).await.map(|_| ())
     }
 
-    /// Relays one TCP connection over `ch` until both directions have ended.
+    /// Relays one TCP connection over `ch` until both directions have ended,
+    /// then lets the channel go.
     async fn relay(self: Arc<Self>, ch: u8, tcp: TcpStream) {
-        let (mut rd, mut wr) = tcp.into_split();
-        let up_self = self.clone();
-        let up = tokio::spawn(async move {
-            let link = &up_self.link;
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match rd.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => link.write_stream(ch, &buf[..n], up_self.generation).await?,
-                }
-            }
-            link.finish_stream(ch, up_self.generation).await
-        });
-        let down = async {
-            loop {
-                let f = self.link.recv(ch, self.generation).await?;
-                if wr.write_all(&f.data).await.is_err() {
-                    // The local side went away: keep draining so the channel
-                    // does not hold up the shared window.
-                    while !self.link.recv(ch, self.generation).await?.fin {}
-                    return Ok::<(), LinkError>(());
-                }
-                if f.fin {
-                    let _ = wr.shutdown().await;
-                    return Ok(());
-                }
-            }
-        };
-        let (d, u) = tokio::join!(down, up);
-        if let Err(e) = d.and(u.unwrap_or(Ok(()))) {
-            tracing::debug!("channel {ch}: {e}");
+        match self.relay_until_done(ch, tcp).await {
+            Ok(()) => tracing::debug!("channel {ch}: closed in order"),
+            Err(why) => tracing::info!("channel {ch}: reset: {why}"),
         }
         self.release(ch);
     }
 
-    /// Accepts connections on `bind` and relays each to `target` on the other side.
-    async fn listen(self: Arc<Self>, bind: String, target: String) {
-        let listener = match TcpListener::bind(&bind).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("cannot listen on {bind}: {e}");
-                return;
+    async fn relay_until_done(&self, ch: u8, tcp: TcpStream) -> Result<(), String> {
+        let link = &self.link;
+        let generation = self.generation;
+        let (mut rd, mut wr) = tcp.into_split();
+        let mut buf = vec![0u8; 16 * 1024];
+        let (mut up_done, mut down_done) = (false, false);
+        // Both halves in one loop, so a failure of either ends the other at once.
+        // The channel is watched until the end: a reset may follow the
+        // peer's end of stream.
+        let failure: String = loop {
+            tokio::select! {
+                // Every byte of ours must be written at the far end before the
+                // connection closes in order.
+                r = link.wait_confirmed(ch, generation), if up_done && down_done => match r {
+                    Ok(()) => return Ok(()),
+                    Err(e) => break e.to_string(),
+                },
+                r = rd.read(&mut buf), if !up_done => match r {
+                    Ok(0) => {
+                        if let Err(e) = link.finish_stream(ch, generation).await {
+                            break e.to_string();
+                        }
+                        up_done = true;
+                    }
+                    Ok(n) => {
+                        if let Err(e) = link.write_stream(ch, &buf[..n], generation).await {
+                            break e.to_string();
+                        }
+                    }
+                    Err(e) => {
+                        let why = format!("the connection failed here: {e}");
+                        self.abort(ch, reset_payload(reason::READ_FAILED, &why)).await;
+                        self.drain(ch, &mut down_done).await;
+                        break why;
+                    }
+                },
+                r = link.recv_reset(ch, generation), if down_done => match r {
+                    Err(e) => break e.to_string(),
+                    Ok(f) => {
+                        if !up_done {
+                            self.abort(ch, reset_payload(reason::WRITE_FAILED, "reset by the other side")).await;
+                        }
+                        break format!("the other side stopped: {}", reset_reason(&f.data));
+                    }
+                },
+                r = link.recv(ch, generation), if !down_done => match r {
+                    Err(e) => break e.to_string(),
+                    Ok(f) if f.reset => {
+                        if !up_done {
+                            self.abort(ch, reset_payload(reason::WRITE_FAILED, "reset by the other side")).await;
+                        }
+                        break format!("the other side stopped: {}", reset_reason(&f.data));
+                    }
+                    Ok(f) => {
+                        if let Err(e) = wr.write_all(&f.data).await {
+                            let why = format!("the connection failed here: {e}");
+                            self.abort(ch, reset_payload(reason::WRITE_FAILED, &why)).await;
+                            down_done = f.fin;
+                            self.drain(ch, &mut down_done).await;
+                            break why;
+                        }
+                        link.stream_written(ch, f.data.len() as u32);
+                        if f.fin {
+                            let _ = wr.shutdown().await;
+                            link.stream_written(ch, 1);
+                            down_done = true;
+                        }
+                    }
+                },
             }
         };
-        tracing::info!("forwarding {bind} -> {target} (on the other side)");
+        if let Ok(tcp) = rd.reunite(wr) {
+            reset(tcp);
+        }
+        Err(failure)
+    }
+
+    /// Resets our half of channel `ch`.
+    async fn abort(&self, ch: u8, payload: Vec<u8>) {
+        let _ = self.link.abort_stream(ch, &payload, self.generation, Duration::from_secs(2)).await;
+    }
+
+    /// Takes what the peer still sends on `ch` until its end or reset, so the
+    /// channel does not hold up the others (deliveries are in order).
+    async fn drain(&self, ch: u8, done: &mut bool) {
+        while !*done {
+            match self.link.recv(ch, self.generation).await {
+                Ok(f) => *done = f.fin || f.reset,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Accepts connections on `l` and relays each to its target on the other side.
+    async fn listen(self: Arc<Self>, l: Arc<Listening>) {
         loop {
-            let Ok((tcp, from)) = listener.accept().await else { continue };
+            let Ok((tcp, from)) = l.listener.accept().await else { continue };
+            tcp.set_nodelay(true).ok();
             let Some(ch) = self.allocate() else {
-                tracing::warn!("{bind}: connection from {from} refused: all channels busy");
+                tracing::warn!("{}: connection from {from} refused: all channels busy", l.spec.bind);
+                reset(tcp);
                 continue;
             };
-            tracing::info!("{bind}: connection from {from} on channel {ch}");
-            if self.control(&format!("OPEN {ch} {target}")).await.is_err() {
-                return;
+            tracing::info!("{}: connection from {from} on channel {ch}", l.spec.bind);
+            if let Err(e) = self.control(&format!("OPEN {ch} {}", l.spec.target)).await {
+                tracing::warn!("{}: connection from {from} reset: {e}", l.spec.bind);
+                reset(tcp);
+                self.release(ch);
+                continue;
             }
             tokio::spawn(self.clone().relay(ch, tcp));
         }
@@ -194,21 +293,38 @@ impl Forwarder {
                 };
                 tracing::warn!("channel {ch}: cannot connect to {target}: {why}");
                 let _ = self.control(&format!("FAIL {ch} {why}")).await;
-                let _ = self.link.finish_stream(ch, self.generation).await;
-                while let Ok(f) = self.link.recv(ch, self.generation).await {
-                    if f.fin {
-                        break;
-                    }
-                }
+                self.abort(
+                    ch,
+                    reset_payload(reason::WRITE_FAILED, &format!("cannot connect to {target}: {why}")),
+                )
+                .await;
+                self.drain(ch, &mut false).await;
                 self.release(ch);
             }
         }
     }
 }
 
-/// Runs the forwarder until the link closes. `remote` specs are sent to the
-/// peer; `local` ones listen here.
-pub async fn run(link: LinkHandle, local: Vec<Spec>, remote: Vec<Spec>) -> anyhow::Result<()> {
+/// Refuses (resets) connections while there is no peer to relay them to.
+async fn refuse(l: Arc<Listening>) {
+    loop {
+        if let Ok((tcp, from)) = l.listener.accept().await {
+            tracing::warn!("{}: connection from {from} reset: the peer is not there", l.spec.bind);
+            reset(tcp);
+        }
+    }
+}
+
+/// Runs the forwarder until the link closes for good: `listeners` relay
+/// here, `remote` specs are sent to the peer to listen there. A peer gone for
+/// `give_up` resets every connection; forwarding resumes in a new session
+/// when it is back.
+pub async fn run(
+    link: LinkHandle,
+    listeners: Vec<Arc<Listening>>,
+    remote: Vec<Spec>,
+    give_up: Duration,
+) -> anyhow::Result<()> {
     loop {
         let generation = link.generation();
         let (me, peer) = link.sessions();
@@ -220,31 +336,63 @@ pub async fn run(link: LinkHandle, local: Vec<Spec>, remote: Vec<Spec>) -> anyho
             parity: u8::from(me > peer.unwrap_or(0)),
         });
         let mut tasks = Vec::new();
-        for s in &local {
-            tasks.push(tokio::spawn(fwd.clone().listen(s.bind.clone(), s.target.clone())));
+        for l in &listeners {
+            tasks.push(tokio::spawn(fwd.clone().listen(l.clone())));
         }
-        for s in &remote {
-            fwd.control(&format!("LISTEN {} {}", s.bind, s.target)).await?;
+        let r = async {
+            for s in &remote {
+                fwd.control(&format!("LISTEN {} {}", s.bind, s.target)).await?;
+            }
+            serve_control(&fwd, &mut tasks).await
         }
-        let r = serve_control(&fwd, &mut tasks).await;
+        .await;
         for t in tasks {
             t.abort();
         }
-        match r {
-            Err(LinkError::PeerRestarted) => {
-                tracing::warn!("the peer restarted: open connections were dropped; forwarding again");
-                link.wait_connected(Duration::from_secs(3600)).await?;
-            }
-            Err(e) => return Err(e.into()),
+        let why = match r {
+            Err(Stopped::Link(e @ (LinkError::PeerRestarted | LinkError::Gone(_)))) => e,
+            Err(Stopped::Link(e)) => return Err(e.into()),
+            Err(Stopped::Refused(why)) => anyhow::bail!("{why}"),
             Ok(()) => return Ok(()),
+        };
+        tracing::warn!("{why}: open connections were reset; forwarding again once the peer is back");
+        if matches!(why, LinkError::Gone(_)) {
+            // Both sides start afresh when the line returns, rather than
+            // resuming streams whose sockets were reset here.
+            link.restart_session();
         }
+        let refusing: Vec<_> = listeners.iter().map(|l| tokio::spawn(refuse(l.clone()))).collect();
+        let back = loop {
+            match link.wait_connected(give_up).await {
+                Ok(()) => break Ok(()),
+                Err(e @ LinkError::Closed(_)) => break Err(e),
+                Err(_) => {}
+            }
+        };
+        for t in refusing {
+            t.abort();
+        }
+        back?;
+    }
+}
+
+/// Why the control loop ended.
+enum Stopped {
+    Link(LinkError),
+    /// The peer could not listen for one of our `-R` specs.
+    Refused(String),
+}
+
+impl From<LinkError> for Stopped {
+    fn from(e: LinkError) -> Self {
+        Stopped::Link(e)
     }
 }
 
 async fn serve_control(
     fwd: &Arc<Forwarder>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> Result<(), LinkError> {
+) -> Result<(), Stopped> {
     let mut packet = Vec::new();
     loop {
         let f = fwd.link.recv(channel::CONTROL, fwd.generation).await?;
@@ -255,8 +403,22 @@ async fn serve_control(
         let msg = String::from_utf8_lossy(&std::mem::take(&mut packet)).into_owned();
         let mut words = msg.splitn(3, ' ');
         match (words.next(), words.next(), words.next()) {
-            (Some("LISTEN"), Some(bind), Some(target)) => {
-                tasks.push(tokio::spawn(fwd.clone().listen(bind.to_string(), target.to_string())));
+            (Some("LISTEN"), Some(bind), Some(target)) => match TcpListener::bind(bind).await {
+                Ok(listener) => {
+                    let spec = Spec { bind: bind.to_string(), target: target.to_string() };
+                    tracing::info!("forwarding {bind} -> {target} (on the other side), asked by the peer");
+                    tasks.push(tokio::spawn(fwd.clone().listen(Arc::new(Listening { listener, spec }))));
+                }
+                Err(e) => {
+                    tracing::error!("cannot listen on {bind} for the peer: {e}");
+                    fwd.control(&format!("NOLISTEN {bind} {e}")).await?;
+                }
+            },
+            (Some("NOLISTEN"), Some(bind), reason) => {
+                return Err(Stopped::Refused(format!(
+                    "the other side cannot listen on {bind}: {}",
+                    reason.unwrap_or("")
+                )));
             }
             (Some("OPEN"), Some(ch), Some(target)) => match ch.parse::<u8>() {
                 Ok(ch) if fwd.peers_channel(ch) => {

@@ -29,7 +29,13 @@ use transport::{Flow, Parity, SerialSettings};
     long_about = "strand moves data reliably over serial lines (RS-232, USB-serial, up to several Mbit/s), \
                   one-way data diodes and low-power radios. LINK is a device path (/dev/ttyUSB0, a pty), \
                   tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file."
-)]
+,
+    after_long_help = "Exit status: 0 success (for pipe: every byte delivered both ways, confirmed written at the \
+                       far end); 1 link errors (no peer, another protocol version); 2 usage (send/recv: refused); \
+                       3 local I/O failed; 4 link lost (the peer silent for --connect-timeout, the line closed, \
+                       the peer restarted); 5 verification failed twice; 6 the peer stopped with an error; \
+                       128+N interrupted by signal N. diode-rx: 0 complete, 1 error, 2 partial, 3 nothing \
+                       received.")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -56,7 +62,8 @@ struct LinkOpts {
     /// Print the link's counters (frames, CRC errors, retransmits, RTT, window) on exit.
     #[arg(long)]
     stats: bool,
-    /// Seconds to wait for the strand peer's handshake (and for it to come back).
+    /// Seconds to wait for the strand peer's handshake; a peer silent this long
+    /// later is declared gone (pending work fails, the command exits non-zero).
     #[arg(long, default_value_t = 30.0)]
     connect_timeout: f64,
 }
@@ -212,7 +219,7 @@ async fn connect(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkH
         Address::Serial(_) => driver::config_for_serial(&serial),
         _ => strand_link::Config::default(),
     };
-    let handle = driver::start(&addr, &serial, cfg).await?;
+    let handle = driver::start(&addr, &serial, cfg, wait(opts)).await?;
     handle.wait_connected(wait(opts)).await?;
     Ok(handle)
 }
@@ -222,18 +229,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Pipe { link, opts, exec } => {
             let handle = connect(&cli, opts, link).await?;
             let r = match exec {
-                None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout(), wait(opts)).await,
-                Some(cmd) => pipe::relay_exec(&handle, cmd, wait(opts)).await,
+                None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout()).await,
+                Some(cmd) => pipe::relay_exec(&handle, cmd).await,
             };
-            handle.linger(Duration::from_millis(100), driver::LINGER_GRACE).await;
+            // Both directions are done; the peer may still need our last
+            // acknowledgement (its end, written here): stay while it speaks.
+            let quiet = (2 * handle.rto()).clamp(Duration::from_millis(100), Duration::from_secs(1));
+            handle.linger(Duration::from_secs(1), if r.is_ok() { quiet } else { Duration::ZERO }).await;
             if opts.stats {
                 eprintln!("{}", handle.stats_report());
             }
-            r?;
+            r.map_err(|f| Failure { code: f.code, message: f.message })?;
         }
         Cmd::Forward { link, opts, local, remote } => {
+            // Listen first: a port that cannot be bound fails the command at
+            // once (ssh's ExitOnForwardFailure), before anything waits for a peer.
+            let listeners = forward::bind_all(local).await?;
             let handle = connect(&cli, opts, link).await?;
-            forward::run(handle, local.clone(), remote.clone()).await?;
+            forward::run(handle, listeners, remote.clone(), wait(opts)).await?;
         }
         Cmd::Send { link, opts, files, no_progress } => {
             let handle = connect(&cli, opts, link).await?;
@@ -270,9 +283,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 report.bytes_resumed
             );
         }
-        Cmd::DiodeTx(args) => diode::tx::run(args).await.map_err(|message| Failure { code: 1, message })?,
+        Cmd::DiodeTx(args) => diode::tx::run(args, cli.config.as_deref())
+            .await
+            .map_err(|message| Failure { code: 1, message })?,
         Cmd::DiodeRx(args) => {
-            let code = diode::rx::run(args)
+            let code = diode::rx::run(args, cli.config.as_deref())
                 .await
                 .map_err(|message| Failure { code: diode::exit::ERROR, message })?;
             if code != diode::exit::COMPLETE {
@@ -296,7 +311,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match rt.block_on(run(cli)) {
+    let result = rt.block_on(run(cli));
+    // A write to a stdout nobody reads blocks a thread for ever: do not wait
+    // for it (dropping the runtime would), the process is done.
+    rt.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             // An empty message: the command has said what happened (diode-rx's report).

@@ -109,16 +109,103 @@ pub enum OpenError {
     },
 }
 
+/// An open transport.
+pub struct Opened {
+    /// The byte pipe.
+    pub duplex: Box<dyn Duplex>,
+    /// For a serial device: its output queue, which the writer keeps short.
+    pub out_queue: Option<OutQueue>,
+}
+
+impl Opened {
+    fn plain(duplex: Box<dyn Duplex>) -> Opened {
+        Opened { duplex, out_queue: None }
+    }
+}
+
+/// A serial device's output queue (bytes written but not yet on the wire),
+/// read with TIOCOUTQ. The core counts every byte it handed out as leaving at
+/// the line rate; the writer waits while the device holds more than a few ms
+/// of them, so that a frame of another channel never waits behind a deep
+/// device buffer the core cannot see (a pseudo-terminal always reports 0).
+#[derive(Clone)]
+pub struct OutQueue {
+    fd: std::os::fd::RawFd,
+    /// Bytes the device may hold before the writer waits.
+    limit: usize,
+    /// How long one byte takes on the line.
+    byte_time: std::time::Duration,
+}
+
+nix::ioctl_read_bad!(tiocoutq, nix::libc::TIOCOUTQ, nix::libc::c_int);
+
+impl OutQueue {
+    /// Bytes in the device's output queue, if the device tells.
+    fn len(&self) -> Option<usize> {
+        let mut n: nix::libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one int through the pointer; the fd belongs to
+        // the open serial stream, which outlives the writer that calls this.
+        #[allow(unsafe_code)]
+        let r = unsafe { tiocoutq(self.fd, &mut n) };
+        r.ok().map(|_| n.max(0) as usize)
+    }
+
+    /// Waits until the queue holds at most `limit` bytes.
+    pub async fn wait_below(&self) {
+        for _ in 0..1000 {
+            match self.len() {
+                Some(n) if n > self.limit => {
+                    tokio::time::sleep(
+                        (self.byte_time * (n - self.limit) as u32).max(std::time::Duration::from_micros(500)),
+                    )
+                    .await
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Opens the transport for `addr` like [`open`]; a `tcp:` connect that is
+/// refused or times out is retried until `patience` has passed (the server,
+/// ser2net or a QEMU UART, may still be starting).
+pub async fn open_patiently(
+    addr: &Address,
+    serial: &SerialSettings,
+    patience: std::time::Duration,
+) -> Result<Opened, OpenError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match open(addr, serial).await {
+            Err(OpenError::Tcp { .. })
+                if matches!(addr, Address::Tcp(_)) && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens the transport for `addr` (named links must be resolved first).
-pub async fn open(addr: &Address, serial: &SerialSettings) -> Result<Box<dyn Duplex>, OpenError> {
+pub async fn open(addr: &Address, serial: &SerialSettings) -> Result<Opened, OpenError> {
     match addr {
-        Address::Serial(path) => Ok(Box::new(open_serial(path, serial)?)),
+        Address::Serial(path) => {
+            use std::os::fd::AsRawFd;
+            let port = open_serial(path, serial)?;
+            let rate = (u64::from(serial.baud) / 10).max(1);
+            let byte_time = std::time::Duration::from_nanos(1_000_000_000 / rate);
+            // About 4 ms of line time, and never less than a short frame.
+            let limit = (rate as usize * 4 / 1000).max(256);
+            let out_queue = OutQueue { fd: port.as_raw_fd(), limit, byte_time };
+            Ok(Opened { duplex: Box::new(port), out_queue: Some(out_queue) })
+        }
         Address::Tcp(a) => {
             let s = tokio::net::TcpStream::connect(a)
                 .await
                 .map_err(|err| OpenError::Tcp { addr: format!("tcp:{a}"), err })?;
             s.set_nodelay(true).ok();
-            Ok(Box::new(s))
+            Ok(Opened::plain(Box::new(s)))
         }
         Address::TcpListen(a) => {
             let l = tokio::net::TcpListener::bind(a)
@@ -129,10 +216,12 @@ pub async fn open(addr: &Address, serial: &SerialSettings) -> Result<Box<dyn Dup
                 l.accept().await.map_err(|err| OpenError::Tcp { addr: format!("tcp-listen:{a}"), err })?;
             tracing::info!("connection from {peer}");
             s.set_nodelay(true).ok();
-            Ok(Box::new(s))
+            Ok(Opened::plain(Box::new(s)))
         }
-        Address::Stdio => Ok(Box::new(tokio::io::join(tokio::io::stdin(), tokio::io::stdout()))),
-        Address::Exec(cmd) => Ok(Box::new(ChildPipe::spawn(cmd)?)),
+        Address::Stdio => {
+            Ok(Opened::plain(Box::new(tokio::io::join(tokio::io::stdin(), tokio::io::stdout()))))
+        }
+        Address::Exec(cmd) => Ok(Opened::plain(Box::new(ChildPipe::spawn(cmd)?))),
         Address::Named(n) => Err(OpenError::Other { dev: n.clone(), msg: "unresolved link name".into() }),
     }
 }
@@ -165,7 +254,7 @@ fn open_serial(path: &Path, s: &SerialSettings) -> Result<tokio_serial::SerialSt
             Flow::None => tokio_serial::FlowControl::None,
             Flow::RtsCts => tokio_serial::FlowControl::Hardware,
         });
-    builder.open_native_async().map_err(|e| {
+    let port = builder.open_native_async().map_err(|e| {
         use tokio_serial::ErrorKind as K;
         match e.kind {
             // serialport reports EBUSY from TIOCEXCL/flock as NoDevice; the path exists.
@@ -177,7 +266,14 @@ fn open_serial(path: &Path, s: &SerialSettings) -> Result<tokio_serial::SerialSt
             }
             _ => OpenError::Other { dev, msg: e.description },
         }
-    })
+    })?;
+    // Bytes left in the device from an earlier session (a dead process's
+    // frames, a HELLO storm in the buffers) would greet the new one: drop them.
+    {
+        use tokio_serial::SerialPort;
+        let _ = port.clear(tokio_serial::ClearBuffer::All);
+    }
+    Ok(port)
 }
 
 /// A child process's stdin and stdout as one duplex; the child is killed when dropped.

@@ -57,6 +57,10 @@ pub struct Config {
     /// bounds how long a new packet waits behind frames already handed to the
     /// driver, which no priority can overtake, without depending on ACKs.
     pub max_queue: Duration,
+    /// `max_queue` while the line is shared between channels (0: the same).
+    /// A new interactive packet waits behind what was handed out before it;
+    /// about one short frame keeps that wait small (spec 6.3).
+    pub shared_queue: Duration,
     /// Most payload bytes of first transmissions unacknowledged before new
     /// fragments wait (0: only the window limits). A driver that knows the
     /// line rate sets a round trip's worth or somewhat more, so frames do not
@@ -94,6 +98,7 @@ impl Default for Config {
             idle_resync: Duration::from_millis(10),
             line_rate: 0,
             max_queue: Duration::ZERO,
+            shared_queue: Duration::ZERO,
             max_in_flight_bytes: 0,
             fec: true,
             priorities,
@@ -103,8 +108,16 @@ impl Default for Config {
 
 /// Longest time one frame may occupy a serial line while the line is shared
 /// by two channels ([`Config::shared_payload`]): another channel's packet that
-/// arrives while a frame is on the line waits for it to end.
-pub const MAX_FRAME_TIME: Duration = Duration::from_millis(50);
+/// arrives while a frame is on the line waits for it to end. With half of it
+/// as the queue ahead of the wire ([`Config::shared_queue`]), an interactive
+/// round trip through `strand forward` beside a bulk transfer at 2 Mbit/s
+/// takes ~21 ms (p50; 57 ms with 50 ms frames and a queue of one frame).
+pub const MAX_FRAME_TIME: Duration = Duration::from_millis(20);
+
+/// The frame time the retransmission floor is made of (three of them + 20 ms):
+/// the floor that simulation found best (see [`Config::for_serial_line`]),
+/// kept when shared frames became shorter.
+const RTO_FRAME_TIME: Duration = Duration::from_millis(50);
 
 /// Longest time one frame may occupy a serial line while one channel has it to
 /// itself (a file transfer): nobody waits behind it, and the ~24 bytes a frame
@@ -126,11 +139,12 @@ impl Config {
     ///   the line, and [`BULK_FRAME_TIME`] while one has it alone (spec 6.6);
     /// - the line rate, so retransmission timers run from when a frame leaves,
     ///   not from when it is queued behind the frames before it (6.4), and
-    ///   frames are handed out at most [`MAX_QUEUE_TIME`] ahead of the wire (6.3);
+    ///   frames are handed out at most [`MAX_QUEUE_TIME`] ahead of the wire
+    ///   (6.3), half a shared frame while the line is shared;
     /// - at most 100 ms of line time plus two of the larger frames in flight: a
     ///   bound on what waits in buffers should the line be slower than its rate
     ///   (the queue limit above is what normally holds);
-    /// - an RTO floor of three short frame times + 20 ms (170 ms at 115,200
+    /// - an RTO floor of three 50 ms frame times + 20 ms (170 ms at 115,200
     ///   bit/s), and an initial RTO of twice that rather than 1 s: a timer runs
     ///   from when its frame left, so it covers the round trip, not the queue;
     ///   lower floors (70, 120 ms) bought nothing at BER 1e-3 in simulation and
@@ -147,14 +161,16 @@ impl Config {
         let in_flight = rate / 10 + 2 * larger;
         let time_of = |bytes: u64| Duration::from_micros(bytes * 1_000_000 / rate);
         let frame_time = time_of(u64::from(shared).min(cap));
+        let rto_frame = time_of(u64::from(payload_for(RTO_FRAME_TIME)).min(cap));
         let defaults = Config::default();
-        let min_rto = defaults.min_rto.max(frame_time * 3 + Duration::from_millis(20));
+        let min_rto = defaults.min_rto.max(rto_frame * 3 + Duration::from_millis(20));
         Config {
             max_payload: bulk,
             shared_payload: shared,
             max_in_flight_bytes: in_flight.min(u64::from(u32::MAX)) as u32,
             line_rate: rate.min(u64::from(u32::MAX)) as u32,
             max_queue: MAX_QUEUE_TIME,
+            shared_queue: frame_time / 2,
             min_rto,
             initial_rto: 2 * min_rto,
             // A HELLO is ~30 bytes on the wire.

@@ -33,6 +33,7 @@ pub mod framing;
 mod link;
 pub mod lora;
 mod math;
+mod pacer;
 mod recv;
 pub mod rtt;
 mod send;

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::event::{Event, PacketId};
 use crate::fec::{self, policy, Repair, Strength};
 use crate::framing::{self, DeframeError, Deframer, FeedResult};
+use crate::pacer::Pacer;
 use crate::recv::{Accept, Delivery, RecvBuffer};
 use crate::rtt::RttEstimator;
 use crate::send::{Cut, SendBuffer, SendError, QUEUE_AHEAD};
@@ -85,6 +86,10 @@ struct Core<const W: usize, const N: usize> {
     confirm_probes: u32,
     /// Written-up-to accounting of both directions (spec 8.3).
     ledger: Ledger,
+    /// The path's measured delivery rate and shortest round trip (spec 6.8).
+    pacer: Pacer,
+    /// The payload cap the measured rate set last (0: none).
+    rate_cap: u16,
     last_rx: Instant,
     last_tx: Option<Instant>,
     /// When the line will have sent every byte handed out so far (only with
@@ -117,6 +122,8 @@ struct Candidate {
     hello: HelloRepr,
     /// When it arrived: the current peer heard after this clears it.
     since: Instant,
+    /// When the current peer was last POLLed to prove it is alive.
+    polled: Instant,
 }
 
 /// Splitmix64: spreads the caller's entropy into session ids.
@@ -192,6 +199,8 @@ impl<const W: usize, const N: usize> Link<W, N> {
                 confirm_probe_at: None,
                 confirm_probes: 0,
                 ledger: Ledger::new(),
+                pacer: Pacer::new(),
+                rate_cap: 0,
                 last_rx: now,
                 last_tx: None,
                 line_free_at: now,
@@ -229,6 +238,15 @@ impl<const W: usize, const N: usize> Link<W, N> {
         }
     }
 
+    /// Ends the current session from this side (spec 5.3): what is in flight
+    /// is reported as after a peer restart (`Unconfirmed`, `StreamAborted`),
+    /// a new session id is taken and the handshake runs again. A driver that
+    /// declared its peer gone calls it, so that both sides start afresh when
+    /// the line comes back instead of resuming half-torn-down streams.
+    pub fn restart_session(&mut self, now: Instant) {
+        self.core.new_session(now);
+    }
+
     /// Forgets a partial frame, e.g. after the line was reopened.
     pub fn reset_input(&mut self) {
         self.deframer.reset();
@@ -262,10 +280,10 @@ impl<const W: usize, const N: usize> Link<W, N> {
         }
         let frame = if frame_len > 0 { &c.protected[..frame_len] } else { &c.scratch[..raw_len] };
         let n = at + framing::encode(frame, &mut out[at..])?;
-        if c.config.line_rate > 0 {
+        if let Some(rate) = c.line_rate() {
             // The frame's last byte leaves once the bytes handed out before it
             // and its own have crossed the line.
-            let wire = Duration::from_micros(n as u64 * 1_000_000 / u64::from(c.config.line_rate));
+            let wire = Duration::from_micros(n as u64 * 1_000_000 / rate);
             c.line_free_at = c.line_free_at.max(now) + wire;
             if let Some(slot) = c.built_data {
                 c.tx.departed(slot, c.line_free_at);
@@ -462,6 +480,7 @@ impl<const W: usize, const N: usize> Link<W, N> {
         s.fec_strength = c.strength;
         s.fec_hint = c.last_hint;
         s.in_flight = c.tx.in_flight();
+        s.path_rate = c.pacer.rate().unwrap_or(0);
         s
     }
 }
@@ -611,16 +630,24 @@ impl<const W: usize, const N: usize> Core<W, N> {
     /// A HELLO from another session while connected (spec 5.3): the peer may
     /// have restarted, or the frame is stale (left in a buffer by a dead
     /// session) or replayed. The live session is not torn down for it: the
-    /// current peer is POLLed, and only if it stays silent for a
-    /// retransmission timeout is the HELLO taken as a restart.
+    /// current peer is POLLed (again each retransmission timeout), and only
+    /// if it stays silent for the probation — a keepalive interval, at least a
+    /// timeout — is the HELLO taken as a restart. A live peer is heard far
+    /// sooner; a process stalled on a busy host for a few timeouts is not
+    /// mistaken for a dead one (seen with a 50 ms timeout on loopback TCP).
     fn on_candidate(&mut self, now: Instant, session: u32, hello: HelloRepr) {
         match &mut self.candidate {
             Some(c) if c.session == session => c.hello = hello,
             _ => {
-                self.candidate = Some(Candidate { session, hello, since: now });
+                self.candidate = Some(Candidate { session, hello, since: now, polled: now });
                 self.probe_owed = true;
             }
         }
+    }
+
+    /// How long a HELLO of another session waits for the current peer.
+    fn probation(&self) -> Duration {
+        self.config.keepalive.max(self.rtt.rto())
     }
 
     /// The current peer was heard: a HELLO of another session on probation was stale.
@@ -630,14 +657,16 @@ impl<const W: usize, const N: usize> Core<W, N> {
         }
     }
 
-    /// When a candidate HELLO becomes a restart, the peer silent until then.
+    /// When a candidate HELLO becomes a restart, the peer silent until then,
+    /// or the next POLL is due, whichever comes first.
     fn candidate_deadline(&self) -> Option<Instant> {
-        self.candidate.map(|c| c.since + self.rtt.rto())
+        self.candidate.map(|c| (c.since + self.probation()).min(c.polled + self.rtt.rto()))
     }
 
     /// The peer stayed silent after a HELLO of another session: it restarted.
     fn restart_to(&mut self, now: Instant, c: Candidate) {
         self.new_session(now);
+        self.stats.peer_restarts += 1;
         self.push_event(Event::PeerRestarted);
         self.accept_peer(c.session, &c.hello);
         self.heard(now);
@@ -653,8 +682,69 @@ impl<const W: usize, const N: usize> Core<W, N> {
     }
 
     fn apply_payload_bounds(&mut self) {
-        let cap = self.config.max_payload.min(self.payload_cap(self.strength));
+        let cap = self.config.max_payload.min(self.payload_cap(self.strength)).min(self.rate_cap());
         self.sizer.set_bounds(self.config.min_payload.min(cap), cap);
+    }
+
+    /// Whether the path is paced by its measured rate (spec 6.8): its rate is
+    /// not known. (A line of known rate is paced by that rate: there a low
+    /// measured rate is as likely an application with little to send, and
+    /// pacing by it would keep it low.)
+    fn rate_limited(&self) -> bool {
+        self.config.line_rate == 0
+    }
+
+    /// The rate frames leave at, for the departure times of spec 6.3.
+    fn line_rate(&self) -> Option<u64> {
+        (self.config.line_rate > 0).then_some(u64::from(self.config.line_rate))
+    }
+
+    /// Payload bytes new frames may add to what is in flight: the driver's
+    /// bound (`max_in_flight_bytes`) and, on a rate-limited path, about two
+    /// rate-round-trip products (spec 6.8). 0: no bound.
+    fn in_flight_cap(&self) -> usize {
+        let fixed = self.config.max_in_flight_bytes as usize;
+        if !self.rate_limited() {
+            return fixed;
+        }
+        let window = self.pacer.window(usize::from(self.sizer.current()));
+        if fixed == 0 {
+            window
+        } else {
+            fixed.min(window)
+        }
+    }
+
+    /// The payload cap from the measured rate: [`crate::pacer::FRAME_TIME`]
+    /// of it on a rate-limited path, never below 256 bytes.
+    fn rate_cap(&self) -> u16 {
+        match self.rate_cap {
+            0 => u16::MAX,
+            c => c,
+        }
+    }
+
+    /// Takes in what an acknowledgement measured of the path (spec 6.8).
+    fn on_path_sample(&mut self, now: Instant, rate: Option<(u64, Duration)>, rtt: Option<Duration>) {
+        if let Some((bytes, interval)) = rate {
+            self.pacer.on_rate_sample(now, bytes, interval);
+        }
+        if let Some(rtt) = rtt {
+            self.pacer.on_rtt(now, rtt);
+        }
+        self.tx.progress_restarts_timers = self.rate_limited();
+        self.rtt.wide = self.rate_limited();
+        let cap = match self.pacer.frame_cap() {
+            Some(c) if self.rate_limited() => c.clamp(256, u64::from(u16::MAX)) as u16,
+            _ => 0,
+        };
+        // Re-bound the sizer only when the cap moved by a quarter.
+        if cap.abs_diff(self.rate_cap) > self.rate_cap / 4 {
+            self.rate_cap = cap;
+            if self.strength == Strength::Off {
+                self.apply_payload_bounds();
+            }
+        }
     }
 
     /// The largest payload whose frame, protected at `s`, fits the peer's
@@ -687,7 +777,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
             self.apply_payload_bounds();
         } else {
             // With parity the sender sees no losses to steer by; the model does.
-            let p = (size as u16).min(self.config.max_payload).max(1);
+            let p = (size as u16).min(self.config.max_payload).min(self.rate_cap()).max(1);
             self.sizer.set_bounds(p, p);
         }
     }
@@ -763,7 +853,6 @@ impl<const W: usize, const N: usize> Core<W, N> {
     fn new_session(&mut self, now: Instant) {
         self.tx.reset();
         self.rx.rebase();
-        self.stats.peer_restarts += 1;
         self.session = loop {
             let s = splitmix(&mut self.rng) as u32;
             if s != 0 && s != self.session {
@@ -845,6 +934,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
             if let Some(rtt) = out.rtt {
                 self.rtt.sample(rtt);
             }
+            self.on_path_sample(now, out.rate_sample, out.rtt);
             // A spurious retransmission was counted as a loss when it was sent:
             // take that back before the sizer looks again.
             self.sizer.on_not_lost(out.spurious);
@@ -931,7 +1021,12 @@ impl<const W: usize, const N: usize> Core<W, N> {
                 // answer tells lost frames (noise) from a silent peer (outage).
                 self.probe_owed = true;
                 if now.since(self.last_rx) < rto {
-                    self.sizer.on_lost(n);
+                    // Noise, on a line of known rate; on a rate-limited path
+                    // a timeout while the peer is heard is as likely a queue,
+                    // and frame length is not what to cut for delay (6.8).
+                    if !self.rate_limited() {
+                        self.sizer.on_lost(n);
+                    }
                 } else {
                     self.rtt.on_timeout();
                 }
@@ -961,9 +1056,12 @@ impl<const W: usize, const N: usize> Core<W, N> {
             self.confirm_probe_at = Some(now + wait);
         }
         if let Some(c) = self.candidate {
-            if self.candidate_deadline().is_some_and(|t| t <= now) {
+            if now >= c.since + self.probation() {
                 self.candidate = None;
                 self.restart_to(now, c);
+            } else if now >= c.polled + rto {
+                self.probe_owed = true;
+                self.candidate = Some(Candidate { polled: now, ..c });
             }
         }
         if !self.down && silent >= self.config.link_timeout {
@@ -1025,8 +1123,11 @@ impl<const W: usize, const N: usize> Core<W, N> {
         if self.ack_now || self.probe_owed {
             return Some(self.build_ack());
         }
-        let q = self.config.max_queue;
-        if self.config.line_rate > 0 && q > Duration::ZERO && self.line_free_at > now + q {
+        let q = match self.config.shared_queue {
+            s if s > Duration::ZERO && self.tx.is_shared(now) => s.min(self.config.max_queue),
+            _ => self.config.max_queue,
+        };
+        if self.line_rate().is_some() && q > Duration::ZERO && self.line_free_at > now + q {
             // Enough is queued ahead already: a frame handed out now would only
             // wait, and a packet arriving meanwhile would wait behind it.
             let at = Instant::from_micros(self.line_free_at.as_micros() - q.as_micros() as u64);
@@ -1035,7 +1136,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
         }
         let alone = usize::from(self.sizer.current());
         let cut = Cut { alone, shared: self.shared_size(alone) };
-        let pick = self.tx.pick(now, self.peer_limit, self.config.max_in_flight_bytes as usize, cut);
+        let pick = self.tx.pick(now, self.peer_limit, self.in_flight_cap(), cut);
         self.update_stall();
         let pick = pick?;
         self.built_data = Some(pick.slot);
@@ -1047,6 +1148,7 @@ impl<const W: usize, const N: usize> Core<W, N> {
         let len = h.emit_frame(data, &mut self.scratch);
         if pick.retransmission {
             self.stats.retransmits += 1;
+            self.stats.retransmitted_bytes += data.len() as u64;
         } else {
             self.stats.data_tx += 1;
         }

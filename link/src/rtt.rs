@@ -21,6 +21,10 @@ pub struct RttEstimator {
     initial: u64,
     min: u64,
     max: u64,
+    /// A margin of a whole SRTT rather than half (spec 6.8): on a path paced
+    /// by its measured rate the round trip includes queues in both
+    /// directions that grow and shrink with the other side's frames.
+    pub wide: bool,
 }
 
 impl RttEstimator {
@@ -33,6 +37,7 @@ impl RttEstimator {
             initial: initial.as_micros() as u64,
             min: min.as_micros() as u64,
             max: max.as_micros() as u64,
+            wide: false,
         }
     }
 
@@ -73,7 +78,7 @@ impl RttEstimator {
             None => self.initial,
             // RTTVAR collapses on a steady serial line; queueing behind a
             // full driver buffer still jitters, so keep a margin of SRTT/2.
-            Some(s) => s + (4 * self.rttvar).max(s / 2).max(1000),
+            Some(s) => s + (4 * self.rttvar).max(if self.wide { s } else { s / 2 }).max(1000),
         };
         let backed = base.saturating_mul(1u64 << self.backoff.saturating_sub(GRACE));
         Duration::from_micros(backed.clamp(self.min, self.max.max(self.min)))

@@ -73,6 +73,11 @@ struct InFlight {
     /// keeps the loss detector from declaring every frame sent in between lost.
     first_tx: u32,
     retransmits: u16,
+    /// Bytes the peer had acknowledged when this copy left, and when the
+    /// last of them was acknowledged: its acknowledgement then gives a
+    /// delivery-rate sample (spec 6.8).
+    prior_delivered: u64,
+    prior_at: Instant,
     /// Judged lost; waiting to be sent again.
     needs_tx: bool,
     /// Reported received by SACK; kept until the cumulative ack passes it, so
@@ -81,9 +86,12 @@ struct InFlight {
 }
 
 impl InFlight {
-    /// When the retransmission timer of this frame fires.
-    fn expiry(&self, rto: Duration) -> Instant {
-        self.sent_at.max(self.covered_until) + rto
+    /// When the retransmission timer of this frame fires. `progress` is when
+    /// the peer last acknowledged something new, if that restarts timers: on
+    /// a path of unknown rate a frame behind others in a queue is not late
+    /// while the ones ahead of it are still being acknowledged (spec 6.8).
+    fn expiry(&self, rto: Duration, progress: Option<Instant>) -> Instant {
+        self.sent_at.max(self.covered_until).max(progress.unwrap_or(Instant::ZERO)) + rto
     }
 }
 
@@ -163,6 +171,8 @@ pub(crate) struct AckOutcome {
     /// Acknowledged frames whose acknowledgement came too soon to be for their
     /// latest copy: an earlier copy arrived, so they were retransmitted for nothing.
     pub spurious: u32,
+    /// A delivery-rate sample: bytes acknowledged over an interval (spec 6.8).
+    pub rate_sample: Option<(u64, Duration)>,
 }
 
 /// The sending half of the ARQ.
@@ -179,6 +189,9 @@ pub(crate) struct SendBuffer<const W: usize, const N: usize> {
     queued: usize,
     /// Bytes of frames sent and neither acknowledged nor selectively acknowledged.
     in_flight_bytes: usize,
+    /// Of those, bytes of frames judged lost and not yet sent again: they are
+    /// no longer in the path (spec 6.8 counts what is).
+    lost_bytes: usize,
     /// Shortest RTT sample of a DATA frame: no acknowledgement of a copy can
     /// arrive sooner after it left, so one that does is for an earlier copy.
     min_rtt: Option<Duration>,
@@ -190,6 +203,13 @@ pub(crate) struct SendBuffer<const W: usize, const N: usize> {
     stream_used: [u32; 8],
     /// Channels whose stream was cut by a session change, to report.
     stream_aborted: [u32; 8],
+    /// Payload bytes acknowledged this session, and when the last were.
+    delivered: u64,
+    delivered_at: Instant,
+    /// When the peer last acknowledged something new.
+    progress: Instant,
+    /// Whether acknowledgements restart retransmission timers (spec 6.8).
+    pub progress_restarts_timers: bool,
 }
 
 /// Two distinct elements of `v`, both mutable.
@@ -221,12 +241,22 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             free: W,
             queued: 0,
             in_flight_bytes: 0,
+            lost_bytes: 0,
             min_rtt: None,
             last_channel: None,
             shared_until: None,
             stream_used: [0; 8],
             stream_aborted: [0; 8],
+            delivered: 0,
+            delivered_at: Instant::ZERO,
+            progress: Instant::ZERO,
+            progress_restarts_timers: false,
         }
+    }
+
+    /// When timers count from, beyond each frame's departure.
+    fn progress(&self) -> Option<Instant> {
+        self.progress_restarts_timers.then_some(self.progress)
     }
 
     /// Free slots.
@@ -237,6 +267,12 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
     /// Frames sent and not yet cumulatively acknowledged.
     pub fn in_flight(&self) -> u16 {
         self.next_seq.wrapping_sub(self.una)
+    }
+
+    /// Whether the line counts as shared between channels now (fragments are
+    /// cut to the shared size; spec 6.6).
+    pub fn is_shared(&self, now: Instant) -> bool {
+        self.shared_until.is_some_and(|t| now < t)
     }
 
     /// Whether fragments wait for their first transmission.
@@ -533,9 +569,14 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
     /// gives — and records it as sent at `now`.
     pub fn pick(&mut self, now: Instant, peer_limit: u16, max_bytes: usize, cut: Cut) -> Option<Pick> {
         let pick = self.choose(now, peer_limit, max_bytes, cut)?;
+        if self.in_flight_bytes == 0 {
+            // Nothing in flight: an idle gap must not count as delivery time.
+            self.delivered_at = now;
+        }
         if !pick.retransmission {
             self.in_flight_bytes += usize::from(self.slots[pick.slot].len);
         }
+        let (delivered, delivered_at) = (self.delivered, self.delivered_at);
         self.tx_counter = self.tx_counter.wrapping_add(1);
         if let State::InFlight(f) = &mut self.slots[pick.slot].state {
             f.sent_at = now;
@@ -544,7 +585,12 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
                 f.first_tx = self.tx_counter;
                 f.first_sent = now;
             }
+            if pick.retransmission {
+                self.lost_bytes -= usize::from(self.slots[pick.slot].len);
+            }
             f.needs_tx = false;
+            f.prior_delivered = delivered;
+            f.prior_at = delivered_at;
             if pick.retransmission {
                 f.retransmits = f.retransmits.saturating_add(1);
             }
@@ -594,7 +640,17 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
                 }
             }
         }
+        // On a path paced by its measured rate (spec 6.8) the bound counts
+        // what is in the path, repeats included, so a burst of repeats cannot
+        // fill its buffers either; on a line of known rate repeats are never
+        // held and the bound is on first transmissions.
+        let paced = self.progress_restarts_timers;
+        let pipe = if paced { self.in_flight_bytes - self.lost_bytes } else { self.in_flight_bytes };
+        let full = max_bytes > 0 && pipe >= max_bytes;
         if let Some((_, i)) = best {
+            if paced && full {
+                return None;
+            }
             let State::InFlight(f) = self.slots[i].state else { unreachable!() };
             return Some(Pick { slot: i, seq: f.seq, retransmission: true });
         }
@@ -603,19 +659,27 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         }
         // A line with a known rate needs only its round trip's worth in flight;
         // more just waits in buffers, inflating the RTT the timers depend on.
-        if max_bytes > 0 && self.in_flight_bytes >= max_bytes {
+        if full {
             return None;
         }
-        let mut best: Option<(u8, u32, usize)> = None;
+        // Highest priority first; within a priority, a channel other than the
+        // one just served goes ahead, so a keystroke or a request does not
+        // queue behind another channel's backlog of equal priority (spec 8);
+        // within a channel, oldest first (its bytes stay in order).
+        let mut best: Option<(u8, bool, u32, usize)> = None;
         for (i, s) in self.slots.iter().enumerate() {
             if s.state == State::Queued {
                 let age = s.order.wrapping_sub(self.next_order); // older = smaller
-                if best.is_none_or(|(p, a, _)| s.priority > p || (s.priority == p && age < a)) {
-                    best = Some((s.priority, age, i));
+                let other = self.last_channel != Some(s.channel);
+                let better = |&(p, o, a, _): &(u8, bool, u32, usize)| {
+                    (s.priority, other, core::cmp::Reverse(age)) > (p, o, core::cmp::Reverse(a))
+                };
+                if best.as_ref().is_none_or(better) {
+                    best = Some((s.priority, other, age, i));
                 }
             }
         }
-        let (_, _, i) = best?;
+        let (_, _, _, i) = best?;
         // Fragments are cut to the size wanted now, not the one of when they
         // were queued: the sizer may have moved since, and the line may have
         // become shared (spec 6.6).
@@ -652,6 +716,8 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
             tx_order: 0,
             first_tx: 0,
             retransmits: 0,
+            prior_delivered: 0,
+            prior_at: Instant::ZERO,
             needs_tx: true,
             sacked: false,
         });
@@ -685,7 +751,13 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         let mut newest: Option<(u32, Duration)> = None;
         let min_rtt = self.min_rtt;
         let mut spurious = 0;
+        // The newest frame sent once among those acknowledged now: the
+        // delivery-rate sample is taken from its departure state (spec 6.8).
+        let mut rate_from: Option<(u64, Instant)> = None;
         let mut sample = |f: &InFlight, highest: &mut u32| {
+            if f.retransmits == 0 && rate_from.is_none_or(|(d, _)| f.prior_delivered >= d) {
+                rate_from = Some((f.prior_delivered, f.prior_at));
+            }
             let evidence = if f.retransmits == 0 { f.tx_order } else { f.first_tx };
             if evidence.wrapping_sub(*highest) < 0x8000_0000 {
                 *highest = evidence;
@@ -716,6 +788,10 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
                 if let State::InFlight(f) = self.slots[i as usize].state {
                     if !f.sacked {
                         self.in_flight_bytes -= usize::from(self.slots[i as usize].len);
+                        if f.needs_tx {
+                            self.lost_bytes -= usize::from(self.slots[i as usize].len);
+                        }
+                        self.delivered += u64::from(self.slots[i as usize].len);
                         sample(&f, &mut self.highest_acked_tx);
                         out.acked += 1;
                         out.acked_full += u32::from(self.slots[i as usize].len >= full);
@@ -744,6 +820,10 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
                 if let State::InFlight(f) = &mut self.slots[i as usize].state {
                     if !f.sacked {
                         self.in_flight_bytes -= usize::from(len);
+                        if f.needs_tx {
+                            self.lost_bytes -= usize::from(len);
+                        }
+                        self.delivered += u64::from(len);
                         f.sacked = true;
                         f.needs_tx = false;
                         out.acked += 1;
@@ -756,6 +836,11 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         }
         out.rtt = newest.map(|(_, d)| d);
         out.spurious = spurious;
+        if out.acked > 0 {
+            self.delivered_at = now;
+            self.progress = now;
+            out.rate_sample = rate_from.map(|(d, at)| (self.delivered - d, now.since(at)));
+        }
         if let Some(rtt) = out.rtt {
             self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
         }
@@ -768,6 +853,7 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
                     let gap = self.highest_acked_tx.wrapping_sub(f.tx_order);
                     if (threshold..0x8000_0000).contains(&gap) {
                         f.needs_tx = true;
+                        self.lost_bytes += usize::from(s.len);
                         out.lost += 1;
                     }
                 }
@@ -806,22 +892,48 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.slots
             .iter()
             .filter_map(|s| match s.state {
-                State::InFlight(f) if !f.sacked && !f.needs_tx => Some(f.expiry(rto)),
+                State::InFlight(f) if !f.sacked && !f.needs_tx => Some(f.expiry(rto, self.progress())),
                 _ => None,
             })
             .min()
     }
 
-    /// Marks every frame whose timer expired as lost; returns how many.
+    /// Marks every frame whose timer expired as lost; returns how many. On a
+    /// path paced by its measured rate (spec 6.8), before any DATA frame's
+    /// round trip was measured, only the oldest: the timer then rests on the
+    /// HELLO's round trip, which says nothing of how long frames wait in the
+    /// path's buffers, and resending everything there would only queue it
+    /// twice (the acknowledgements that follow measure the real round trip).
     pub fn on_timeout(&mut self, now: Instant, rto: Duration) -> u32 {
+        let progress = self.progress();
+        let only_oldest = self.progress_restarts_timers && self.min_rtt.is_none();
+        let una = self.una;
+        let mut oldest: Option<(u16, usize)> = None;
         let mut n = 0;
-        for s in self.slots.iter_mut() {
+        for (i, s) in self.slots.iter_mut().enumerate() {
             if let State::InFlight(f) = &mut s.state {
-                if !f.sacked && !f.needs_tx && f.expiry(rto) <= now {
-                    f.needs_tx = true;
-                    n += 1;
+                if !f.sacked && !f.needs_tx && f.expiry(rto, progress) <= now {
+                    if only_oldest {
+                        let d = f.seq.wrapping_sub(una);
+                        if oldest.is_none_or(|(o, _)| d < o) {
+                            oldest = Some((d, i));
+                        }
+                    } else {
+                        f.needs_tx = true;
+                        self.lost_bytes += usize::from(s.len);
+                        n += 1;
+                    }
                 }
             }
+        }
+        if let Some((_, i)) = oldest {
+            if let State::InFlight(f) = &mut self.slots[i].state {
+                f.needs_tx = true;
+                self.lost_bytes += usize::from(self.slots[i].len);
+                n = 1;
+            }
+            // The others' timers start again.
+            self.progress = now;
         }
         n
     }
@@ -865,7 +977,9 @@ impl<const W: usize, const N: usize> SendBuffer<W, N> {
         self.next_seq = 0;
         self.una = 0;
         self.in_flight_bytes = 0;
+        self.lost_bytes = 0;
         self.highest_acked_tx = self.tx_counter;
+        self.delivered = 0;
     }
 
     /// Withdraws queued fragments longer than `max` (cut before the peer's limit
@@ -989,6 +1103,22 @@ mod tests {
             order.push(heapless::Vec::from_slice(b.frame_of(p.slot).2).unwrap()).unwrap();
         }
         assert_eq!(order, [&b"key"[..], b"bulk1", b"bulk2"]);
+    }
+
+    #[test]
+    fn a_channel_of_equal_priority_does_not_wait_behind_another_channels_backlog() {
+        let mut b = Buf::new();
+        assert_eq!(b.write_stream(20, 0, &[0u8; 96], 32, usize::MAX), 96);
+        let p = b.pick(T0, LIM, 0, ALL).unwrap();
+        assert_eq!(b.frame_of(p.slot).0, 20);
+        b.queue_packet(21, 0, b"request", 32).unwrap();
+        let p = b.pick(T0, LIM, 0, ALL).unwrap();
+        assert_eq!(b.frame_of(p.slot).2, b"request", "ahead of the older bulk fragments");
+        let mut rest = heapless::Vec::<u8, 4>::new();
+        while let Some(p) = b.pick(T0, LIM, 0, ALL) {
+            rest.push(b.frame_of(p.slot).0).unwrap();
+        }
+        assert_eq!(&rest[..], &[20, 20], "the backlog follows, in order");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct Stats {
     pub data_tx: u64,
     /// DATA frames sent again.
     pub retransmits: u64,
+    /// Payload bytes of those.
+    pub retransmitted_bytes: u64,
     /// Retransmissions triggered by SACK evidence rather than a timeout.
     pub fast_retransmits: u64,
     /// Retransmission timeouts that fired.
@@ -55,6 +57,9 @@ pub struct Stats {
     pub payload_size: u16,
     /// Gauge: frames in flight.
     pub in_flight: u16,
+    /// Gauge: the path's delivery rate in bytes/s as measured from
+    /// acknowledgements (spec 6.8; 0 until measured).
+    pub path_rate: u64,
     /// Protected (FEC) frames received.
     pub fec_frames_rx: u64,
     /// Symbols the FEC corrected (bytes; byte pairs in frame-wide codes).

@@ -28,7 +28,7 @@ fn outgoing(name: &str, bytes: &[u8], symbol: u16) -> Outgoing {
             size: bytes.len() as u64,
             mode: 0o644,
             mtime: 0,
-            hash: *blake3::hash(bytes).as_bytes(),
+            hash: Some(*blake3::hash(bytes).as_bytes()),
             name: name.into(),
         },
         layout,
@@ -75,6 +75,11 @@ impl Run<'_> {
                     let bytes = &self.files[usize::from(object)].1[offset as usize..(offset + len) as usize];
                     tx.provide_block(object, block, bytes).unwrap();
                 }
+                Poll::NeedRepair { object, block } => tx.encode_repair(object, block).unwrap(),
+                Poll::NeedHash { object } => {
+                    tx.set_hash(object, *blake3::hash(&self.files[usize::from(object)].1).as_bytes())
+                }
+                Poll::Wait(t) => now = t,
                 Poll::Frame(n) => {
                     now = Instant::from_micros(now.as_micros() + 500);
                     for f in channel(out[..n].to_vec()) {
@@ -327,15 +332,117 @@ fn sender_restarted_with_a_new_session_still_delivers() {
     let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
     let first =
         Run { files: &files, symbol: 1024, config: carousel(), session: 100, key: None, restart_rx_at: None };
-    first.go(&mut rx, &mut store, |f| vec![f], |n| n >= 50);
+    first.go(&mut rx, &mut store, |f| vec![f], |n| n >= 150);
     assert!(store.files.is_empty());
-    let second = Run { session: 101, ..first };
-    second.go(&mut rx, &mut store, |f| vec![f], |n| n > 5_000);
+    // The second run continues the first (first round 1): fresh repair
+    // symbols first (R = 98 of them), none of which the receiver holds.
+    let config = SenderConfig { first_round: 1, ..carousel() };
+    let second = Run { session: 101, config, ..first };
+    let sent = second.go(&mut rx, &mut store, |f| vec![f], |n| n > 5_000);
     check_all(&store, &files, seed);
-    // The first session's object is reported partial, the second's complete.
+    // The second session took over what the first one delivered (the same
+    // content): the first is no longer reported, the second is complete and
+    // needed fewer frames than the 196 symbols of the object.
     let report = rx.report();
-    assert!(report.iter().any(|r| r.key.session == 100 && matches!(r.status, Status::Partial { .. })));
+    assert!(report.iter().all(|r| r.key.session != 100), "{report:?}");
     assert!(report.iter().any(|r| r.key.session == 101 && r.status == Status::Complete));
+    assert!(rx.stats().adopted >= 140, "{:?}", rx.stats());
+    assert!(sent < 70, "seed {seed}: {sent} frames");
+}
+
+/// One pass of `files` in session `session` at `loss`, streamed (the hash
+/// known only after the bytes), through an existing receiver.
+fn one_pass(
+    files: &[(&str, Vec<u8>)],
+    session: u32,
+    redundancy: Redundancy,
+    rx: &mut Receiver,
+    store: &mut MemStore,
+    mut lose: impl FnMut() -> bool,
+) -> u64 {
+    let objects: Vec<Outgoing> = files
+        .iter()
+        .map(|(n, b)| {
+            let mut o = outgoing(n, b, 1024);
+            o.manifest.hash = None;
+            o
+        })
+        .collect();
+    let config = SenderConfig { redundancy, rounds: Some(1), ..SenderConfig::default() };
+    let mut tx = Sender::new(session, objects, config, None).unwrap();
+    let contents: Vec<&[u8]> = files.iter().map(|(_, b)| &b[..]).collect();
+    strand_link::diode::run_in_memory(&mut tx, &contents, std::time::Duration::from_micros(100), |now, f| {
+        if !lose() {
+            let _ = rx.handle_frame(now, f, store);
+        }
+        true
+    })
+}
+
+#[test]
+fn a_second_sender_run_finishes_what_the_first_left_partial() {
+    // 1 MiB at 30% loss with repair for 10%: neither pass alone delivers,
+    // the two together do, and the second pass's report is exact.
+    let seed = 52;
+    let files = [("resume.bin", data(1 << 20, seed))];
+    let mut rng = Pcg64::seed_from_u64(seed);
+    let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
+    one_pass(&files, 200, Redundancy::ExpectLoss(0.1), &mut rx, &mut store, || rng.random::<f64>() < 0.3);
+    assert!(store.files.is_empty(), "seed {seed}: one pass at 30% loss delivered");
+    let key = rx.report()[0].key;
+    let short = rx.shortfall(key).unwrap();
+    assert!(short.blocks_missing == 1 && short.symbols_missing > 100, "seed {seed}: {short:?}");
+    one_pass(&files, 201, Redundancy::ExpectLoss(0.1), &mut rx, &mut store, || rng.random::<f64>() < 0.3);
+    check_all(&store, &files, seed);
+    // About 0.7 x 1174 symbols held from the first pass, of which the 30% the
+    // second pass lost are the ones it needed.
+    assert!(rx.stats().adopted > 150, "seed {seed}: {:?}", rx.stats());
+    // A fresh receiver given the second pass alone does not complete.
+    let (mut alone, mut alone_store) = (Receiver::new(None, Limits::default()), MemStore::default());
+    one_pass(&files, 202, Redundancy::ExpectLoss(0.1), &mut alone, &mut alone_store, || {
+        rng.random::<f64>() < 0.3
+    });
+    assert!(alone_store.files.is_empty(), "seed {seed}");
+}
+
+#[test]
+fn a_new_content_under_the_same_name_replaces_the_old_partial_cleanly() {
+    let seed = 53;
+    let old = [("doc", data(300_000, seed))];
+    let new = [("doc", data(300_000, seed + 1))];
+    let mut rng = Pcg64::seed_from_u64(seed);
+    let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
+    one_pass(&old, 300, Redundancy::Fixed(0.0), &mut rx, &mut store, || rng.random::<f64>() < 0.5);
+    assert!(store.files.is_empty() && !store.kept_symbols().is_empty());
+    one_pass(&new, 301, Redundancy::ExpectLoss(0.01), &mut rx, &mut store, || false);
+    check_all(&store, &new, seed);
+    // The old partial copy is gone from the store and from the report.
+    assert!(store.partial_objects().is_empty() && store.kept_symbols().is_empty());
+    assert!(rx.report().iter().all(|r| r.key.session == 301), "{:?}", rx.report());
+    assert_eq!(rx.stats().adopted, 0);
+}
+
+#[test]
+fn content_already_published_is_complete_when_its_hash_arrives() {
+    let seed = 54;
+    let files = [("have", data(500_000, seed))];
+    let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
+    store.files.insert("have".into(), files[0].1.clone());
+    // A carousel: the MANIFEST with the hash comes first (a sender that knows it).
+    let mut tx = Sender::new(400, vec![outgoing("have", &files[0].1, 1024)], carousel(), None).unwrap();
+    strand_link::diode::run_in_memory(
+        &mut tx,
+        &[&files[0].1],
+        std::time::Duration::from_micros(100),
+        |now, f| {
+            let _ = rx.handle_frame(now, f, &mut store);
+            !rx.session_complete(400)
+        },
+    );
+    assert!(tx.frames_sent() < 10, "{}", tx.frames_sent());
+    assert_eq!(rx.stats().already_complete, 1, "{:?}", rx.stats());
+    assert!(rx.session_complete(400));
+    assert!(store.kept_symbols().is_empty());
 }
 
 #[test]
@@ -420,4 +527,62 @@ fn report_names_complete_partial_and_never_seen_objects() {
     assert_eq!(status(2), Some(Status::NeverSeen), "{report:?}");
     assert!(!rx.session_complete(90));
     let _ = Outcome::Symbol;
+}
+
+#[test]
+fn a_burst_over_the_end_does_not_hide_that_the_sender_finished() {
+    // One pass, and a burst that swallows the first 40 frames after the data:
+    // the Done heartbeats and MANIFESTs spread over the following second arrive.
+    let seed = 91;
+    let files = [("end", data(100_000, seed))];
+    let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
+    let objects = vec![outgoing("end", &files[0].1, 1024)];
+    let mut tx = Sender::new(91, objects, SenderConfig::default(), None).unwrap();
+    let (mut burst_left, mut last) = (None::<u32>, Instant::ZERO);
+    strand_link::diode::run_in_memory(
+        &mut tx,
+        &[&files[0].1],
+        std::time::Duration::from_micros(50),
+        |now, f| {
+            let done = f[1] == 0x12 && f[10] == 2;
+            if done && burst_left.is_none() {
+                burst_left = Some(40);
+            }
+            last = now;
+            match &mut burst_left {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => drop(rx.handle_frame(now, f, &mut store)),
+            }
+            true
+        },
+    );
+    assert_eq!(burst_left, Some(0), "seed {seed}: fewer than 40 end frames");
+    assert_eq!(rx.liveness(91, last), Some(strand_link::diode::Liveness::Finished), "seed {seed}");
+    check_all(&store, &files, seed);
+}
+
+#[test]
+fn a_sender_that_has_just_started_is_not_called_silent() {
+    use strand_link::diode::Liveness;
+    let files = [("x", data(5_000, 1))];
+    let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
+    let mut tx = Sender::new(33, vec![outgoing("x", &files[0].1, 1024)], carousel(), None).unwrap();
+    // Only the first frame (a heartbeat) arrives.
+    let mut first = true;
+    strand_link::diode::run_in_memory(
+        &mut tx,
+        &[&files[0].1],
+        std::time::Duration::from_micros(50),
+        |now, f| {
+            if first {
+                let _ = rx.handle_frame(now, f, &mut store);
+            }
+            first = false;
+            now < Instant::from_micros(10_000)
+        },
+    );
+    let at = |ms: u64| rx.liveness(33, Instant::from_micros(ms * 1000));
+    assert_eq!(at(500), Some(Liveness::Active));
+    // Three heartbeat intervals (1 s) with no frame at all: dead, not silent.
+    assert_eq!(at(3_500), Some(Liveness::LinkDead));
 }

@@ -80,7 +80,7 @@ fn outgoing(bytes: &[u8], layout: Layout) -> Outgoing {
             size: bytes.len() as u64,
             mode: 0o644,
             mtime: 0,
-            hash: *blake3::hash(bytes).as_bytes(),
+            hash: Some(*blake3::hash(bytes).as_bytes()),
             name: "file".into(),
         },
         layout,
@@ -115,6 +115,9 @@ fn transfer(
                 tx.provide_block(object, block, &bytes[offset as usize..(offset + len) as usize])
                     .expect("block");
             }
+            Poll::NeedRepair { object, block } => tx.encode_repair(object, block).expect("repair"),
+            Poll::NeedHash { object } => tx.set_hash(object, *blake3::hash(bytes).as_bytes()),
+            Poll::Wait(t) => now = t.as_micros(),
             Poll::Frame(n) => {
                 now += 100;
                 wire += n as u64;
@@ -295,6 +298,13 @@ fn serial(args: &Args) {
                     tx.provide_block(0, block, &file[offset as usize..(offset + len) as usize])
                         .expect("block");
                     continue;
+                }
+                Poll::NeedRepair { object, block } => {
+                    tx.encode_repair(object, block).expect("repair");
+                    continue;
+                }
+                Poll::NeedHash { .. } | Poll::Wait(_) => {
+                    unreachable!("the hash is known, and a carousel never ends")
                 }
                 Poll::Done => unreachable!("carousel never ends"),
             }

@@ -2,10 +2,11 @@
 //! direction only: a sender never reads its line, a receiver never writes it.
 
 use crate::address::Address;
+use crate::config::{self, LinkEntry};
 use crate::transport::{self, SerialSettings};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::UdpSocket;
 
 /// Where diode frames go or come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +97,37 @@ impl Endpoint {
     }
 }
 
+/// Resolves a LINK argument: an address, or a name from the config file
+/// (`[links.NAME]`, whose `address` may be any diode LINK form, with `baud`
+/// and `rate` used unless the command line gives them). A bare word is a name
+/// first; one not in the config is an error for the sender (it would
+/// otherwise create a file of that name: write `./NAME` for a file) and an
+/// existing file for the receiver.
+pub fn resolve(
+    link: &str,
+    side: Side,
+    config_path: Option<&Path>,
+) -> Result<(Endpoint, Option<LinkEntry>), String> {
+    let s = link.trim();
+    let bare = !s.is_empty() && !s.contains('/') && !s.contains(':') && s != "-" && s != "stdio";
+    if !bare {
+        return Endpoint::parse(s, side).map(|e| (e, None));
+    }
+    let (cfg, path) = config::load(config_path).map_err(|e| e.to_string())?;
+    if let Some(entry) = cfg.links.get(s) {
+        let ep =
+            Endpoint::parse(&entry.address, side).map_err(|e| format!("link {s:?} in the config: {e}"))?;
+        return Ok((ep, Some(entry.clone())));
+    }
+    if side == Side::Rx && Path::new(s).is_file() {
+        return Ok((Endpoint::File(PathBuf::from(s)), None));
+    }
+    let file = path.map_or("the config file".to_string(), |p| p.display().to_string());
+    Err(format!(
+        "unknown link {s:?}: no [links.{s}] in {file}, and not a device, udp:HOST:PORT, udp-listen:PORT or -;          for a stream file in this directory write ./{s}"
+    ))
+}
+
 /// A device path: under /dev, or a character device anywhere (a pty symlink).
 fn is_device(path: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
@@ -106,7 +138,7 @@ fn is_device(path: &Path) -> bool {
 pub enum Sink {
     /// A byte stream.
     Stream(Box<dyn AsyncWrite + Unpin + Send>),
-    /// A UDP socket and the receiver's address.
+    /// A UDP socket (blocking: a thread sends in batches) and the receiver's address.
     Udp(UdpSocket, std::net::SocketAddr),
 }
 
@@ -114,7 +146,7 @@ pub enum Sink {
 pub enum Source {
     /// A byte stream; its end ends the run.
     Stream(Box<dyn AsyncRead + Unpin + Send>),
-    /// A bound UDP socket.
+    /// A bound UDP socket (blocking: a thread receives in batches).
     Udp(UdpSocket),
 }
 
@@ -123,7 +155,7 @@ pub async fn open_sink(ep: &Endpoint, serial: &SerialSettings) -> Result<Sink, S
     match ep {
         Endpoint::Serial(p) => {
             let d = transport::open(&Address::Serial(p.clone()), serial).await.map_err(|e| e.to_string())?;
-            Ok(Sink::Stream(Box::new(d)))
+            Ok(Sink::Stream(Box::new(d.duplex)))
         }
         Endpoint::Stdio => {
             Ok(Sink::Stream(Box::new(tokio::io::BufWriter::with_capacity(1 << 16, tokio::io::stdout()))))
@@ -141,7 +173,7 @@ pub async fn open_sink(ep: &Endpoint, serial: &SerialSettings) -> Result<Sink, S
                 .next()
                 .ok_or_else(|| format!("udp:{target}: no address"))?;
             let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-            let s = UdpSocket::bind(bind).await.map_err(|e| format!("udp:{target}: {e}"))?;
+            let s = UdpSocket::bind(bind).map_err(|e| format!("udp:{target}: {e}"))?;
             Ok(Sink::Udp(s, addr))
         }
         Endpoint::UdpListen(a) => Err(format!("udp-listen:{a} is for diode-rx")),
@@ -153,7 +185,7 @@ pub async fn open_source(ep: &Endpoint, serial: &SerialSettings) -> Result<Sourc
     match ep {
         Endpoint::Serial(p) => {
             let d = transport::open(&Address::Serial(p.clone()), serial).await.map_err(|e| e.to_string())?;
-            Ok(Source::Stream(Box::new(d)))
+            Ok(Source::Stream(Box::new(d.duplex)))
         }
         Endpoint::Stdio => Ok(Source::Stream(Box::new(tokio::io::stdin()))),
         Endpoint::File(p) => {
@@ -162,7 +194,7 @@ pub async fn open_source(ep: &Endpoint, serial: &SerialSettings) -> Result<Sourc
             Ok(Source::Stream(Box::new(f)))
         }
         Endpoint::UdpListen(a) => {
-            let s = UdpSocket::bind(a).await.map_err(|e| format!("udp-listen:{a}: {e}"))?;
+            let s = UdpSocket::bind(a).map_err(|e| format!("udp-listen:{a}: {e}"))?;
             Ok(Source::Udp(s))
         }
         Endpoint::Udp(a) => Err(format!("udp:{a} is for diode-tx")),
@@ -195,5 +227,32 @@ mod tests {
         assert!(Endpoint::parse("udp:nohost", Side::Tx).is_err());
         assert!(Endpoint::parse("tcp:a:1", Side::Tx).is_err());
         assert!(Endpoint::parse("/no/such/file", Side::Rx).unwrap_err().contains("no such"));
+    }
+
+    #[test]
+    fn named_links_come_from_the_config_and_unknown_names_are_not_files() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("strand.toml");
+        std::fs::write(
+            &cfg,
+            "[links.high-side]\naddress = \"udp:127.0.0.1:7100\"\nrate = 300000000\n[links.low]\naddress = \"udp-listen:7100\"\n",
+        )
+        .unwrap();
+        let (ep, entry) = resolve("high-side", Side::Tx, Some(&cfg)).unwrap();
+        assert_eq!(ep, Endpoint::Udp("127.0.0.1:7100".into()));
+        assert_eq!(entry.unwrap().rate, Some(300_000_000));
+        assert_eq!(
+            resolve("low", Side::Rx, Some(&cfg)).unwrap().0,
+            Endpoint::UdpListen("0.0.0.0:7100".into())
+        );
+        // A sender's unknown name is an error, not a new file of that name.
+        let e = resolve("hgh-side", Side::Tx, Some(&cfg)).unwrap_err();
+        assert!(e.contains("unknown link \"hgh-side\"") && e.contains("./hgh-side"), "{e}");
+        // Paths and addresses are not looked up.
+        assert_eq!(
+            resolve("./out.strand", Side::Tx, Some(&cfg)).unwrap().0,
+            Endpoint::File("./out.strand".into())
+        );
+        assert!(resolve("udp:127.0.0.1:9", Side::Tx, Some(&cfg)).unwrap().1.is_none());
     }
 }

@@ -6,9 +6,16 @@
 //! keeps what arrives on disk ([`rx`], [`store`]).
 
 pub mod endpoint;
+pub mod pace;
+pub mod produce;
+pub mod report;
 pub mod rx;
 pub mod store;
 pub mod tx;
+pub mod udp;
+
+/// Serial line rate when neither `--baud` nor the named link gives one.
+pub const DEFAULT_BAUD: u32 = 115_200;
 
 use std::path::{Path, PathBuf};
 use strand_link::diode::AuthKey;
@@ -56,14 +63,27 @@ pub struct TxArgs {
     /// Passes over the files; each later pass sends fresh repair symbols.
     #[arg(long, default_value_t = 1, conflicts_with = "forever")]
     pub rounds: u32,
+    /// Start at this pass: a run that continues an earlier one (same files,
+    /// same --expect-loss or --redundancy) with --first-round 1 sends repair
+    /// symbols the earlier first pass did not, so a receiver that kept that
+    /// pass's symbols finishes with fewer frames.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub first_round: u32,
     /// Send passes until killed (a carousel: receivers may join at any time).
     #[arg(long)]
     pub forever: bool,
-    /// Pace the line at this many bits/s (bytes x 10 on serial, x 8 on UDP
-    /// and files) [default: 98% of --baud on serial, 10000000 on UDP,
-    /// unlimited on files and stdout].
+    /// Pace the line at this many bits/s: bytes x 10 on serial, x 8 on
+    /// files, and on UDP each datagram's IP packet (payload and 28 bytes of
+    /// IPv4 and UDP headers, 48 on IPv6) x 8 [default: 98% of --baud on
+    /// serial, 10000000 on UDP, unlimited on files and stdout].
     #[arg(long, value_name = "BITS_PER_S")]
     pub rate: Option<u64>,
+    /// Threads that encode repair symbols [default: half the cores, 1 to 4].
+    #[arg(long, value_name = "N")]
+    pub encode_threads: Option<usize>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
     /// Bytes per symbol (even, 2..=8192) [default: 1024; 1400 on UDP].
     #[arg(long, value_name = "BYTES")]
     pub symbol_size: Option<u16>,
@@ -77,9 +97,9 @@ pub struct TxArgs {
     /// Milliseconds between heartbeats (1..=65535).
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub heartbeat: u64,
-    /// Serial line rate in bit/s.
-    #[arg(long, default_value_t = 115_200)]
-    pub baud: u32,
+    /// Serial line rate in bit/s [default: the named link's, or 115200].
+    #[arg(long)]
+    pub baud: Option<u32>,
 }
 
 /// Options of `strand diode-rx`.
@@ -88,7 +108,8 @@ pub struct TxArgs {
     0  every object the sender announced arrived and was verified\n  \
     1  an error (bad option, link not opened, disk full, existing file refused)\n  \
     2  some objects arrived only in part (or failed their hash)\n  \
-    3  nothing arrived, or some announced objects were never seen")]
+    3  nothing arrived, or some announced objects were never seen\n\
+    SIGTERM and SIGINT print the report and exit with these codes too.")]
 pub struct RxArgs {
     /// Where frames come from: a serial device or pty (read only, never
     /// written), udp-listen:PORT, udp-listen:ADDR:PORT, - (stdin) or a file
@@ -102,8 +123,9 @@ pub struct RxArgs {
     /// Most bytes of unfinished objects held at once (their sizes summed).
     #[arg(long, value_name = "BYTES")]
     pub max_bytes: Option<u64>,
-    /// Exit once a sender's every object is in, or once it said it is done
-    /// and nothing more came for two heartbeat intervals.
+    /// Exit once a sender's every object is in, once it said it is done and
+    /// nothing more came for two heartbeat intervals, or once nothing at all
+    /// came for ten (its last frames lost, or it died).
     #[arg(long)]
     pub exit_when_complete: bool,
     /// Exit after this many seconds without a valid frame.
@@ -112,9 +134,24 @@ pub struct RxArgs {
     /// Replace existing files of the same name (else they are kept and reported).
     #[arg(long)]
     pub overwrite: bool,
-    /// Serial line rate in bit/s.
-    #[arg(long, default_value_t = 115_200)]
-    pub baud: u32,
+    /// Hours a partial object (and the record of a completed one) is kept
+    /// without a new symbol; a later sender run of the same content finishes
+    /// it with only what is missing.
+    #[arg(long, value_name = "HOURS", default_value_t = 168.0)]
+    pub keep_partial: f64,
+    /// Expected line rate in bit/s, to size the UDP receive buffer (a
+    /// second of traffic, 16 to 512 MiB).
+    #[arg(long, value_name = "BITS_PER_S", default_value_t = 1_000_000_000)]
+    pub rate: u64,
+    /// UDP receive buffer to ask for, in bytes [default: from --rate].
+    #[arg(long, value_name = "BYTES")]
+    pub recv_buffer: Option<usize>,
+    /// No progress line, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Serial line rate in bit/s [default: the named link's, or 115200].
+    #[arg(long)]
+    pub baud: Option<u32>,
 }
 
 /// Frame authentication (spec 13.6): both ends hold the same key file.

@@ -3,29 +3,50 @@
 //!
 //! Under `DIR/.strand-diode/`, one directory per object, named
 //! `SESSION-OBJECT` (session in hex):
+//! - `part`: the object's bytes at their offsets. A source symbol is the
+//!   object's own bytes, so it is written here as it arrives, and a decoded
+//!   block adds only the symbols that were missing: every byte is written
+//!   once, spread over the transfer instead of all at its end.
 //! - `spool`: the symbols of blocks not yet decoded, appended as records
-//!   `block u16 LE, esi u16 LE, len u16 LE, bytes`; an index in memory says
-//!   where each is. A record cut short by a crash is dropped at start-up.
-//! - `part`: the decoded bytes, each block written at its offset.
+//!   `block u16 LE, esi u16 LE, len u16 LE, bytes` through a buffer (flushed
+//!   on every tick of the receiver and at exit); a source symbol's record has
+//!   `len` 0 and no bytes: they are in `part`. The symbols are also kept in
+//!   memory up to [`MEMORY_BUDGET`], so decoding a block reads nothing back.
+//!   A record cut short by a crash is dropped at start-up.
 //! - `meta`: layout, manifest (once known) and the decoded blocks, rewritten
 //!   atomically (temp file + rename) whenever one of them changes, so it never
 //!   claims a block whose bytes are not in `part`.
 //!
+//! `DIR/.strand-diode/complete` lists the objects published, so a restarted
+//! receiver counts them complete rather than never seen. Object directories
+//! untouched for longer than the keep time, and journal lines as old, are
+//! removed when the store opens and every few minutes.
+//!
 //! A committed object's bytes are checked against the manifest's BLAKE3 and
-//! renamed into `DIR/NAME`; then its directory is deleted.
+//! renamed into `DIR/NAME`, created with the process umask and never
+//! world-writable; then its directory is deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strand_link::diode::{safe_name, CodeId, Layout, Manifest, ObjectKey, Store};
 
 /// The receiver's working directory below DIR.
 pub const WORK_DIR: &str = ".strand-diode";
+/// The journal of published objects, in [`WORK_DIR`].
+pub const JOURNAL: &str = "complete";
+/// Bytes of kept symbols held in memory besides the spool.
+pub const MEMORY_BUDGET: u64 = 1 << 30;
+/// Bytes written to `part` between two starts of its writeback, so the
+/// fsync before publishing finds little left to write.
+const WRITEBACK_EVERY: u64 = 2 << 20;
+/// Bytes buffered before a spool write.
+const SPOOL_BUFFER: usize = 1 << 20;
 
 const META_MAGIC: &str = "strand-diode-meta 1";
 /// Bytes of a spool record's header.
@@ -80,12 +101,15 @@ fn io_err(what: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> StoreError
     move |err| StoreError::Io { what: what(), err }
 }
 
-/// Where one kept symbol is in its object's spool.
-#[derive(Debug, Clone, Copy)]
+/// Where one kept symbol is (its object's spool, or `part` for a source
+/// symbol), and its bytes while in memory.
+#[derive(Debug, Clone)]
 struct SpoolEntry {
     esi: u16,
     offset: u64,
     len: u16,
+    in_part: bool,
+    bytes: Option<Vec<u8>>,
 }
 
 /// One unfinished object on disk.
@@ -95,9 +119,60 @@ struct Pending {
     layout: Option<Layout>,
     manifest: Option<Manifest>,
     decoded: BTreeSet<u16>,
-    spool: Option<File>,
+    spool: Option<BufWriter<File>>,
+    /// Length of the spool, buffered bytes included.
     spool_len: u64,
     index: HashMap<u16, Vec<SpoolEntry>>,
+    /// `part`, open for writing.
+    part: Option<File>,
+    /// Source symbols of undecoded blocks already written to `part`.
+    in_part: HashMap<u16, BTreeSet<u16>>,
+    /// Bytes written to `part` since its writeback was last started.
+    unsynced: u64,
+    /// Source symbols not yet written to `part`, per block: a block's
+    /// symbols arrive in order, so they gather into one write.
+    runs: HashMap<u16, (u64, Vec<u8>)>,
+}
+
+/// Largest run of source symbols held before it is written.
+const RUN_BYTES: usize = 256 << 10;
+
+impl Pending {
+    /// Writes the gathered source symbols of `block` (all blocks if `None`) to `part`.
+    fn write_runs(&mut self, block: Option<u16>) -> Result<(), StoreError> {
+        let blocks: Vec<u16> = match block {
+            Some(b) => vec![b],
+            None => self.runs.keys().copied().collect(),
+        };
+        for b in blocks {
+            let Some((at, bytes)) = self.runs.remove(&b) else { continue };
+            let path = self.dir.join("part");
+            self.part()?
+                .write_all_at(&bytes, at)
+                .map_err(io_err(|| format!("cannot write {}", path.display())))?;
+            self.unsynced += bytes.len() as u64;
+        }
+        if self.unsynced >= WRITEBACK_EVERY {
+            self.unsynced = 0;
+            start_writeback(self.part()?);
+        }
+        Ok(())
+    }
+
+    fn part(&mut self) -> Result<&File, StoreError> {
+        if self.part.is_none() {
+            let path = self.dir.join("part");
+            let f = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io_err(|| format!("cannot open {}", path.display())))?;
+            self.part = Some(f);
+        }
+        Ok(self.part.as_ref().expect("opened above"))
+    }
 }
 
 /// What the store kept of one object, for `Receiver::restore`.
@@ -115,6 +190,17 @@ pub struct Restored {
     pub symbols: Vec<(u16, u16)>,
 }
 
+/// What the store found when it opened.
+#[derive(Debug, Default)]
+pub struct Opened {
+    /// Unfinished objects.
+    pub partial: Vec<Restored>,
+    /// Objects published by earlier runs whose files are still there.
+    pub complete: Vec<(ObjectKey, Manifest)>,
+    /// Unfinished objects removed because nothing touched them for the keep time.
+    pub expired: usize,
+}
+
 /// The receiver's files under DIR.
 #[derive(Debug)]
 pub struct DiskStore {
@@ -122,36 +208,74 @@ pub struct DiskStore {
     root: PathBuf,
     work: PathBuf,
     overwrite: bool,
+    keep: Duration,
+    /// Permission bits the process umask removes (read once at start).
+    umask: u32,
     objects: BTreeMap<ObjectKey, Pending>,
+    memory: u64,
+    /// BLAKE3 of files already in DIR, by (path, length, mtime in ns).
+    hashed: HashMap<(PathBuf, u64, i128), [u8; 32]>,
+}
+
+/// The process umask, read without changing it for good.
+fn process_umask() -> u32 {
+    use nix::sys::stat::{umask, Mode};
+    let old = umask(Mode::from_bits_truncate(0o077));
+    umask(old);
+    old.bits()
+}
+
+/// The permission bits of a received file: read/write as any new file
+/// (0666, or 0777 if the sender's had an executable bit), less the umask,
+/// and never writable by others, whatever the sender's mode was.
+pub fn received_mode(sender_mode: u32, umask: u32) -> u32 {
+    let base = if sender_mode & 0o111 != 0 { 0o777 } else { 0o666 };
+    base & !umask & !0o002
 }
 
 impl DiskStore {
-    /// Opens (creating it if needed) the store of `dir` and reads back what an
-    /// earlier run left there.
-    pub fn open(dir: &Path, overwrite: bool) -> Result<(DiskStore, Vec<Restored>), StoreError> {
+    /// Opens (creating it if needed) the store of `dir`, reads back what an
+    /// earlier run left there, and removes what is older than `keep`.
+    pub fn open(dir: &Path, overwrite: bool, keep: Duration) -> Result<(DiskStore, Opened), StoreError> {
         fs::create_dir_all(dir).map_err(io_err(|| format!("cannot create {}", dir.display())))?;
         let root = dir.canonicalize().map_err(io_err(|| format!("cannot open {}", dir.display())))?;
         let work = root.join(WORK_DIR);
         fs::create_dir_all(&work).map_err(io_err(|| format!("cannot create {}", work.display())))?;
-        let mut store = DiskStore { root, work, overwrite, objects: BTreeMap::new() };
-        let restored = store.scan()?;
-        Ok((store, restored))
+        let mut store = DiskStore {
+            root,
+            work,
+            overwrite,
+            keep,
+            umask: process_umask(),
+            objects: BTreeMap::new(),
+            memory: 0,
+            hashed: HashMap::new(),
+        };
+        let mut opened = store.scan()?;
+        opened.complete = store.read_journal();
+        Ok((store, opened))
     }
 
     /// Reads every object directory; ones without a readable meta file are
-    /// leftovers of a crash before the first symbol was kept, and are removed.
-    fn scan(&mut self) -> Result<Vec<Restored>, StoreError> {
-        let mut out = Vec::new();
+    /// leftovers of a crash before the first symbol was kept, and ones not
+    /// touched for the keep time are stale: both are removed.
+    fn scan(&mut self) -> Result<Opened, StoreError> {
+        let mut out = Opened::default();
         let entries =
             fs::read_dir(&self.work).map_err(io_err(|| format!("cannot read {}", self.work.display())))?;
         for e in entries.flatten() {
             let path = e.path();
             let Some(key) = e.file_name().to_str().and_then(parse_dir_name) else { continue };
+            if self.is_stale(&path) {
+                let _ = fs::remove_dir_all(&path);
+                out.expired += 1;
+                continue;
+            }
             match load(&path) {
                 Ok(Some(p)) => {
                     let symbols =
                         p.index.iter().flat_map(|(&b, v)| v.iter().map(move |s| (b, s.esi))).collect();
-                    out.push(Restored {
+                    out.partial.push(Restored {
                         key,
                         layout: p.layout,
                         manifest: p.manifest.clone(),
@@ -166,23 +290,101 @@ impl DiskStore {
                 Err(err) => tracing::warn!("ignoring {}: {err}", path.display()),
             }
         }
-        out.sort_by_key(|r| r.key);
+        out.partial.sort_by_key(|r| r.key);
         Ok(out)
     }
 
-    /// Records an object's manifest (once) so a restarted receiver knows it.
+    /// Whether an object directory was last touched longer ago than the keep time.
+    fn is_stale(&self, dir: &Path) -> bool {
+        let newest = ["meta", "spool", "part"]
+            .iter()
+            .filter_map(|f| fs::metadata(dir.join(f)).and_then(|m| m.modified()).ok())
+            .max();
+        newest.is_some_and(|t| t.elapsed().is_ok_and(|age| age > self.keep))
+    }
+
+    /// Removes unfinished objects nobody touched for the keep time (a
+    /// receiver that runs for weeks); returns the keys removed.
+    pub fn expire(&mut self) -> Vec<ObjectKey> {
+        let stale: Vec<ObjectKey> =
+            self.objects.iter().filter(|(_, p)| self.is_stale(&p.dir)).map(|(k, _)| *k).collect();
+        for k in &stale {
+            self.drop_object(*k);
+        }
+        stale
+    }
+
+    /// Journal lines younger than the keep time whose files are still there
+    /// with their size; the journal is rewritten without the others.
+    fn read_journal(&self) -> Vec<(ObjectKey, Manifest)> {
+        let path = self.work.join(JOURNAL);
+        let Ok(text) = fs::read_to_string(&path) else { return Vec::new() };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let mut kept = String::new();
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Some((at, rest)) = line.split_once(' ') else { continue };
+            let Some((key, m)) = parse_journal(rest) else { continue };
+            let fresh = at.parse::<u64>().is_ok_and(|t| now.saturating_sub(t) <= self.keep.as_secs());
+            let there = fs::metadata(self.root.join(&m.name)).is_ok_and(|f| f.is_file() && f.len() == m.size);
+            if fresh && there {
+                kept += line;
+                kept.push('\n');
+                out.push((key, m));
+            }
+        }
+        let tmp = self.work.join("complete.tmp");
+        if fs::write(&tmp, kept).is_ok() {
+            let _ = fs::rename(&tmp, &path);
+        }
+        out
+    }
+
+    fn journal(&self, key: ObjectKey, m: &Manifest) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        // The key's object number, whatever the manifest says (they agree on the wire).
+        let m = Manifest { object: key.object, ..m.clone() };
+        let line = format!("{now} {:08x} {}\n", key.session, manifest_line(&m));
+        let appended = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.work.join(JOURNAL))
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = appended {
+            tracing::warn!("cannot record {} as complete: {e}", m.name);
+        }
+    }
+
+    /// Records an object's manifest so a restarted receiver knows it; a
+    /// manifest that gained its hash is recorded again.
     pub fn remember_manifest(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<(), StoreError> {
         let Some(p) = self.objects.get_mut(&key) else { return Ok(()) };
-        if p.manifest.is_some() {
+        if p.manifest.as_ref().is_some_and(|m| m.hash.is_some() || manifest.hash.is_none()) {
             return Ok(());
         }
         p.manifest = Some(manifest.clone());
         write_meta(p)
     }
 
-    /// Objects held that have no manifest recorded yet.
+    /// Objects held whose manifest, with its hash, is not recorded yet.
     pub fn without_manifest(&self) -> Vec<ObjectKey> {
-        self.objects.iter().filter(|(_, p)| p.manifest.is_none()).map(|(k, _)| *k).collect()
+        self.objects
+            .iter()
+            .filter(|(_, p)| p.manifest.as_ref().is_none_or(|m| m.hash.is_none()))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Writes buffered symbols to the spools (the receiver calls it on every
+    /// tick, so a crash loses at most a tick's worth).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        for p in self.objects.values_mut() {
+            p.write_runs(None)?;
+            if let Some(w) = &mut p.spool {
+                w.flush().map_err(io_err(|| format!("cannot write {}", p.dir.join("spool").display())))?;
+            }
+        }
+        Ok(())
     }
 
     fn pending(&mut self, key: ObjectKey, layout: &Layout) -> Result<&mut Pending, StoreError> {
@@ -218,6 +420,38 @@ impl DiskStore {
         }
         Ok(real.join(target.file_name().ok_or_else(|| StoreError::Outside(name.into()))?))
     }
+
+    /// BLAKE3 of an existing regular file, remembered while it stays the same.
+    fn hash_existing(&mut self, path: &Path) -> Option<(u64, [u8; 32])> {
+        let meta = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+        let stamp = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+        let id = (path.to_path_buf(), meta.len(), stamp);
+        if let Some(h) = self.hashed.get(&id) {
+            return Some((meta.len(), *h));
+        }
+        let (len, h) = hash_file(path).ok()?;
+        self.hashed.insert(id, h);
+        Some((len, h))
+    }
+
+    fn drop_object(&mut self, key: ObjectKey) {
+        if let Some(p) = self.objects.remove(&key) {
+            let held: u64 =
+                p.index.values().flatten().filter(|e| e.bytes.is_some()).map(|e| u64::from(e.len)).sum();
+            self.memory = self.memory.saturating_sub(held);
+            let _ = fs::remove_dir_all(&p.dir);
+        }
+    }
+}
+
+impl Drop for DiskStore {
+    fn drop(&mut self) {
+        // Gathered source symbols and buffered spool records are what a
+        // restarted receiver would otherwise ask for again.
+        if let Err(e) = self.flush() {
+            tracing::warn!("{e}");
+        }
+    }
 }
 
 impl Store for DiskStore {
@@ -231,6 +465,7 @@ impl Store for DiskStore {
         esi: u16,
         data: &[u8],
     ) -> Result<(), StoreError> {
+        let in_memory = self.memory + data.len() as u64 <= MEMORY_BUDGET;
         let p = self.pending(key, layout)?;
         let spool_path = p.dir.join("spool");
         if p.spool.is_none() {
@@ -241,26 +476,51 @@ impl Store for DiskStore {
                 .open(&spool_path)
                 .map_err(io_err(|| format!("cannot open {}", spool_path.display())))?;
             p.spool_len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            p.spool = Some(f);
+            p.spool = Some(BufWriter::with_capacity(SPOOL_BUFFER, f));
         }
         let len = u16::try_from(data.len()).map_err(|_| StoreError::Io {
             what: format!("symbol of {} bytes", data.len()),
             err: io::Error::from(io::ErrorKind::InvalidInput),
         })?;
-        let mut rec = Vec::with_capacity(RECORD_HEADER + data.len());
-        rec.extend_from_slice(&block.to_le_bytes());
-        rec.extend_from_slice(&esi.to_le_bytes());
-        rec.extend_from_slice(&len.to_le_bytes());
-        rec.extend_from_slice(data);
-        let f = p.spool.as_mut().expect("opened above");
-        if let Err(err) = f.write_all(&rec) {
+        // A source symbol goes to its place in `part`; its record only says so.
+        let k = layout.block_symbols(block).unwrap_or(0);
+        let source = u32::from(esi) < k;
+        let part_at = layout.block_offset(block) + u64::from(esi) * u64::from(layout.symbol_size);
+        if source {
+            let keep = (layout.size.saturating_sub(part_at) as usize).min(data.len());
+            let joins = p.runs.get(&block).is_some_and(|(at, v)| at + v.len() as u64 == part_at);
+            if !joins || p.runs.get(&block).is_some_and(|(_, v)| v.len() >= RUN_BYTES) {
+                p.write_runs(Some(block))?;
+            }
+            p.runs
+                .entry(block)
+                .or_insert_with(|| (part_at, Vec::with_capacity(RUN_BYTES)))
+                .1
+                .extend_from_slice(&data[..keep]);
+            p.in_part.entry(block).or_default().insert(esi);
+        }
+        let body: &[u8] = if source { &[] } else { data };
+        let w = p.spool.as_mut().expect("opened above");
+        let mut head = [0u8; RECORD_HEADER];
+        head[0..2].copy_from_slice(&block.to_le_bytes());
+        head[2..4].copy_from_slice(&esi.to_le_bytes());
+        head[4..6].copy_from_slice(&(body.len() as u16).to_le_bytes());
+        if let Err(err) = w.write_all(&head).and_then(|()| w.write_all(body)) {
             // Cut a half-written record so later appends stay aligned.
-            let _ = f.set_len(p.spool_len);
+            let _ = w.flush();
+            let _ = w.get_ref().set_len(p.spool_len);
+            p.spool = None;
             return Err(StoreError::Io { what: format!("cannot write {}", spool_path.display()), err });
         }
-        let offset = p.spool_len + RECORD_HEADER as u64;
-        p.spool_len += rec.len() as u64;
-        p.index.entry(block).or_default().push(SpoolEntry { esi, offset, len });
+        let offset = if source { part_at } else { p.spool_len + RECORD_HEADER as u64 };
+        p.spool_len += (RECORD_HEADER + body.len()) as u64;
+        // Source symbols are read back from `part` if a decode needs them.
+        let in_memory = in_memory && !source;
+        let bytes = in_memory.then(|| data.to_vec());
+        p.index.entry(block).or_default().push(SpoolEntry { esi, offset, len, in_part: source, bytes });
+        if in_memory {
+            self.memory += data.len() as u64;
+        }
         Ok(())
     }
 
@@ -268,22 +528,55 @@ impl Store for DiskStore {
         let Some(p) = self.objects.get_mut(&key) else { return Ok(Vec::new()) };
         let Some(entries) = p.index.remove(&block) else { return Ok(Vec::new()) };
         let path = p.dir.join("spool");
-        if p.spool.is_none() {
-            p.spool = Some(
-                OpenOptions::new()
-                    .append(true)
-                    .read(true)
-                    .open(&path)
-                    .map_err(io_err(|| format!("cannot open {}", path.display())))?,
-            );
+        // Source symbols come from `part`: the block's range, read once.
+        let mut from_part = Vec::new();
+        let first = entries.iter().filter(|e| e.in_part && e.bytes.is_none()).map(|e| e.offset).min();
+        if let Some(first) = first {
+            p.write_runs(Some(block))?;
+            let last = entries
+                .iter()
+                .filter(|e| e.in_part)
+                .map(|e| e.offset + u64::from(e.len))
+                .max()
+                .unwrap_or(first);
+            let part = p.dir.join("part");
+            let f = p.part()?;
+            let avail = f.metadata().map(|m| m.len()).unwrap_or(0).saturating_sub(first);
+            from_part = vec![0u8; (last - first) as usize];
+            let n = (avail as usize).min(from_part.len());
+            f.read_exact_at(&mut from_part[..n], first)
+                .map_err(io_err(|| format!("cannot read {}", part.display())))?;
         }
-        let f = p.spool.as_ref().expect("opened above");
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
-            let mut buf = vec![0u8; usize::from(e.len)];
-            f.read_exact_at(&mut buf, e.offset)
-                .map_err(io_err(|| format!("cannot read {}", path.display())))?;
-            out.push((e.esi, buf));
+            match e.bytes {
+                Some(b) => {
+                    self.memory = self.memory.saturating_sub(b.len() as u64);
+                    out.push((e.esi, b));
+                }
+                None if e.in_part => {
+                    // The object's own bytes; the last symbol is zero-padded past its end.
+                    let at = (e.offset - first.unwrap_or(e.offset)) as usize;
+                    out.push((e.esi, from_part[at..at + usize::from(e.len)].to_vec()));
+                }
+                None => {
+                    if p.spool.is_none() {
+                        let f = OpenOptions::new()
+                            .append(true)
+                            .read(true)
+                            .open(&path)
+                            .map_err(io_err(|| format!("cannot open {}", path.display())))?;
+                        p.spool = Some(BufWriter::with_capacity(SPOOL_BUFFER, f));
+                    }
+                    let w = p.spool.as_mut().expect("opened above");
+                    w.flush().map_err(io_err(|| format!("cannot write {}", path.display())))?;
+                    let mut buf = vec![0u8; usize::from(e.len)];
+                    w.get_ref()
+                        .read_exact_at(&mut buf, e.offset)
+                        .map_err(io_err(|| format!("cannot read {}", path.display())))?;
+                    out.push((e.esi, buf));
+                }
+            }
         }
         Ok(out)
     }
@@ -297,23 +590,58 @@ impl Store for DiskStore {
     ) -> Result<(), StoreError> {
         let p = self.pending(key, layout)?;
         let path = p.dir.join("part");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(|| format!("cannot open {}", path.display())))?;
-        f.write_all_at(data, offset).map_err(io_err(|| format!("cannot write {}", path.display())))?;
-        if let Some(b) = block_at(layout, offset) {
-            p.decoded.insert(b);
-            p.index.remove(&b);
+        let block = block_at(layout, offset);
+        p.write_runs(block)?;
+        // Source symbols already in `part` are not written again: runs of the others are.
+        let have = block.and_then(|b| p.in_part.remove(&b)).unwrap_or_default();
+        let t = usize::from(layout.symbol_size);
+        let f = p.part()?;
+        let mut i = 0;
+        while i * t < data.len() {
+            if have.contains(&(i as u16)) {
+                i += 1;
+                continue;
+            }
+            let run_start = i;
+            while i * t < data.len() && !have.contains(&(i as u16)) {
+                i += 1;
+            }
+            let (a, z) = (run_start * t, (i * t).min(data.len()));
+            f.write_all_at(&data[a..z], offset + a as u64)
+                .map_err(io_err(|| format!("cannot write {}", path.display())))?;
         }
-        write_meta(p)
+        let mut freed = 0;
+        if let Some(b) = block {
+            p.decoded.insert(b);
+            if let Some(v) = p.index.remove(&b) {
+                freed = v.iter().filter_map(|e| e.bytes.as_ref()).map(|b| b.len() as u64).sum();
+            }
+        }
+        let r = write_meta(p);
+        self.memory = self.memory.saturating_sub(freed);
+        r
+    }
+
+    fn read_block(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<Vec<u8>, StoreError> {
+        let Some(p) = self.objects.get_mut(&key) else { return Ok(Vec::new()) };
+        p.write_runs(Some(block))?;
+        let path = p.dir.join("part");
+        let mut buf = vec![0u8; layout.block_bytes(block) as usize];
+        File::open(&path)
+            .and_then(|f| f.read_exact_at(&mut buf, layout.block_offset(block)))
+            .map_err(io_err(|| format!("cannot read {}", path.display())))?;
+        Ok(buf)
     }
 
     fn commit(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<bool, StoreError> {
-        let part = match self.objects.get(&key) {
-            Some(p) => p.dir.join("part"),
+        let part = match self.objects.get_mut(&key) {
+            Some(p) => {
+                // Nothing more will be appended: the spool's buffer can go.
+                p.write_runs(None)?;
+                p.spool = None;
+                p.part = None;
+                p.dir.join("part")
+            }
             None => {
                 // An empty object never had a symbol: give it its own directory.
                 let dir = self.work.join(format!("{:08x}-{}", key.session, key.object));
@@ -325,19 +653,24 @@ impl Store for DiskStore {
         if manifest.size == 0 {
             File::create(&part).map_err(io_err(|| format!("cannot create {}", part.display())))?;
         }
+        tracing::debug!("{}: every block in; checking the hash", manifest.name);
         let hash = match hash_file(&part) {
             Ok((len, h)) if len == manifest.size => h,
             Ok(_) => return Ok(false),
             Err(err) => return Err(StoreError::Io { what: format!("cannot read {}", part.display()), err }),
         };
-        if hash != manifest.hash {
+        if Some(hash) != manifest.hash {
             return Ok(false);
         }
         let target = self.target(&manifest.name)?;
         match fs::symlink_metadata(&target) {
-            Ok(m) if m.is_file() && hash_file(&target).is_ok_and(|(_, h)| h == manifest.hash) => {
+            Ok(m)
+                if m.is_file()
+                    && self.hash_existing(&target).is_some_and(|(_, h)| Some(h) == manifest.hash) =>
+            {
                 // Already there (an earlier run, another round): nothing to replace.
                 self.drop_object(key);
+                self.journal(key, manifest);
                 return Ok(true);
             }
             Ok(m) if !self.overwrite || !m.is_file() => return Err(StoreError::Exists(target)),
@@ -347,15 +680,18 @@ impl Store for DiskStore {
             .write(true)
             .open(&part)
             .map_err(io_err(|| format!("cannot open {}", part.display())))?;
-        f.set_permissions(fs::Permissions::from_mode(manifest.mode & 0o777))
+        f.set_permissions(fs::Permissions::from_mode(received_mode(manifest.mode, self.umask)))
             .map_err(io_err(|| format!("cannot set the mode of {}", part.display())))?;
         if manifest.mtime > 0 {
             let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(manifest.mtime));
         }
+        tracing::debug!("{}: hash matches; syncing", manifest.name);
         f.sync_all().map_err(io_err(|| format!("cannot write {}", part.display())))?;
+        tracing::debug!("{}: synced", manifest.name);
         drop(f);
         fs::rename(&part, &target).map_err(io_err(|| format!("cannot create {}", target.display())))?;
         self.drop_object(key);
+        self.journal(key, manifest);
         Ok(true)
     }
 
@@ -363,14 +699,45 @@ impl Store for DiskStore {
         self.drop_object(key);
         Ok(())
     }
+
+    fn source_complete(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<bool, StoreError> {
+        let Some(p) = self.objects.get_mut(&key) else { return Ok(false) };
+        let k = layout.block_symbols(block).unwrap_or(0) as usize;
+        if p.in_part.get(&block).is_none_or(|s| s.len() < k) {
+            return Ok(false);
+        }
+        // Every source symbol is in place: the block is done without decoding.
+        p.write_runs(Some(block))?;
+        p.in_part.remove(&block);
+        let freed: u64 = p
+            .index
+            .remove(&block)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.bytes.as_ref())
+            .map(|b| b.len() as u64)
+            .sum();
+        p.decoded.insert(block);
+        let r = write_meta(p);
+        self.memory = self.memory.saturating_sub(freed);
+        r.map(|()| true)
+    }
+
+    fn already_have(&mut self, manifest: &Manifest) -> Result<bool, StoreError> {
+        let Ok(target) = self.target(&manifest.name) else { return Ok(false) };
+        Ok(self
+            .hash_existing(&target)
+            .is_some_and(|(len, h)| len == manifest.size && Some(h) == manifest.hash))
+    }
 }
 
-impl DiskStore {
-    fn drop_object(&mut self, key: ObjectKey) {
-        if let Some(p) = self.objects.remove(&key) {
-            let _ = fs::remove_dir_all(&p.dir);
-        }
-    }
+/// Starts writing a file's dirty pages to disk without waiting: the fsync
+/// that publishing needs then waits for little.
+fn start_writeback(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads its arguments; the descriptor is open
+    // for the call's duration. A failure only means the fsync waits longer.
+    let _ = unsafe { nix::libc::sync_file_range(f.as_raw_fd(), 0, 0, nix::libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 /// The block whose bytes start at `offset`.
@@ -427,6 +794,14 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// A manifest as one line: `object objects size mode mtime hash name`, the
+/// hash `-` while unknown (safe_name has no control characters, so the name
+/// is the rest of the line).
+fn manifest_line(m: &Manifest) -> String {
+    let hash = m.hash.as_ref().map_or_else(|| "-".to_string(), |h| hex(h));
+    format!("{} {} {} {} {} {hash} {}", m.object, m.objects, m.size, m.mode, m.mtime, m.name)
+}
+
 /// Rewrites an object's meta file atomically.
 fn write_meta(p: &Pending) -> Result<(), StoreError> {
     let mut s = format!("{META_MAGIC}\n");
@@ -434,17 +809,7 @@ fn write_meta(p: &Pending) -> Result<(), StoreError> {
         s += &format!("layout {} {} {} {} {}\n", l.code as u8, l.size, l.symbol_size, l.block_max, l.repair);
     }
     if let Some(m) = &p.manifest {
-        // safe_name has no control characters, so the name is the rest of one line.
-        s += &format!(
-            "manifest {} {} {} {} {} {} {}\n",
-            m.object,
-            m.objects,
-            m.size,
-            m.mode,
-            m.mtime,
-            hex(&m.hash),
-            m.name
-        );
+        s += &format!("manifest {}\n", manifest_line(m));
     }
     let blocks: Vec<String> = p.decoded.iter().map(u16::to_string).collect();
     s += &format!("decoded {}\n", blocks.join(" "));
@@ -489,12 +854,29 @@ fn load(dir: &Path) -> io::Result<Option<Pending>> {
             if r.read_exact(&mut skip).is_err() {
                 break;
             }
-            if !p.decoded.contains(&block) {
-                p.index.entry(block).or_default().push(SpoolEntry {
-                    esi,
-                    offset: at + RECORD_HEADER as u64,
-                    len,
-                });
+            let k = layout.block_symbols(block).unwrap_or(0);
+            if !p.decoded.contains(&block) && u64::from(block) < layout.blocks() {
+                if len == 0 && u32::from(esi) < k {
+                    // A source symbol, in `part`.
+                    let t = layout.symbol_size;
+                    let offset = layout.block_offset(block) + u64::from(esi) * u64::from(t);
+                    p.index.entry(block).or_default().push(SpoolEntry {
+                        esi,
+                        offset,
+                        len: t,
+                        in_part: true,
+                        bytes: None,
+                    });
+                    p.in_part.entry(block).or_default().insert(esi);
+                } else if len > 0 {
+                    p.index.entry(block).or_default().push(SpoolEntry {
+                        esi,
+                        offset: at + RECORD_HEADER as u64,
+                        len,
+                        in_part: false,
+                        bytes: None,
+                    });
+                }
             }
             at += (RECORD_HEADER + usize::from(len)) as u64;
         }
@@ -503,7 +885,7 @@ fn load(dir: &Path) -> io::Result<Option<Pending>> {
             f.set_len(at)?;
         }
         p.spool_len = at;
-        p.spool = Some(f);
+        p.spool = Some(BufWriter::with_capacity(SPOOL_BUFFER, f));
     }
     Ok(Some(p))
 }
@@ -524,7 +906,10 @@ fn parse_manifest(s: &str) -> Option<Manifest> {
     let mut it = s.splitn(7, ' ');
     let mut num = || it.next()?.parse::<u64>().ok();
     let (object, objects, size, mode, mtime) = (num()?, num()?, num()?, num()?, num()?);
-    let hash = unhex(it.next()?)?;
+    let hash = match it.next()? {
+        "-" => None,
+        h => Some(unhex(h)?),
+    };
     let name = it.next()?.to_string();
     safe_name(&name).then_some(Manifest {
         object: u16::try_from(object).ok()?,
@@ -537,9 +922,18 @@ fn parse_manifest(s: &str) -> Option<Manifest> {
     })
 }
 
+/// A journal line after its time: `SESSION` then a manifest line.
+fn parse_journal(s: &str) -> Option<(ObjectKey, Manifest)> {
+    let (session, rest) = s.split_once(' ')?;
+    let m = parse_manifest(rest).filter(|m| m.hash.is_some())?;
+    Some((ObjectKey { session: u32::from_str_radix(session, 16).ok()?, object: m.object }, m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KEEP: Duration = Duration::from_secs(7 * 86_400);
 
     fn layout() -> Layout {
         Layout::choose(10_000, 1000).unwrap()
@@ -552,7 +946,7 @@ mod tests {
             size: bytes.len() as u64,
             mode: 0o640,
             mtime: 1_700_000_000,
-            hash: *blake3::hash(bytes).as_bytes(),
+            hash: Some(*blake3::hash(bytes).as_bytes()),
             name: name.into(),
         }
     }
@@ -562,40 +956,104 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = ObjectKey { session: 0xabc, object: 3 };
         let l = layout();
-        let bytes = vec![7u8; 10_000];
+        // Source symbols 4 and 9 are the object's own bytes; a repair symbol goes to the spool.
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i / 1000) as u8).collect();
         {
-            let (mut s, r) = DiskStore::open(dir.path(), false).unwrap();
-            assert!(r.is_empty());
-            s.put_symbol(key, &l, 0, 4, &[1; 1000]).unwrap();
-            s.put_symbol(key, &l, 0, 9, &[2; 1000]).unwrap();
+            let (mut s, r) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+            assert!(r.partial.is_empty());
+            s.put_symbol(key, &l, 0, 4, &bytes[4000..5000]).unwrap();
+            s.put_symbol(key, &l, 0, 9, &bytes[9000..]).unwrap();
+            s.put_symbol(key, &l, 0, 12, &[0xAB; 1000]).unwrap();
             s.remember_manifest(key, &manifest(&bytes, "x/y")).unwrap();
         }
         // A torn record at the end is cut, the rest kept.
         let spool = dir.path().join(WORK_DIR).join("00000abc-3/spool");
         let mut f = OpenOptions::new().append(true).open(&spool).unwrap();
         f.write_all(&[0, 0, 1, 0, 0xe8]).unwrap();
-        let (mut s, r) = DiskStore::open(dir.path(), false).unwrap();
+        let (mut s, r) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        let r = r.partial;
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].key, key);
         assert_eq!(r[0].layout, Some(l));
         assert_eq!(r[0].manifest.as_ref().map(|m| m.name.as_str()), Some("x/y"));
         let mut syms = r[0].symbols.clone();
         syms.sort();
-        assert_eq!(syms, vec![(0, 4), (0, 9)]);
-        let got = s.take_symbols(key, 0).unwrap();
-        assert_eq!(got, vec![(4, vec![1; 1000]), (9, vec![2; 1000])]);
+        assert_eq!(syms, vec![(0, 4), (0, 9), (0, 12)]);
+        let mut got = s.take_symbols(key, 0).unwrap();
+        got.sort();
+        assert_eq!(got, vec![(4, vec![4; 1000]), (9, vec![9; 1000]), (12, vec![0xAB; 1000])]);
         s.put_block(key, &l, 0, &bytes).unwrap();
         assert!(s.commit(key, &manifest(&bytes, "x/y")).unwrap());
         assert_eq!(fs::read(dir.path().join("x/y")).unwrap(), bytes);
-        let mode = fs::metadata(dir.path().join("x/y")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o640);
         assert!(!dir.path().join(WORK_DIR).join("00000abc-3").exists());
+        // The journal makes a restarted store count it complete.
+        let (_, r) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        assert_eq!(r.complete.len(), 1);
+        assert_eq!((r.complete[0].0, r.complete[0].1.name.as_str()), (key, "x/y"));
+        // ... as long as the file is there.
+        fs::remove_file(dir.path().join("x/y")).unwrap();
+        assert!(DiskStore::open(dir.path(), false, KEEP).unwrap().1.complete.is_empty());
+    }
+
+    #[test]
+    fn received_files_get_the_umask_and_are_never_world_writable() {
+        assert_eq!(received_mode(0o777, 0o022), 0o755);
+        assert_eq!(received_mode(0o777, 0), 0o775);
+        assert_eq!(received_mode(0o644, 0o022), 0o644);
+        assert_eq!(received_mode(0o600, 0o022), 0o644);
+        assert_eq!(received_mode(0o4777, 0o077), 0o700);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        let key = ObjectKey { session: 1, object: 0 };
+        let bytes = vec![3u8; 10_000];
+        s.put_block(key, &layout(), 0, &bytes).unwrap();
+        let m = Manifest { mode: 0o777, ..manifest(&bytes, "exe") };
+        assert!(s.commit(key, &m).unwrap());
+        let mode = fs::metadata(dir.path().join("exe")).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, received_mode(0o777, process_umask()));
+        assert_eq!(mode & 0o002, 0);
+    }
+
+    #[test]
+    fn stale_partial_objects_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ObjectKey { session: 5, object: 0 };
+        {
+            let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+            s.put_symbol(key, &layout(), 0, 1, &[1; 1000]).unwrap();
+        }
+        // Kept for a week: still there.
+        assert_eq!(DiskStore::open(dir.path(), false, KEEP).unwrap().1.partial.len(), 1);
+        // Age its files by two days, keep for one: removed and counted.
+        let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        for f in ["meta", "spool", "part"] {
+            let f = File::options()
+                .write(true)
+                .open(dir.path().join(WORK_DIR).join("00000005-0").join(f))
+                .unwrap();
+            f.set_modified(old).unwrap();
+        }
+        let (_, opened) = DiskStore::open(dir.path(), false, Duration::from_secs(86_400)).unwrap();
+        assert_eq!((opened.partial.len(), opened.expired), (0, 1));
+        assert!(!dir.path().join(WORK_DIR).join("00000005-0").exists());
+    }
+
+    #[test]
+    fn content_already_in_dir_is_recognised_by_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        let bytes = vec![9u8; 5000];
+        assert!(!s.already_have(&manifest(&bytes, "a")).unwrap());
+        fs::write(dir.path().join("a"), &bytes).unwrap();
+        assert!(s.already_have(&manifest(&bytes, "a")).unwrap());
+        assert!(!s.already_have(&manifest(&[1u8; 5000], "a")).unwrap());
+        assert!(!s.already_have(&Manifest { hash: None, ..manifest(&bytes, "a") }).unwrap());
     }
 
     #[test]
     fn wrong_hash_is_not_published_and_existing_files_are_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = DiskStore::open(dir.path(), false).unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
         let l = layout();
         let key = ObjectKey { session: 1, object: 0 };
         let bytes = vec![5u8; 10_000];
@@ -615,7 +1073,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("sneaky")).unwrap();
-        let (mut s, _) = DiskStore::open(dir.path(), false).unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
         let key = ObjectKey { session: 1, object: 0 };
         let bytes = vec![1u8; 10];
         s.put_block(key, &Layout::choose(10, 10).unwrap(), 0, &bytes).unwrap();
@@ -626,7 +1084,7 @@ mod tests {
     #[test]
     fn empty_objects_are_published() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut s, _) = DiskStore::open(dir.path(), false).unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
         assert!(s.commit(ObjectKey { session: 1, object: 0 }, &manifest(&[], "empty")).unwrap());
         assert_eq!(fs::read(dir.path().join("empty")).unwrap(), b"");
     }

@@ -1,13 +1,22 @@
-//! `strand diode-tx`: reads the files, runs the core's [`Sender`] and writes
-//! its frames, paced so that neither a serial port's buffers nor a UDP path
-//! are overrun (nothing comes back to slow the sender down).
+//! `strand diode-tx`: lists the files, runs the core's [`Sender`] on a
+//! thread of its own fed by the [producer](super::produce) (which reads,
+//! hashes and encodes ahead), and writes its frames paced to the rate — in
+//! `sendmmsg` batches on UDP — so that neither a serial port's buffers nor a
+//! UDP path are overrun (nothing comes back to slow the sender down).
 
 use super::endpoint::{open_sink, Endpoint, Side, Sink};
+use super::pace::Pacer;
+use super::produce::{self, Content, Plan, Prepared};
+use super::udp::{BatchSender, BATCH};
 use super::TxArgs;
 use crate::transport::SerialSettings;
+use std::collections::HashMap;
 use std::fs;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver as ChanRx, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 use strand_link::diode::stream;
 use strand_link::diode::wire::MAX_FRAME;
@@ -15,12 +24,12 @@ use strand_link::diode::{safe_name, Layout, Manifest, Outgoing, Poll, Redundancy
 use strand_link::fec::Strength;
 use strand_link::time::Instant;
 use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{signal, SignalKind};
 
-/// Where an object's bytes are read from.
-enum Content {
-    File(fs::File),
-    Memory(Vec<u8>),
-}
+/// IPv4 and UDP headers: what a datagram costs the path besides its payload.
+const UDP4_OVERHEAD: usize = 28;
+/// IPv6 and UDP headers.
+const UDP6_OVERHEAD: usize = 48;
 
 /// One object to send and where its bytes are.
 struct Item {
@@ -69,7 +78,11 @@ fn collect(args: &[PathBuf]) -> Result<Vec<(String, Option<PathBuf>)>, String> {
         return Err(format!("two files would be received as {:?}: send them separately", w[0]));
     }
     if out.len() >= usize::from(u16::MAX) {
-        return Err(format!("{} files: one session carries at most 65534", out.len()));
+        return Err(format!(
+            "{} files: one session carries at most {} (object numbers are 16 bits); send them in several runs or as a tar file",
+            out.len(),
+            u16::MAX - 1
+        ));
     }
     Ok(out)
 }
@@ -93,7 +106,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Option<PathBuf>)>) -> Re
     Ok(())
 }
 
-/// Reads and hashes every object (the manifest carries the hash, and goes out first).
+/// Opens every object. Files are not read here: the producer hashes them
+/// while the first symbols go out. Stdin is read whole (and hashed) first.
 async fn load(list: Vec<(String, Option<PathBuf>)>) -> Result<Vec<Item>, String> {
     let mut items = Vec::new();
     for (name, path) in list {
@@ -110,16 +124,15 @@ async fn load(list: Vec<(String, Option<PathBuf>)>) -> Result<Vec<Item>, String>
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 let hash = *blake3::hash(&v).as_bytes();
                 let size = v.len() as u64;
-                (Content::Memory(v), size, 0o644, now.as_secs(), hash, "stdin".to_string())
+                (Content::Memory(Arc::new(v)), size, 0o644, now.as_secs(), Some(hash), "stdin".to_string())
             }
             Some(p) => {
                 let shown = p.display().to_string();
                 let f = fs::File::open(&p).map_err(|e| format!("{shown}: {e}"))?;
                 let meta = f.metadata().map_err(|e| format!("{shown}: {e}"))?;
-                let mut h = blake3::Hasher::new();
-                h.update_reader(&f).map_err(|e| format!("{shown}: {e}"))?;
-                let hash = *h.finalize().as_bytes();
-                (Content::File(f), meta.len(), meta.mode() & 0o7777, meta.mtime().max(0) as u64, hash, shown)
+                let stamp = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+                let content = Content::File { file: f, len: meta.len(), mtime: stamp };
+                (content, meta.len(), meta.mode() & 0o7777, meta.mtime().max(0) as u64, None, shown)
             }
         };
         let manifest = Manifest { object: 0, objects: 0, size, mode, mtime, hash, name };
@@ -128,36 +141,244 @@ async fn load(list: Vec<(String, Option<PathBuf>)>) -> Result<Vec<Item>, String>
     Ok(items)
 }
 
-/// Paces writes to a byte rate: a token bucket that may go briefly negative,
-/// so the sleep's granularity (about a millisecond) is made up on later frames.
-struct Pacer {
-    rate: f64,
-    tokens: f64,
-    burst: f64,
-    last: StdInstant,
+/// What the sending thread has done, for progress lines and the summary.
+#[derive(Debug, Default)]
+struct Progress {
+    frames: AtomicU64,
+    wire_bytes: AtomicU64,
+    round: AtomicU64,
+    object: AtomicU64,
+    /// Share of the current object's pass sent, in millionths.
+    within: AtomicU64,
 }
 
-impl Pacer {
-    fn new(bytes_per_s: f64) -> Pacer {
-        // A few milliseconds' worth, and at least two big frames, may go at once.
-        let burst = (bytes_per_s * 0.005).max(2.0 * MAX_FRAME as f64);
-        Pacer { rate: bytes_per_s, tokens: burst, burst, last: StdInstant::now() }
+/// Where frames go, from the sending thread.
+enum Out {
+    Udp {
+        sender: BatchSender,
+        overhead: usize,
+    },
+    Stream {
+        sink: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+        fec: Strength,
+        leading: bool,
+        rt: tokio::runtime::Handle,
+    },
+}
+
+impl Out {
+    /// Sends a batch; returns the bytes it cost the path (as paced).
+    fn send(&mut self, frames: &[&[u8]], pacer: &mut Option<Pacer>) -> Result<u64, String> {
+        match self {
+            Out::Udp { sender, overhead } => {
+                let bytes: usize = frames.iter().map(|f| f.len() + *overhead).sum();
+                if let Some(p) = pacer {
+                    p.take(bytes);
+                }
+                sender.send(frames);
+                Ok(bytes as u64)
+            }
+            Out::Stream { sink, fec, leading, rt } => {
+                let mut wire = Vec::with_capacity(frames.len() * (MAX_FRAME + 64));
+                for f in frames {
+                    stream::encode_frame(f, *fec, std::mem::take(leading), &mut wire);
+                }
+                if let Some(p) = pacer {
+                    p.take(wire.len());
+                }
+                rt.block_on(sink.write_all(&wire)).map_err(write_error)?;
+                Ok(wire.len() as u64)
+            }
+        }
     }
 
-    async fn take(&mut self, bytes: usize) {
-        let now = StdInstant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        self.tokens -= bytes as f64;
-        if self.tokens < 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(-self.tokens / self.rate)).await;
+    fn finish(&mut self) -> Result<(), String> {
+        if let Out::Stream { sink, rt, .. } = self {
+            rt.block_on(sink.flush()).map_err(write_error)?;
+            rt.block_on(sink.shutdown()).ok();
+        }
+        Ok(())
+    }
+}
+
+fn write_error(e: std::io::Error) -> String {
+    if e.raw_os_error() == Some(nix::libc::ENOSPC) {
+        return "disk full (no space left on device)".to_string();
+    }
+    e.to_string()
+}
+
+/// Results of the producer that arrived before the sender asked for them.
+#[derive(Default)]
+struct Stash {
+    /// By object, block and byte offset within the object.
+    sources: HashMap<(u16, u16, u64), Vec<u8>>,
+    repairs: HashMap<(u16, u16), Vec<u8>>,
+}
+
+impl Stash {
+    /// Files one result; hashes go straight to the sender.
+    fn file(&mut self, sender: &mut Sender, p: Prepared) -> Result<(), String> {
+        match p {
+            Prepared::Source { object, block, offset, bytes } => {
+                self.sources.insert((object, block, offset), bytes);
+            }
+            Prepared::Repair { object, block, bytes } => {
+                self.repairs.insert((object, block), bytes);
+            }
+            Prepared::Hash { object, hash } => sender.set_hash(object, hash),
+            Prepared::Failed(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
+/// The sending thread: polls the sender, gathers frames into batches, paces
+/// and sends them; takes the producer's results as the sender asks for them.
+fn drive(
+    sender: &mut Sender,
+    prepared: &ChanRx<Prepared>,
+    out: &mut Out,
+    mut pacer: Option<Pacer>,
+    realtime: bool,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let start = StdInstant::now();
+    let max_batch = match out {
+        Out::Udp { .. } => BATCH,
+        Out::Stream { .. } => 16,
+    };
+    let batch = pacer.as_ref().map_or(max_batch, |p| p.batch(1500, max_batch));
+    let mut bufs = vec![vec![0u8; MAX_FRAME]; batch];
+    let mut lens = vec![0usize; batch];
+    let mut filled = 0;
+    let mut stash = Stash::default();
+    let mut virtual_now = Instant::ZERO;
+    let flush =
+        |out: &mut Out, filled: &mut usize, bufs: &[Vec<u8>], lens: &[usize], pacer: &mut Option<Pacer>| {
+            if *filled == 0 {
+                return Ok(());
+            }
+            let frames: Vec<&[u8]> = (0..*filled).map(|i| &bufs[i][..lens[i]]).collect();
+            let wire = out.send(&frames, pacer)?;
+            progress.frames.fetch_add(*filled as u64, Ordering::Relaxed);
+            progress.wire_bytes.fetch_add(wire, Ordering::Relaxed);
+            *filled = 0;
+            Ok::<(), String>(())
+        };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+            return Ok(());
+        }
+        // Take whatever the producer has ready (hashes especially) without waiting.
+        while let Ok(p) = prepared.try_recv() {
+            stash.file(sender, p)?;
+        }
+        let now =
+            if realtime { Instant::from_micros(start.elapsed().as_micros() as u64) } else { virtual_now };
+        match sender.poll_frame(now, &mut bufs[filled]) {
+            Poll::Frame(n) => {
+                lens[filled] = n;
+                filled += 1;
+                if filled == batch {
+                    flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                    let (object, within) = sender.position();
+                    progress.round.store(u64::from(sender.round()), Ordering::Relaxed);
+                    progress.object.store(u64::from(object), Ordering::Relaxed);
+                    progress.within.store((within * 1e6) as u64, Ordering::Relaxed);
+                }
+            }
+            Poll::NeedBlock { object, block, offset, .. } => {
+                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                let bytes = wait_for(prepared, &mut stash, sender, stop, |s| {
+                    s.sources.remove(&(object, block, offset))
+                })?;
+                let Some(bytes) = bytes else { continue };
+                sender
+                    .provide_block(object, block, bytes)
+                    .map_err(|e| format!("internal error: block {block}: {e}"))?;
+            }
+            Poll::NeedRepair { object, block } => {
+                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                match wait_for(prepared, &mut stash, sender, stop, |s| s.repairs.remove(&(object, block))) {
+                    Ok(Some(bytes)) => sender
+                        .provide_repair(object, block, bytes)
+                        .map_err(|e| format!("internal error: repair of block {block}: {e}"))?,
+                    Ok(None) => continue,
+                    // The producer has finished without it (a kept group): encode it here.
+                    Err(_) if !stop.load(Ordering::Relaxed) => sender
+                        .encode_repair(object, block)
+                        .map_err(|e| format!("internal error: repair of block {block}: {e}"))?,
+                    Err(e) => return Err(e),
+                }
+            }
+            Poll::NeedHash { object } => {
+                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                // The producer sends the hash after the object's last block; wait for it.
+                let got = wait_for(prepared, &mut stash, sender, stop, |_| None::<()>);
+                if let Err(e) = got {
+                    return Err(format!("internal error: no hash for object {object}: {e}"));
+                }
+            }
+            Poll::Wait(t) => {
+                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                if realtime {
+                    let due = Duration::from_micros(t.as_micros());
+                    if let Some(d) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(d);
+                    }
+                } else {
+                    virtual_now = t;
+                }
+            }
+            Poll::Done => {
+                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                progress.round.store(u64::from(sender.round()), Ordering::Relaxed);
+                return out.finish();
+            }
+        }
+    }
+}
+
+/// Receives from the producer until `found` has what is wanted (or, for a
+/// hash, until one message arrived); `Ok(None)` when stopping.
+fn wait_for<T>(
+    prepared: &ChanRx<Prepared>,
+    stash: &mut Stash,
+    sender: &mut Sender,
+    stop: &AtomicBool,
+    mut found: impl FnMut(&mut Stash) -> Option<T>,
+) -> Result<Option<T>, String> {
+    if let Some(x) = found(stash) {
+        return Ok(Some(x));
+    }
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match prepared.recv_timeout(Duration::from_millis(100)) {
+            Ok(p) => {
+                let hash = matches!(p, Prepared::Hash { .. });
+                stash.file(sender, p)?;
+                if let Some(x) = found(stash) {
+                    return Ok(Some(x));
+                }
+                if hash {
+                    // A caller waiting for a hash polls the sender again.
+                    return Ok(None);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Err("the file reader stopped".into()),
         }
     }
 }
 
 /// Runs `strand diode-tx`.
-pub async fn run(args: &TxArgs) -> Result<(), String> {
-    let ep = Endpoint::parse(&args.link, Side::Tx)?;
+pub async fn run(args: &TxArgs, config: Option<&Path>) -> Result<(), String> {
+    let (ep, named) = super::endpoint::resolve(&args.link, Side::Tx, config)?;
     let stream = ep.is_stream();
     let symbol_size = args.symbol_size.unwrap_or(if stream { 1024 } else { 1400 });
     if symbol_size < 2
@@ -195,14 +416,15 @@ pub async fn run(args: &TxArgs) -> Result<(), String> {
         (None, Endpoint::Serial(_)) => Strength::Light,
         (None, _) => Strength::Off,
     };
-    let serial = SerialSettings { baud: args.baud, ..SerialSettings::default() };
+    let baud = args.baud.or(named.as_ref().and_then(|n| n.baud)).unwrap_or(super::DEFAULT_BAUD);
+    let serial = SerialSettings { baud, ..SerialSettings::default() };
     // Bytes per second on the wire.
-    let rate = match (args.rate, &ep) {
+    let rate = match (args.rate.or(named.as_ref().and_then(|n| n.rate)), &ep) {
         (Some(0), _) => return Err("--rate must be > 0".into()),
         (Some(r), Endpoint::Serial(_)) => Some(r as f64 / 10.0),
         (Some(r), _) => Some(r as f64 / 8.0),
         // 98%: a sender slightly slower than the UART never fills the OS buffers.
-        (None, Endpoint::Serial(_)) => Some(f64::from(args.baud) * 0.98 / 10.0),
+        (None, Endpoint::Serial(_)) => Some(f64::from(baud) * 0.98 / 10.0),
         (None, Endpoint::Udp(_)) => Some(10_000_000.0 / 8.0),
         (None, _) => None,
     };
@@ -219,99 +441,148 @@ pub async fn run(args: &TxArgs) -> Result<(), String> {
     let config = SenderConfig {
         redundancy,
         rounds: if args.forever { None } else { Some(args.rounds) },
+        first_round: args.first_round,
         heartbeat: Duration::from_millis(u64::from(heartbeat)),
     };
     let session = session_id();
-    if objects.len() >= usize::from(u16::MAX) {
-        return Err(format!(
-            "{} files: one session carries at most {} (object numbers are 16 bits); send them in several runs or as a tar file",
-            objects.len(),
-            u16::MAX - 1
-        ));
-    }
+    let count = items.len();
     // Layouts come from `Layout::choose` and sizes from the files, so only a bug gets here.
     let mut sender = Sender::new(session, objects, config, key)
         .ok_or("internal error: the diode sender refused a layout it was given")?;
-    let mut sink = open_sink(&ep, &serial).await?;
-    tracing::info!("session {session:08x}: {} object(s) to {}", items.len(), args.link);
-
-    let mut pacer = rate.map(Pacer::new);
-    let start = StdInstant::now();
-    let mut raw = vec![0u8; MAX_FRAME];
-    let mut wire = Vec::with_capacity(stream::STREAM_CAPACITY + 1);
-    let mut wire_bytes = 0u64;
-    // A leading delimiter on the first frame flushes whatever noise the receiver's deframer holds.
-    let mut leading = true;
-    loop {
-        let now = Instant::from_micros(start.elapsed().as_micros() as u64);
-        match sender.poll_frame(now, &mut raw) {
-            Poll::Done => break,
-            Poll::NeedBlock { object, block, offset, len } => {
-                let it = &items[usize::from(object)];
-                let bytes = read_block(it, offset, len)?;
-                sender.provide_block(object, block, &bytes).map_err(|e| format!("{}: {e:?}", it.path))?;
-            }
-            Poll::Frame(n) => {
-                let out: &[u8] = match &sink {
-                    Sink::Udp(..) => &raw[..n],
-                    Sink::Stream(_) => {
-                        wire.clear();
-                        stream::encode_frame(&raw[..n], fec, std::mem::take(&mut leading), &mut wire);
-                        &wire
-                    }
-                };
-                if let Some(p) = &mut pacer {
-                    p.take(out.len()).await;
-                }
-                wire_bytes += out.len() as u64;
-                match &mut sink {
-                    Sink::Stream(w) => w.write_all(out).await.map_err(|e| write_error(&args.link, e))?,
-                    Sink::Udp(s, to) => {
-                        if let Err(e) = s.send_to(out, *to).await {
-                            // Nothing can come back on a diode: a refused datagram
-                            // (no receiver yet) is only worth a note.
-                            tracing::debug!("udp send: {e}");
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if let Sink::Stream(w) = &mut sink {
-        w.flush().await.map_err(|e| write_error(&args.link, e))?;
-        w.shutdown().await.ok();
-    }
+    let threads = args
+        .encode_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)));
+    let plan = Plan {
+        first_pass_repair: (0..count).map(|o| sender.sends_repair(o as u16, 0)).collect(),
+        keeps_groups: sender.keeps_groups(),
+        rounds: config.rounds,
+        first_round: config.first_round,
+        threads,
+        objects: items
+            .into_iter()
+            .enumerate()
+            .map(|(o, it)| produce::Source {
+                layout: sender.layout(o as u16).expect("every object has a layout"),
+                hash: it.manifest.hash.is_none(),
+                content: it.content,
+                path: it.path,
+            })
+            .collect(),
+    };
+    let sink = open_sink(&ep, &serial).await?;
+    let rt = tokio::runtime::Handle::current();
     eprintln!(
-        "diode-tx: session {session:08x}: {} object(s), {} frames, {} bytes in {:.1} s",
-        items.len(),
-        sender.frames_sent(),
-        wire_bytes,
-        start.elapsed().as_secs_f64()
+        "diode-tx: session {session:08x}: {count} object(s) to {}{}",
+        args.link,
+        rate.map(|r| format!(" at {:.1} Mbit/s", r * 8.0 / 1e6)).unwrap_or_default()
     );
-    Ok(())
-}
 
-fn write_error(link: &str, e: std::io::Error) -> String {
-    if e.raw_os_error() == Some(nix::libc::ENOSPC) {
-        return format!("writing {link}: disk full (no space left on device)");
-    }
-    format!("writing {link}: {e}")
-}
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(Progress::default());
+    let (ptx, prx) = std::sync::mpsc::sync_channel(produce::capacity(&plan));
+    let producer = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("diode-tx-read".into())
+            .spawn(move || produce::run(plan, ptx, stop))
+            .map_err(|e| format!("cannot start the file reader: {e}"))?
+    };
+    // Real time where it matters (the spread-out end, heartbeats); a file or
+    // stdout has no line to wait for.
+    let realtime = matches!(ep, Endpoint::Serial(_) | Endpoint::Udp(_));
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let sending = {
+        let (stop, progress) = (stop.clone(), progress.clone());
+        std::thread::Builder::new()
+            .name("diode-tx-send".into())
+            .spawn(move || {
+                // The batch sender's headers stay on this thread.
+                let mut out = match sink {
+                    Sink::Udp(sock, to) => Out::Udp {
+                        sender: BatchSender::new(sock, to),
+                        overhead: if to.is_ipv4() { UDP4_OVERHEAD } else { UDP6_OVERHEAD },
+                    },
+                    Sink::Stream(w) => Out::Stream { sink: w, fec, leading: true, rt },
+                };
+                let pacer = rate.map(Pacer::new);
+                let r = drive(&mut sender, &prx, &mut out, pacer, realtime, &progress, &stop);
+                let _ = done_tx.send(());
+                (r, sender.frames_sent())
+            })
+            .map_err(|e| format!("cannot start the sending thread: {e}"))?
+    };
 
-/// Reads `len` bytes at `offset` of an object, failing clearly if the file
-/// shrank since it was hashed.
-fn read_block(it: &Item, offset: u64, len: u64) -> Result<Vec<u8>, String> {
-    match &it.content {
-        Content::Memory(v) => Ok(v[offset as usize..(offset + len) as usize].to_vec()),
-        Content::File(f) => {
-            let mut buf = vec![0u8; len as usize];
-            f.read_exact_at(&mut buf, offset).map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => format!("{}: the file shrank while being sent", it.path),
-                _ => format!("{}: {e}", it.path),
-            })?;
-            Ok(buf)
+    let start = StdInstant::now();
+    let bar = (!args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let p = indicatif::ProgressBar::new(1_000_000);
+        p.set_style(
+            indicatif::ProgressStyle::with_template("{elapsed} [{bar:30}] {msg}").expect("a valid template"),
+        );
+        p
+    });
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut rounds_told = u64::from(config.first_round);
+    let mut round_started = (StdInstant::now(), 0u64, 0u64);
+    let mut stopped_by = None;
+    loop {
+        tokio::select! {
+            _ = &mut done_rx => break,
+            _ = sigterm.recv() => { stopped_by = Some("SIGTERM"); stop.store(true, Ordering::Relaxed); }
+            _ = sigint.recv() => { stopped_by = Some("SIGINT"); stop.store(true, Ordering::Relaxed); }
+            _ = tick.tick() => {
+                let (frames, wire) = (progress.frames.load(Ordering::Relaxed), progress.wire_bytes.load(Ordering::Relaxed));
+                let round = progress.round.load(Ordering::Relaxed);
+                if round > rounds_told && args.forever {
+                    // A carousel runs until killed: say how each pass went.
+                    let secs = round_started.0.elapsed().as_secs_f64();
+                    let line = format!(
+                        "diode-tx: round {} sent: {} frames, {} bytes in {:.1} s ({:.1} Mbit/s)",
+                        rounds_told,
+                        frames - round_started.1,
+                        wire - round_started.2,
+                        secs,
+                        (wire - round_started.2) as f64 * 8.0 / secs.max(1e-9) / 1e6
+                    );
+                    match &bar { Some(b) => b.println(line), None => eprintln!("{line}") }
+                    rounds_told = round;
+                    round_started = (StdInstant::now(), frames, wire);
+                }
+                if let Some(b) = &bar {
+                    let object = progress.object.load(Ordering::Relaxed);
+                    b.set_position(progress.within.load(Ordering::Relaxed));
+                    b.set_message(format!(
+                        "round {round}, object {}/{count}, {:.1} MB sent, {:.1} Mbit/s",
+                        object + 1,
+                        wire as f64 / 1e6,
+                        wire as f64 * 8.0 / start.elapsed().as_secs_f64().max(1e-9) / 1e6
+                    ));
+                }
+            }
+        }
+        if stopped_by.is_some() {
+            break;
         }
     }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (result, frames) =
+        sending.join().map_err(|_| "internal error: the sending thread panicked".to_string())?;
+    let _ = producer.join();
+    let wire = progress.wire_bytes.load(Ordering::Relaxed);
+    let secs = start.elapsed().as_secs_f64();
+    let how = match stopped_by {
+        Some(sig) => format!(", stopped by {sig} in round {}", progress.round.load(Ordering::Relaxed)),
+        None => String::new(),
+    };
+    eprintln!(
+        "diode-tx: session {session:08x}: {count} object(s), {frames} frames, {wire} bytes in {secs:.1} s ({:.1} Mbit/s){how}",
+        wire as f64 * 8.0 / secs.max(1e-9) / 1e6
+    );
+    result.map_err(|e| format!("writing {}: {e}", args.link))
 }
 
 #[cfg(test)]

@@ -140,14 +140,41 @@ impl Codec {
     /// Encodes block `block` (see [`EncodedBlock::new`]).
     pub fn encode(&mut self, layout: &Layout, block: u16, source: &[u8]) -> Result<EncodedBlock, CodeError> {
         let k = layout.block_symbols(block).ok_or(CodeError::BadBlock)? as usize;
+        let t = usize::from(layout.symbol_size);
+        let repair = self.encode_repair(layout, block, source)?;
+        let mut symbols = Vec::with_capacity(k * t + repair.len());
+        symbols.extend_from_slice(source);
+        symbols.resize(k * t, 0);
+        symbols.extend_from_slice(&repair);
+        Ok(EncodedBlock { k, t, symbols })
+    }
+
+    /// The `R` repair symbols of block `block` (`R·T` bytes, symbol `j` at
+    /// `j·T`), from the block's bytes. The source symbols are the bytes
+    /// themselves, so a sender can send them before (or while) this runs.
+    pub fn encode_repair(
+        &mut self,
+        layout: &Layout,
+        block: u16,
+        source: &[u8],
+    ) -> Result<Vec<u8>, CodeError> {
+        let k = layout.block_symbols(block).ok_or(CodeError::BadBlock)? as usize;
         let r = usize::from(layout.repair);
         let t = usize::from(layout.symbol_size);
         if !layout.valid() || source.len() > k * t || source.len() as u64 != layout.block_bytes(block) {
             return Err(CodeError::BadBlock);
         }
-        let mut symbols = vec![0u8; (k + r) * t];
-        symbols[..source.len()].copy_from_slice(source);
-        let (src, rep) = symbols.split_at_mut(k * t);
+        // Only the last block is short; the codec wants whole symbols.
+        let padded;
+        let src: &[u8] = if source.len() == k * t {
+            source
+        } else {
+            let mut v = vec![0u8; k * t];
+            v[..source.len()].copy_from_slice(source);
+            padded = v;
+            &padded
+        };
+        let mut rep = vec![0u8; r * t];
         match layout.code {
             CodeId::Gf8 => {
                 let rs = self.gf8(k, r)?;
@@ -166,7 +193,7 @@ impl Codec {
                 }
             }
         }
-        Ok(EncodedBlock { k, t, symbols })
+        Ok(rep)
     }
 
     /// Rebuilds a block from any `k` distinct symbols (see [`decode_block`]).

@@ -26,8 +26,10 @@ pub mod wire;
 
 pub use code::{decode_block, CodeError, Codec, EncodedBlock};
 pub use layout::{repair_for_loss, Layout};
-pub use receiver::{Limits, Liveness, ObjectReport, Outcome, Receiver, Rejected, RxStats, Status, Store};
-pub use sender::{Outgoing, Poll, Redundancy, Sender, SenderConfig};
+pub use receiver::{
+    Limits, Liveness, ObjectReport, Outcome, Receiver, Rejected, RxStats, Shortfall, Status, Store,
+};
+pub use sender::{group_blocks, run_in_memory, Outgoing, Poll, Redundancy, Sender, SenderConfig};
 pub use wire::{AuthKey, CodeId, DiodeError, DiodeFrame, SenderState};
 
 use alloc::collections::BTreeMap;
@@ -56,10 +58,25 @@ pub struct Manifest {
     pub mode: u32,
     /// Modification time, seconds since the epoch (0: unknown).
     pub mtime: u64,
-    /// BLAKE3 of the content.
-    pub hash: [u8; 32],
+    /// BLAKE3 of the content; `None` until known (an ANNOUNCE carries no
+    /// hash: a streaming sender sends it in a later MANIFEST).
+    pub hash: Option<[u8; 32]>,
     /// Relative path; [`safe_name`] holds for every manifest a receiver accepts.
     pub name: String,
+}
+
+impl Manifest {
+    /// Whether `other` describes the same object, one of them perhaps
+    /// without the hash yet.
+    pub fn agrees_with(&self, other: &Manifest) -> bool {
+        let hashes_agree = match (self.hash, other.hash) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        hashes_agree
+            && (self.object, self.objects, self.size, self.mode, self.mtime, &self.name)
+                == (other.object, other.objects, other.size, other.mode, other.mtime, &other.name)
+    }
 }
 
 /// True if `name` is a path a receiver may create below its directory (13.3):
@@ -135,17 +152,28 @@ impl Store for MemStore {
         Ok(())
     }
 
+    fn read_block(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<Vec<u8>, Self::Error> {
+        let at = layout.block_offset(block) as usize;
+        let len = layout.block_bytes(block) as usize;
+        Ok(self.partial.get(&key).and_then(|b| b.get(at..at + len)).map(<[u8]>::to_vec).unwrap_or_default())
+    }
+
     fn commit(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<bool, Self::Error> {
         let bytes = self.partial.remove(&key).unwrap_or_default();
-        if bytes.len() as u64 != manifest.size || *blake3::hash(&bytes).as_bytes() != manifest.hash {
+        if bytes.len() as u64 != manifest.size || Some(*blake3::hash(&bytes).as_bytes()) != manifest.hash {
             return Ok(false);
         }
         self.files.insert(manifest.name.clone(), bytes);
         Ok(true)
     }
 
+    fn already_have(&mut self, manifest: &Manifest) -> Result<bool, Self::Error> {
+        Ok(self.files.get(&manifest.name).is_some_and(|b| Some(*blake3::hash(b).as_bytes()) == manifest.hash))
+    }
+
     fn discard(&mut self, key: ObjectKey) -> Result<(), Self::Error> {
         self.partial.remove(&key);
+        self.layouts.remove(&key);
         self.symbols.retain(|(k, _), _| *k != key);
         Ok(())
     }

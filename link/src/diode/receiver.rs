@@ -40,12 +40,29 @@ pub trait Store {
         offset: u64,
         data: &[u8],
     ) -> Result<(), Self::Error>;
+    /// Reads back a decoded block's bytes (to hand them to the same content
+    /// sent again under a new session).
+    fn read_block(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<Vec<u8>, Self::Error>;
     /// Every byte is in and the manifest known: check the content against
     /// `manifest.hash` and, if it matches, publish it under `manifest.name`
     /// (atomically). Returns whether the hash matched.
     fn commit(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<bool, Self::Error>;
     /// Forgets everything kept for an object.
     fn discard(&mut self, key: ObjectKey) -> Result<(), Self::Error>;
+    /// Whether the store holds every source symbol of `block` where the
+    /// block's bytes go (a store that writes source symbols in place): then
+    /// the block needs no decoding, and a store that answers yes has recorded
+    /// it as decoded. The default keeps symbols apart and says no.
+    fn source_complete(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<bool, Self::Error> {
+        let _ = (key, layout, block);
+        Ok(false)
+    }
+    /// Whether the object `manifest` describes (with its hash) is already
+    /// published, byte for byte: then nothing more of it is needed.
+    fn already_have(&mut self, manifest: &Manifest) -> Result<bool, Self::Error> {
+        let _ = manifest;
+        Ok(false)
+    }
 }
 
 /// Limits that keep a hostile or broken sender from exhausting the receiver.
@@ -83,6 +100,13 @@ struct ObjectState {
     decoded: u64,
     committed: bool,
     failed: bool,
+    /// Handed over to the same content under a later session, or superseded
+    /// by another content under the same name: no longer reported.
+    merged: bool,
+    /// The store was asked whether it already has this content.
+    checked_existing: bool,
+    /// Earlier sessions' copies of this content were looked for.
+    adopt_done: bool,
 }
 
 impl ObjectState {
@@ -115,11 +139,14 @@ impl ObjectState {
 #[derive(Debug, Clone, Copy, Default)]
 struct SessionState {
     objects: Option<u16>,
+    first_frame: Option<Instant>,
     last_frame: Option<Instant>,
     last_symbol: Option<Instant>,
     heartbeat: Option<(Instant, u16, SenderState)>,
     frames_received: u64,
     frames_sent: u64,
+    /// Frames received when the latest heartbeat (by its count) arrived.
+    received_at_heartbeat: u64,
 }
 
 /// What one frame did.
@@ -133,6 +160,9 @@ pub enum Outcome {
     BlockDecoded,
     /// An object was verified and published.
     Committed(ObjectKey),
+    /// An object's content is already published (an earlier run, another
+    /// session): nothing more of it is needed.
+    AlreadyComplete(ObjectKey),
     /// An object decoded but did not match its manifest's hash; it was discarded.
     HashMismatch(ObjectKey),
     /// A manifest (new or repeated).
@@ -166,6 +196,11 @@ pub struct RxStats {
     pub hash_mismatches: u64,
     /// Frames dropped for the limits.
     pub over_limit: u64,
+    /// Symbols and decoded blocks taken over from an earlier session's
+    /// partial copy of the same content.
+    pub adopted: u64,
+    /// Objects found already published when their hash arrived.
+    pub already_complete: u64,
 }
 
 /// How far an object got.
@@ -198,6 +233,21 @@ pub struct ObjectReport {
     pub size: Option<u64>,
     /// Where it stands.
     pub status: Status,
+}
+
+/// What an unfinished object still lacks (for the receiver's report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shortfall {
+    /// Blocks in the object.
+    pub blocks: u64,
+    /// Blocks not yet decoded.
+    pub blocks_missing: u64,
+    /// Symbols still needed, summed over those blocks.
+    pub symbols_missing: u64,
+    /// Symbols the block furthest from decoding still needs ...
+    pub worst_missing: u32,
+    /// ... of the source symbols that block has.
+    pub worst_k: u32,
 }
 
 /// Liveness of a sender session, from the receiver's side (13.4).
@@ -271,6 +321,17 @@ impl Receiver {
         }
     }
 
+    /// Restores an object a store published in an earlier run, so a
+    /// restarted receiver counts it complete instead of never seen.
+    pub fn restore_complete(&mut self, key: ObjectKey, manifest: Manifest) {
+        let s = self.sessions.entry(key.session).or_default();
+        s.objects = Some(manifest.objects);
+        let o = self.objects.entry(key).or_default();
+        o.manifest = Some(manifest);
+        o.committed = true;
+        o.checked_existing = true;
+    }
+
     /// Takes one raw frame (after deframing, and after in-frame FEC repair
     /// on byte streams) received at `now`.
     pub fn handle_frame<S: Store>(
@@ -292,13 +353,17 @@ impl Receiver {
         };
         self.stats.frames += 1;
         let session = self.sessions.entry(header.session).or_default();
+        session.first_frame.get_or_insert(now);
         session.last_frame = Some(now);
         session.frames_received += 1;
         match frame {
             DiodeFrame::Heartbeat(h) => {
                 session.objects = Some(h.objects);
                 session.heartbeat = Some((now, h.interval_ms, h.state));
-                session.frames_sent = session.frames_sent.max(h.frames_sent + 1);
+                if h.frames_sent + 1 > session.frames_sent {
+                    session.frames_sent = h.frames_sent + 1;
+                    session.received_at_heartbeat = session.frames_received;
+                }
                 Ok(Outcome::Heartbeat)
             }
             DiodeFrame::Manifest(m) => {
@@ -323,7 +388,7 @@ impl Receiver {
                 }
                 let o = self.objects.entry(key).or_default();
                 match (&o.manifest, &o.layout) {
-                    (Some(old), _) if *old != manifest => {
+                    (Some(old), _) if !old.agrees_with(&manifest) => {
                         self.stats.invalid += 1;
                         return Err(Rejected::Frame(DiodeError::BadField));
                     }
@@ -333,7 +398,16 @@ impl Receiver {
                     }
                     _ => {}
                 }
-                o.manifest = Some(manifest);
+                // A repeat, or an ANNOUNCE after the MANIFEST, changes nothing.
+                let repeat =
+                    o.manifest.as_ref().is_some_and(|old| old.hash.is_some() || manifest.hash.is_none());
+                if !repeat {
+                    o.manifest = Some(manifest);
+                }
+                if let Some(done) = self.check_existing(key, store)? {
+                    return Ok(done);
+                }
+                self.adopt_earlier(key, store)?;
                 self.try_commit(key, store).map(|c| c.unwrap_or(Outcome::Manifest))
             }
             DiodeFrame::Symbol(s) => {
@@ -344,10 +418,11 @@ impl Receiver {
                     return Ok(Outcome::OverLimit);
                 }
                 let o = self.objects.entry(key).or_default();
-                if o.committed || o.failed {
+                if o.committed || o.failed || o.merged {
                     self.stats.duplicates += 1;
                     return Ok(Outcome::Duplicate);
                 }
+                let first_symbol = o.layout.is_none();
                 match (&o.layout, &o.manifest) {
                     (Some(l), _) if *l != s.layout => {
                         self.stats.invalid += 1;
@@ -364,6 +439,16 @@ impl Receiver {
                     _ => {}
                 }
                 let l = s.layout;
+                if first_symbol && o.manifest.as_ref().is_some_and(|m| m.hash.is_some()) {
+                    // The hash came first: an earlier session's copy can be taken over now.
+                    self.adopt_earlier(key, store)?;
+                    let o = self.objects.get_mut(&key).expect("inserted above");
+                    if o.blocks.get(usize::from(s.block)).is_some_and(|b| b.decoded) {
+                        self.stats.duplicates += 1;
+                        return self.try_commit(key, store).map(|c| c.unwrap_or(Outcome::Duplicate));
+                    }
+                }
+                let o = self.objects.get_mut(&key).expect("inserted above");
                 if !mark(o, &l, s.block, s.esi) {
                     self.stats.duplicates += 1;
                     return Ok(Outcome::Duplicate);
@@ -374,21 +459,157 @@ impl Receiver {
                 if o.blocks[usize::from(s.block)].count < k {
                     return Ok(Outcome::Symbol);
                 }
-                // The block has k symbols: decode it and drop its symbols.
-                let symbols = store.take_symbols(key, s.block).map_err(Rejected::Store)?;
-                let bytes = self
-                    .codec
-                    .decode(&l, s.block, symbols.iter().map(|(e, d)| (*e, &d[..])))
-                    .map_err(Rejected::Code)?;
-                store.put_block(key, &l, l.block_offset(s.block), &bytes).map_err(Rejected::Store)?;
-                let b = &mut o.blocks[usize::from(s.block)];
-                b.decoded = true;
-                b.have = Vec::new();
-                o.decoded += 1;
-                self.stats.blocks_decoded += 1;
+                self.decode_block(key, &l, s.block, store)?;
                 self.try_commit(key, store).map(|c| c.unwrap_or(Outcome::BlockDecoded))
             }
         }
+    }
+
+    /// A block holds `k` symbols: decodes it, writes its bytes, drops its symbols.
+    fn decode_block<S: Store>(
+        &mut self,
+        key: ObjectKey,
+        l: &Layout,
+        block: u16,
+        store: &mut S,
+    ) -> Result<(), Rejected<S::Error>> {
+        let k = l.block_symbols(block).unwrap_or(0) as usize;
+        let all_source = self.objects[&key]
+            .blocks
+            .get(usize::from(block))
+            .is_some_and(|b| (0..k).all(|e| b.have.get(e / 64).is_some_and(|w| w & (1 << (e % 64)) != 0)));
+        if !(all_source && store.source_complete(key, l, block).map_err(Rejected::Store)?) {
+            let symbols = store.take_symbols(key, block).map_err(Rejected::Store)?;
+            let bytes = self
+                .codec
+                .decode(l, block, symbols.iter().map(|(e, d)| (*e, &d[..])))
+                .map_err(Rejected::Code)?;
+            store.put_block(key, l, l.block_offset(block), &bytes).map_err(Rejected::Store)?;
+        }
+        let o = self.objects.get_mut(&key).expect("the caller holds it");
+        let b = &mut o.blocks[usize::from(block)];
+        b.decoded = true;
+        b.have = Vec::new();
+        o.decoded += 1;
+        self.stats.blocks_decoded += 1;
+        Ok(())
+    }
+
+    /// Once an object's hash is known: if the store already has that content
+    /// under its name, the object is complete without another frame.
+    fn check_existing<S: Store>(
+        &mut self,
+        key: ObjectKey,
+        store: &mut S,
+    ) -> Result<Option<Outcome>, Rejected<S::Error>> {
+        let Some(o) = self.objects.get_mut(&key) else { return Ok(None) };
+        let Some(m) = o.manifest.as_ref().filter(|m| m.hash.is_some()) else { return Ok(None) };
+        if o.committed || o.failed || o.checked_existing {
+            return Ok(None);
+        }
+        o.checked_existing = true;
+        if !store.already_have(m).map_err(Rejected::Store)? {
+            return Ok(None);
+        }
+        o.committed = true;
+        o.blocks = Vec::new();
+        self.stats.already_complete += 1;
+        store.discard(key).map_err(Rejected::Store)?;
+        Ok(Some(Outcome::AlreadyComplete(key)))
+    }
+
+    /// Takes over what earlier sessions hold of the same content (same hash,
+    /// same partition into blocks): their decoded blocks, their source
+    /// symbols, and their repair symbols when the code and `R` agree (13.7).
+    /// An earlier partial object of the same name but another hash is
+    /// superseded and dropped. Needs this object's hash and layout.
+    fn adopt_earlier<S: Store>(&mut self, into: ObjectKey, store: &mut S) -> Result<(), Rejected<S::Error>> {
+        let Some(o) = self.objects.get(&into) else { return Ok(()) };
+        let (Some(m), Some(l)) = (o.manifest.clone(), o.layout) else { return Ok(()) };
+        let Some(hash) = m.hash else { return Ok(()) };
+        if o.committed || o.failed || o.merged || o.adopt_done {
+            return Ok(());
+        }
+        self.objects.get_mut(&into).expect("held").adopt_done = true;
+        let earlier: Vec<ObjectKey> = self
+            .objects
+            .iter()
+            .filter(|(k, x)| k.session != into.session && !x.committed && !x.failed && !x.merged)
+            .filter(|(_, x)| {
+                x.manifest
+                    .as_ref()
+                    .is_some_and(|xm| xm.hash.is_some() && xm.name == m.name || xm.hash == Some(hash))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for from in earlier {
+            let f = &self.objects[&from];
+            let same = f.manifest.as_ref().is_some_and(|fm| fm.hash == Some(hash));
+            let fl = f.layout;
+            let compatible = fl.is_some_and(|fl| {
+                (fl.size, fl.symbol_size, fl.block_max) == (l.size, l.symbol_size, l.block_max)
+            });
+            if same && !compatible {
+                // Cut differently (another symbol size): nothing to reuse; it expires.
+                continue;
+            }
+            if same {
+                let fl = fl.expect("compatible");
+                let repairs_agree =
+                    fl.code == l.code && (fl.repair == l.repair || l.code == super::CodeId::Gf8);
+                for b in 0..l.blocks() as u16 {
+                    let into_done = self.objects[&into].blocks.get(usize::from(b)).is_none_or(|s| s.decoded);
+                    if into_done {
+                        continue;
+                    }
+                    let from_state =
+                        self.objects[&from].blocks.get(usize::from(b)).cloned().unwrap_or_default();
+                    if from_state.decoded {
+                        // What an earlier run left may be damaged or gone: then that
+                        // block is simply not taken over (the hash check guards the rest).
+                        let Some(bytes) = store
+                            .read_block(from, &fl, b)
+                            .ok()
+                            .filter(|v| v.len() as u64 == l.block_bytes(b))
+                        else {
+                            continue;
+                        };
+                        store.take_symbols(into, b).map_err(Rejected::Store)?;
+                        store.put_block(into, &l, l.block_offset(b), &bytes).map_err(Rejected::Store)?;
+                        let o = self.objects.get_mut(&into).expect("held");
+                        let s = &mut o.blocks[usize::from(b)];
+                        s.decoded = true;
+                        s.have = Vec::new();
+                        o.decoded += 1;
+                        self.stats.adopted += 1;
+                        continue;
+                    }
+                    if from_state.count == 0 {
+                        continue;
+                    }
+                    let k = l.block_symbols(b).unwrap_or(0);
+                    for (esi, data) in store.take_symbols(from, b).unwrap_or_default() {
+                        if (u32::from(esi) >= k && !repairs_agree) || data.len() != usize::from(l.symbol_size)
+                        {
+                            continue;
+                        }
+                        let o = self.objects.get_mut(&into).expect("held");
+                        if mark(o, &l, b, esi) {
+                            store.put_symbol(into, &l, b, esi, &data).map_err(Rejected::Store)?;
+                            self.stats.adopted += 1;
+                        }
+                    }
+                    if self.objects[&into].blocks[usize::from(b)].count >= k {
+                        self.decode_block(into, &l, b, store)?;
+                    }
+                }
+            }
+            store.discard(from).map_err(Rejected::Store)?;
+            let f = self.objects.get_mut(&from).expect("listed above");
+            f.merged = true;
+            f.blocks = Vec::new();
+        }
+        Ok(())
     }
 
     /// Whether a new object of `size` bytes fits the limits.
@@ -410,13 +631,28 @@ impl Receiver {
         store: &mut S,
     ) -> Result<Option<Outcome>, Rejected<S::Error>> {
         let Some(o) = self.objects.get_mut(&key) else { return Ok(None) };
-        if o.committed || o.failed || !o.all_decoded() {
+        if o.committed || o.failed || o.merged || !o.all_decoded() {
             return Ok(None);
         }
-        let Some(m) = o.manifest.clone() else { return Ok(None) };
+        let Some(m) = o.manifest.clone().filter(|m| m.hash.is_some()) else { return Ok(None) };
         if store.commit(key, &m).map_err(Rejected::Store)? {
             o.committed = true;
             self.stats.committed += 1;
+            // Whatever earlier sessions hold under this name is now obsolete:
+            // an older version, or this content without its hash.
+            let stale: Vec<ObjectKey> = self
+                .objects
+                .iter()
+                .filter(|(k, x)| k.session != key.session && !x.committed && !x.failed && !x.merged)
+                .filter(|(_, x)| x.manifest.as_ref().is_some_and(|xm| xm.name == m.name))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in stale {
+                store.discard(k).map_err(Rejected::Store)?;
+                let x = self.objects.get_mut(&k).expect("listed above");
+                x.merged = true;
+                x.blocks = Vec::new();
+            }
             Ok(Some(Outcome::Committed(key)))
         } else {
             o.failed = true;
@@ -446,6 +682,9 @@ impl Receiver {
                     });
                 }
                 next = key.object.saturating_add(1);
+                if o.merged {
+                    continue;
+                }
                 let status = if o.committed {
                     Status::Complete
                 } else if o.failed {
@@ -472,6 +711,33 @@ impl Receiver {
         out
     }
 
+    /// What an unfinished object still lacks, once any of its symbols was seen.
+    pub fn shortfall(&self, key: ObjectKey) -> Option<Shortfall> {
+        let o = self.objects.get(&key)?;
+        let l = o.layout?;
+        let mut s = Shortfall {
+            blocks: l.blocks(),
+            blocks_missing: 0,
+            symbols_missing: 0,
+            worst_missing: 0,
+            worst_k: 0,
+        };
+        for b in 0..l.blocks() as u16 {
+            let st = o.blocks.get(usize::from(b));
+            if st.is_some_and(|st| st.decoded) {
+                continue;
+            }
+            let k = l.block_symbols(b).unwrap_or(0);
+            let missing = k.saturating_sub(st.map_or(0, |st| st.count));
+            s.blocks_missing += 1;
+            s.symbols_missing += u64::from(missing);
+            if missing > s.worst_missing {
+                (s.worst_missing, s.worst_k) = (missing, k);
+            }
+        }
+        Some(s)
+    }
+
     /// Whether a session's every announced object is complete.
     pub fn session_complete(&self, session: u32) -> bool {
         let Some(count) = self.sessions.get(&session).and_then(|s| s.objects) else { return false };
@@ -486,10 +752,22 @@ impl Receiver {
         v.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Frames a session's sender has sent (from its latest heartbeat) and
-    /// frames received from it: their ratio is the line's delivery rate.
+    /// When the first frame of a session arrived.
+    pub fn session_start(&self, session: u32) -> Option<Instant> {
+        self.sessions.get(&session)?.first_frame
+    }
+
+    /// Frames a session's sender had sent by its latest heartbeat, and the
+    /// frames received from it by then: their ratio is the line's delivery
+    /// rate. `(0, n)` before any heartbeat, `n` all frames received.
     pub fn session_frames(&self, session: u32) -> Option<(u64, u64)> {
-        self.sessions.get(&session).map(|s| (s.frames_sent, s.frames_received))
+        self.sessions.get(&session).map(|s| {
+            if s.frames_sent == 0 {
+                (0, s.frames_received)
+            } else {
+                (s.frames_sent, s.received_at_heartbeat)
+            }
+        })
     }
 
     /// The manifest of an object, once received: lets a store persist it so
@@ -519,7 +797,10 @@ impl Receiver {
         if now.since(last) > interval * 3 {
             return Some(Liveness::LinkDead);
         }
-        if s.last_symbol.is_none_or(|t| now.since(t) > interval * 3) {
+        // Silent only once heard for three intervals with no symbol: a sender
+        // that has just started (its first heartbeat) is not silent.
+        let since = s.last_symbol.or(s.first_frame)?;
+        if now.since(since) > interval * 3 {
             return Some(Liveness::SenderSilent);
         }
         Some(Liveness::Active)
@@ -562,7 +843,7 @@ pub enum Rejected<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diode::{MemStore, Outgoing, Poll, Sender, SenderConfig};
+    use crate::diode::{MemStore, Outgoing, Sender, SenderConfig};
 
     #[test]
     fn manifest_and_heartbeat_interval_are_exposed_once_received() {
@@ -573,7 +854,7 @@ mod tests {
             size: bytes.len() as u64,
             mode: 0o600,
             mtime: 5,
-            hash: *blake3::hash(&bytes).as_bytes(),
+            hash: Some(*blake3::hash(&bytes).as_bytes()),
             name: "a/b".into(),
         };
         let layout = Layout::choose(bytes.len() as u64, 8).unwrap();
@@ -583,16 +864,10 @@ mod tests {
         let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
         let key = ObjectKey { session: 9, object: 0 };
         assert!(rx.manifest(key).is_none() && rx.heartbeat_interval(9).is_none());
-        let mut out = vec![0u8; wire::MAX_FRAME];
-        loop {
-            match tx.poll_frame(Instant::ZERO, &mut out) {
-                Poll::Frame(n) => drop(rx.handle_frame(Instant::ZERO, &out[..n], &mut store)),
-                Poll::NeedBlock { offset, len, block, object } => {
-                    tx.provide_block(object, block, &bytes[offset as usize..(offset + len) as usize]).unwrap()
-                }
-                Poll::Done => break,
-            }
-        }
+        crate::diode::run_in_memory(&mut tx, &[&bytes], Duration::ZERO, |now, f| {
+            drop(rx.handle_frame(now, f, &mut store));
+            true
+        });
         assert_eq!(rx.manifest(key), Some(&manifest));
         assert_eq!(rx.heartbeat_interval(9), Some(Duration::from_millis(250)));
     }

@@ -44,6 +44,10 @@ pub enum DiodeType {
     Manifest = 0x11,
     /// "The sender is alive", with its progress (13.4).
     Heartbeat = 0x12,
+    /// Name, size, mode and time of an object whose hash is not known yet:
+    /// a streaming sender hashes while it sends, and the hash follows in a
+    /// MANIFEST (13.3).
+    Announce = 0x13,
 }
 
 impl DiodeType {
@@ -53,6 +57,7 @@ impl DiodeType {
             0x10 => Some(DiodeType::Symbol),
             0x11 => Some(DiodeType::Manifest),
             0x12 => Some(DiodeType::Heartbeat),
+            0x13 => Some(DiodeType::Announce),
             _ => None,
         }
     }
@@ -91,7 +96,7 @@ pub enum DiodeError {
     TooLong,
     /// CRC-32C mismatch: line damage. On a diode this is an erasure.
     BadCrc,
-    /// Not version 1, or not a diode type (0x10-0x12).
+    /// Not version 1, or not a diode type (0x10-0x13).
     NotDiode,
     /// An undefined flag bit is set, or the session id is 0.
     Malformed,
@@ -180,10 +185,13 @@ pub struct SymbolRepr<'a> {
 pub const SYMBOL_FIXED: usize = 18;
 /// Fixed part of a MANIFEST body.
 pub const MANIFEST_FIXED: usize = 54;
+/// Fixed part of an ANNOUNCE body: a MANIFEST's without the hash.
+pub const ANNOUNCE_FIXED: usize = 22;
 /// HEARTBEAT body length.
 pub const HEARTBEAT_LEN: usize = 18;
 
-/// MANIFEST body (13.3): what an object is and how to check it.
+/// MANIFEST body (13.3): what an object is and how to check it; without
+/// a hash it travels as an ANNOUNCE frame (the hash follows in a MANIFEST).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ManifestRepr<'a> {
     /// Object number within the session.
@@ -196,8 +204,8 @@ pub struct ManifestRepr<'a> {
     pub mode: u32,
     /// Modification time, seconds since the Unix epoch (0: unknown).
     pub mtime: u64,
-    /// BLAKE3 of the content.
-    pub hash: [u8; 32],
+    /// BLAKE3 of the content; `None` in an ANNOUNCE (not hashed yet).
+    pub hash: Option<[u8; 32]>,
     /// Relative path, UTF-8, `/`-separated; checked by the receiver (13.3).
     pub name: &'a str,
 }
@@ -235,7 +243,7 @@ pub struct HeartbeatRepr {
 pub enum DiodeFrame<'a> {
     /// A symbol.
     Symbol(SymbolRepr<'a>),
-    /// A manifest.
+    /// A manifest (MANIFEST with the hash, ANNOUNCE without).
     Manifest(ManifestRepr<'a>),
     /// A heartbeat.
     Heartbeat(HeartbeatRepr),
@@ -246,6 +254,7 @@ impl DiodeFrame<'_> {
     pub fn kind(&self) -> DiodeType {
         match self {
             DiodeFrame::Symbol(_) => DiodeType::Symbol,
+            DiodeFrame::Manifest(m) if m.hash.is_none() => DiodeType::Announce,
             DiodeFrame::Manifest(_) => DiodeType::Manifest,
             DiodeFrame::Heartbeat(_) => DiodeType::Heartbeat,
         }
@@ -255,6 +264,7 @@ impl DiodeFrame<'_> {
     pub fn body_len(&self) -> usize {
         match self {
             DiodeFrame::Symbol(s) => SYMBOL_FIXED + s.data.len(),
+            DiodeFrame::Manifest(m) if m.hash.is_none() => ANNOUNCE_FIXED + m.name.len(),
             DiodeFrame::Manifest(m) => MANIFEST_FIXED + m.name.len(),
             DiodeFrame::Heartbeat(_) => HEARTBEAT_LEN,
         }
@@ -304,8 +314,14 @@ impl DiodeFrame<'_> {
                 body[4..10].copy_from_slice(&m.size.to_be_bytes()[2..]);
                 body[10..14].copy_from_slice(&(m.mode & 0o7777).to_be_bytes());
                 body[14..22].copy_from_slice(&m.mtime.to_be_bytes());
-                body[22..54].copy_from_slice(&m.hash);
-                body[54..].copy_from_slice(m.name.as_bytes());
+                let name_at = match &m.hash {
+                    Some(h) => {
+                        body[22..54].copy_from_slice(h);
+                        MANIFEST_FIXED
+                    }
+                    None => ANNOUNCE_FIXED,
+                };
+                body[name_at..].copy_from_slice(m.name.as_bytes());
             }
             DiodeFrame::Heartbeat(h) => {
                 body[0..2].copy_from_slice(&h.objects.to_be_bytes());
@@ -395,7 +411,8 @@ pub fn parse<'a>(
     let body = &covered[HEADER_LEN..body_end];
     let parsed = match kind {
         DiodeType::Symbol => DiodeFrame::Symbol(parse_symbol(body)?),
-        DiodeType::Manifest => DiodeFrame::Manifest(parse_manifest(body)?),
+        DiodeType::Manifest => DiodeFrame::Manifest(parse_manifest(body, true)?),
+        DiodeType::Announce => DiodeFrame::Manifest(parse_manifest(body, false)?),
         DiodeType::Heartbeat => DiodeFrame::Heartbeat(parse_heartbeat(body)?),
     };
     Ok((DiodeHeader { kind, session }, parsed))
@@ -431,11 +448,13 @@ fn parse_symbol(body: &[u8]) -> Result<SymbolRepr<'_>, DiodeError> {
     Ok(SymbolRepr { object: be16(&body[0..2]), layout, block, esi, data })
 }
 
-fn parse_manifest(body: &[u8]) -> Result<ManifestRepr<'_>, DiodeError> {
-    if body.len() < MANIFEST_FIXED + 1 {
+/// MANIFEST (`hashed`) or ANNOUNCE body: the same fields, the hash only in the first.
+fn parse_manifest(body: &[u8], hashed: bool) -> Result<ManifestRepr<'_>, DiodeError> {
+    let fixed = if hashed { MANIFEST_FIXED } else { ANNOUNCE_FIXED };
+    if body.len() < fixed + 1 {
         return Err(DiodeError::Truncated);
     }
-    let name = &body[MANIFEST_FIXED..];
+    let name = &body[fixed..];
     if name.len() > MAX_NAME {
         return Err(DiodeError::BadField);
     }
@@ -445,8 +464,11 @@ fn parse_manifest(body: &[u8]) -> Result<ManifestRepr<'_>, DiodeError> {
     if object >= objects || mode & !0o7777 != 0 {
         return Err(DiodeError::BadField);
     }
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(&body[22..54]);
+    let hash = hashed.then(|| {
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&body[22..54]);
+        hash
+    });
     let mut mtime = [0u8; 8];
     mtime.copy_from_slice(&body[14..22]);
     Ok(ManifestRepr {
@@ -540,9 +562,19 @@ mod tests {
             size: 1 << 40,
             mode: 0o644,
             mtime: 1_700_000_000,
-            hash: [0xAB; 32],
+            hash: Some([0xAB; 32]),
             name: "dir/file.txt",
         });
+        let a = DiodeFrame::Manifest(ManifestRepr {
+            object: 1,
+            objects: 2,
+            size: 77,
+            mode: 0o755,
+            mtime: 5,
+            hash: None,
+            name: "streamed",
+        });
+        assert_eq!((a.kind(), a.body_len()), (DiodeType::Announce, ANNOUNCE_FIXED + 8));
         let h = DiodeFrame::Heartbeat(HeartbeatRepr {
             objects: 2,
             state: SenderState::Done,
@@ -550,7 +582,7 @@ mod tests {
             round: 3,
             frames_sent: 123_456_789,
         });
-        for f in [m, h] {
+        for f in [m, h, a] {
             let mut buf = [0u8; 256];
             let n = f.emit(1, None, &mut buf).unwrap();
             assert_eq!(parse(&buf[..n], None).unwrap().1, f);
