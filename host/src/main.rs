@@ -28,14 +28,14 @@ use transport::{Flow, Parity, SerialSettings};
     about = "Reliable packets and byte streams over serial lines, data diodes and radios",
     long_about = "strand moves data reliably over serial lines (RS-232, USB-serial, up to several Mbit/s), \
                   one-way data diodes and low-power radios. LINK is a device path (/dev/ttyUSB0, a pty), \
-                  tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file."
-,
+                  tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file.",
     after_long_help = "Exit status: 0 success (for pipe: every byte delivered both ways, confirmed written at the \
                        far end); 1 link errors (no peer, another protocol version); 2 usage (send/recv: refused); \
                        3 local I/O failed; 4 link lost (the peer silent for --connect-timeout, the line closed, \
                        the peer restarted); 5 verification failed twice; 6 the peer stopped with an error; \
                        128+N interrupted by signal N. diode-rx: 0 complete, 1 error, 2 partial, 3 nothing \
-                       received.")]
+                       received."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
