@@ -20,11 +20,10 @@ const TARGET: &str = "thumbv7m-none-eabi";
 /// Per direction, as the issue asks.
 const SIZE: usize = 200_000;
 
-/// The 200 KB transfers run one at a time. Side by side on a 2-core machine
-/// their QEMUs starve each other, the node's path slows, and the hosts'
-/// links (no line rate over `tcp:`) can fall into a retransmission collapse
-/// that is the open host problem of issue 11 ("a path slower than --baud
-/// breaks the link"; figures in docs/performance.md).
+/// The 200 KB transfers run one at a time: side by side on a 2-core machine
+/// their QEMUs starve each other and the node's path slows to a crawl (the
+/// links over it then spend their time on needless retransmissions; figures
+/// in docs/performance.md).
 static ONE_TRANSFER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn transfer_slot() -> std::sync::MutexGuard<'static, ()> {
@@ -50,6 +49,8 @@ fn say(msg: String) {
 }
 
 /// 200 KB each way at once through the node; returns the seconds it took.
+/// A pipe exits 0 only once its peer confirmed every byte written, which
+/// through the node is the bridge relaying the far host's confirmations.
 fn both_ways(upstream_a: impl FnOnce(u16) -> (u16, Option<NoisyRelay>), seed: u64) -> Option<f64> {
     let elf = bridge()?;
     let _slot = transfer_slot();
