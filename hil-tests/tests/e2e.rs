@@ -264,10 +264,18 @@ fn peer_of_another_protocol_version() {
     // The previous strand (protocol version 1): its HELLO frames, as it sends them.
     let mut raw = [0u8; 26];
     let mut p = [0u8; 10];
-    HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 64, echo: 0 }.emit(&mut p);
-    let n =
-        Header { frame_type: FrameType::Hello, flags: 0, channel: 0, session: 0x2222_2222, seq: 0, ack: 0 }
-            .emit_frame(&p, &mut raw);
+    HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
+        .emit(&mut p);
+    let n = Header {
+        frame_type: FrameType::Hello,
+        flags: 0,
+        channel: 0,
+        session: 0x2222_2222,
+        seq: 0,
+        ack: 0,
+        counter: 0,
+    }
+    .emit_frame(&p, &mut raw);
     let mut wire = vec![0u8; 64];
     let w = framing::encode(&raw[..n], &mut wire).unwrap();
     wire.truncate(w);

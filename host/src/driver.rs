@@ -17,19 +17,26 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use strand_link::{Config, Event, Instant, Link, PacketId, SendError, Stats};
+use strand_link::drive::{Capabilities, Transport};
+use strand_link::framing::{max_raw_for_encoded, StreamFraming};
+use strand_link::wire::OVERHEAD;
+use strand_link::{Buf, ConnStorage, Connection, Driver, Endpoint};
+use strand_link::{Config, Event, Instant, PacketId, SendError, Stats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
 use tokio::sync::{mpsc, Notify};
 
 /// Window of the host's link, in frames.
 pub const W: usize = 256;
-/// Frame capacity of the host's link, in bytes: 8 KiB halves the per-frame
-/// overhead of 4 KiB frames on a clean fast line (linkbench, 2 Mbit/s clean:
-/// 99.04% against 98.81% of the line); while channels share the line, frames
-/// are cut to 20 ms of it (`Config::for_serial_line`).
+/// Frame capacity of the host's link on the line (COBS-encoded), in bytes:
+/// 8 KiB halves the per-frame overhead of 4 KiB frames on a clean fast line
+/// (linkbench, 2 Mbit/s clean: 99.04% against 98.81% of the line); while
+/// channels share the line, frames are cut to 20 ms of it
+/// (`Config::for_serial_line`).
 pub const N: usize = 8192;
-/// The host's link: ~4 MiB, fills a 2 Mbit/s line even with 16 ms of USB latency.
-pub type HostLink = Link<W, N>;
+/// The largest raw frame that capacity holds.
+const MAX_RAW: usize = max_raw_for_encoded(N);
+/// Stream channels a session may carry (the written-up-to ledger, spec 8.3): all of them.
+const STREAMS: usize = 256;
 
 /// Channels of the host's commands (spec section 8: lower number, higher priority).
 pub mod channel {
@@ -93,8 +100,15 @@ pub enum LinkError {
     Timeout(String),
 }
 
+/// The host's point-to-point node: an endpoint of one connection (~4 MiB of
+/// window, on the heap) and its drive step.
+struct Node {
+    ep: Endpoint<'static>,
+    driver: Driver<'static, StreamFraming<'static>>,
+}
+
 struct State {
-    link: Box<HostLink>,
+    node: Node,
     inbound: HashMap<u8, VecDeque<Inbound>>,
     /// After a peer restart, old-session fragments are dropped per channel until
     /// the first new-session one (which carries the restart mark).
@@ -143,16 +157,62 @@ pub(crate) fn os_seed() -> u64 {
     t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)
 }
 
-/// Builds the ~4 MiB link on a thread with stack to spare: it is constructed
-/// by value before it is boxed.
-pub fn build_link(cfg: Config, seed: u64) -> Box<HostLink> {
-    std::thread::Builder::new()
-        .name("strand-link-init".into())
-        .stack_size(64 << 20)
-        .spawn(move || Box::new(HostLink::new(cfg, Instant::ZERO, seed)))
-        .expect("spawn a thread")
-        .join()
-        .expect("link construction does not panic")
+/// Builds the node: its memory is allocated here and initialised in place,
+/// nothing large is built on a stack.
+fn build_node(cfg: Config, seed: u64) -> Node {
+    let storage = ConnStorage::owned(W, MAX_RAW - OVERHEAD, STREAMS);
+    let conn = Connection::new(cfg.clone(), storage, 0, Instant::ZERO, seed);
+    let framing = StreamFraming::owned(MAX_RAW, cfg.idle_resync);
+    let ep = Endpoint::new(cfg, 0, Buf::from(vec![conn]), Instant::ZERO);
+    Node { ep, driver: Driver::owned(framing, 64 * 1024) }
+}
+
+impl State {
+    /// The connection.
+    fn link(&self) -> &Connection<'static> {
+        self.node.ep.connection(0)
+    }
+
+    /// The connection, to change.
+    fn link_mut(&mut self) -> &mut Connection<'static> {
+        self.node.ep.connection_mut(0)
+    }
+}
+
+/// The driver's view of the transport for one drive step: the bytes read
+/// this time, and the writer task's queue.
+struct HostLine<'a> {
+    inbox: &'a [u8],
+    writer: Option<&'a mpsc::Sender<Vec<u8>>>,
+    unwritten: &'a AtomicUsize,
+}
+
+impl Transport for HostLine<'_> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::stream(MAX_RAW, 0)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.inbox.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.inbox[..n]);
+        self.inbox = &self.inbox[n..];
+        n
+    }
+
+    fn ready(&self) -> bool {
+        // With the transport down a frame is lost, like on a pulled cable;
+        // the ARQ sends it again once the line is back.
+        self.writer.is_none_or(|tx| tx.capacity() > 0)
+    }
+
+    fn send(&mut self, unit: &[u8]) {
+        if let Some(tx) = self.writer {
+            self.unwritten.fetch_add(1, Ordering::SeqCst);
+            if tx.try_send(unit.to_vec()).is_err() {
+                self.unwritten.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
 }
 
 /// Opens `addr` (a `tcp:` connect is retried until `give_up`, as a server may
@@ -176,10 +236,10 @@ pub fn start_on(
     cfg: Config,
     give_up: Duration,
 ) -> LinkHandle {
-    let link = build_link(cfg, os_seed());
+    let node = build_node(cfg, os_seed());
     let inner = Arc::new(Inner {
         state: Mutex::new(State {
-            link,
+            node,
             inbound: HashMap::new(),
             stale: [false; 256],
             closed: None,
@@ -256,32 +316,19 @@ impl Inner {
 
     /// When the peer counts as gone, if it stays silent.
     fn gone_at(&self, st: &State) -> Option<Instant> {
-        (st.link.is_connected() && st.gone.is_none()).then(|| st.link.last_heard() + self.give_up)
+        (st.link().is_connected() && st.gone.is_none()).then(|| st.link().last_heard() + self.give_up)
     }
 
-    /// Runs timers, hands frames to the writer, publishes events and moves
+    /// One drive step (the core's, `strand_link::drive`) over the bytes read
+    /// this time and the writer's queue; then publishes events and moves
     /// deliveries to the channel queues.
-    fn service(&self, st: &mut State, conn: Option<&Conn>) {
+    fn service(&self, st: &mut State, conn: Option<&Conn>, inbox: &[u8]) {
         let now = self.now();
-        st.link.handle_timeout(now);
-        let writer = conn.and_then(|c| c.tx.as_ref());
-        loop {
-            if writer.is_some_and(|tx| tx.capacity() == 0) {
-                break;
-            }
-            let mut frame = vec![0u8; HostLink::MAX_WIRE];
-            let Some(n) = st.link.poll_transmit(now, &mut frame) else { break };
-            frame.truncate(n);
-            // With the transport down the frame is lost, like on a pulled cable;
-            // the ARQ sends it again once the line is back.
-            if let Some(tx) = writer {
-                self.unwritten.fetch_add(1, Ordering::SeqCst);
-                if tx.try_send(frame).is_err() {
-                    self.unwritten.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
-        }
-        while let Some(ev) = st.link.poll_event() {
+        let mut line =
+            HostLine { inbox, writer: conn.and_then(|c| c.tx.as_ref()), unwritten: &self.unwritten };
+        let Node { ep, driver } = &mut st.node;
+        driver.step(ep, &mut line, now);
+        while let Some(ev) = st.link_mut().poll_event() {
             match ev {
                 Event::PeerRestarted => self.new_generation(st, "the peer restarted; starting a new session"),
                 Event::VersionMismatch { peer_min, peer_max } => {
@@ -301,12 +348,12 @@ impl Inner {
             }
         }
         self.check_gone(st, now);
-        while let Some(ch) = st.link.peek_channel() {
+        while let Some(ch) = st.link().peek_channel() {
             if st.inbound.get(&ch).is_some_and(|q| q.len() >= INBOUND_CAP) {
                 break;
             }
             let (inbound, stale) = (&mut st.inbound, &mut st.stale);
-            st.link.recv(|d, p| {
+            st.node.ep.connection_mut(0).recv(|d, p| {
                 if stale[ch as usize] && !d.restart {
                     return; // the rest of an old session's packet or stream
                 }
@@ -332,15 +379,15 @@ impl Inner {
 
     /// Declares the peer gone after `give_up` of silence, and back when heard.
     fn check_gone(&self, st: &mut State, now: Instant) {
-        let silent = now.since(st.link.last_heard());
+        let silent = now.since(st.link().last_heard());
         if st.gone.is_some() {
-            if silent < self.give_up && st.link.is_connected() {
+            if silent < self.give_up && st.link().is_connected() {
                 tracing::info!("{}: the peer is back", self.label);
                 st.gone = None;
             }
             return;
         }
-        if st.link.is_connected() && silent >= self.give_up {
+        if st.link().is_connected() && silent >= self.give_up {
             let why = if st.transport_up {
                 format!("nothing heard from the peer on {} for {:?}; it is gone", self.label, self.give_up)
             } else {
@@ -369,7 +416,7 @@ async fn drive(inner: Arc<Inner>, opened: Opened, addr: Address, serial: SerialS
     loop {
         let deadline = {
             let st = inner.lock();
-            let t = match (st.link.poll_timeout(), inner.gone_at(&st)) {
+            let t = match (st.node.ep.poll_timeout(), inner.gone_at(&st)) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -383,16 +430,14 @@ async fn drive(inner: Arc<Inner>, opened: Opened, addr: Address, serial: SerialS
             }
         };
         let failed_writer = conn.as_ref().is_some_and(|c| c.failed.load(Ordering::SeqCst));
+        let mut got = 0;
         let mut lost: Option<String> = failed_writer.then(|| "write failed".to_string());
         if lost.is_none() {
             tokio::select! {
                 r = async { conn.as_mut().expect("checked").rd.read(&mut buf).await }, if conn.is_some() => {
                     match r {
                         Ok(0) => lost = Some("closed by the other end".into()),
-                        Ok(n) => {
-                            let now = inner.now();
-                            inner.lock().link.handle_input(now, &buf[..n]);
-                        }
+                        Ok(n) => got = n,
                         Err(e) => lost = Some(e.to_string()),
                     }
                 }
@@ -402,7 +447,7 @@ async fn drive(inner: Arc<Inner>, opened: Opened, addr: Address, serial: SerialS
                         let pace = t.out_queue.clone();
                         conn = Some(Conn::new(t, &inner, pace));
                         let mut st = inner.lock();
-                        st.link.reset_input();
+                        st.node.driver.reset();
                         st.transport_up = true;
                     }
                 }
@@ -442,7 +487,7 @@ async fn drive(inner: Arc<Inner>, opened: Opened, addr: Address, serial: SerialS
         }
         {
             let mut st = inner.lock();
-            inner.service(&mut st, conn.as_ref());
+            inner.service(&mut st, conn.as_ref(), &buf[..got]);
         }
         inner.wake_app.notify_waiters();
     }
@@ -504,7 +549,7 @@ impl LinkHandle {
     /// This side's and the peer's session ids (the peer's once connected).
     pub fn sessions(&self) -> (u32, Option<u32>) {
         let st = self.inner.lock();
-        (st.link.session(), st.link.peer_session())
+        (st.link().session(), st.link().peer_session())
     }
 
     /// The session generation: it changes when the peer restarts.
@@ -514,7 +559,7 @@ impl LinkHandle {
 
     /// Waits for the handshake; explains what was heard if it does not come.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), LinkError> {
-        let wait = self.wait(|st| st.link.is_connected().then_some(Ok(())));
+        let wait = self.wait(|st| st.link().is_connected().then_some(Ok(())));
         match tokio::time::timeout(timeout, wait).await {
             Ok(r) => r,
             Err(_) => Err(LinkError::Timeout(self.no_peer_message(timeout))),
@@ -526,7 +571,7 @@ impl LinkHandle {
         if let Some((lo, hi)) = st.version_mismatch {
             return format!("{}: {}", self.inner.label, version_message(lo, hi));
         }
-        let s = st.link.stats();
+        let s = st.node.ep.stats();
         let label = &self.inner.label;
         if s.bytes_rx == 0 {
             format!("no strand peer answered on {label} within {timeout:?}: nothing was received. Is `strand` running on the other end, and is the cable connected?")
@@ -544,7 +589,7 @@ impl LinkHandle {
     /// fails after `timeout`.
     pub async fn wait_up(&self, timeout: Duration) -> Result<(), LinkError> {
         let wait =
-            self.wait(|st| (st.link.is_up() && st.transport_up && st.gone.is_none()).then_some(Ok(())));
+            self.wait(|st| (st.link().is_up() && st.transport_up && st.gone.is_none()).then_some(Ok(())));
         match tokio::time::timeout(timeout, wait).await {
             Ok(r) => r,
             Err(_) => Err(LinkError::Timeout(format!(
@@ -560,7 +605,7 @@ impl LinkHandle {
     pub fn restart_session(&self) {
         let mut st = self.inner.lock();
         let now = self.inner.now();
-        st.link.restart_session(now);
+        st.link_mut().restart_session(now);
         self.inner.new_generation(&mut st, "starting a new session");
         drop(st);
         self.inner.wake_driver.notify_one();
@@ -569,7 +614,7 @@ impl LinkHandle {
     /// Sends a packet, waiting while the window is full. Fails if the session
     /// changed since `generation` or the peer is gone.
     pub async fn send(&self, channel: u8, data: &[u8], generation: u64) -> Result<PacketId, LinkError> {
-        self.wait_in(generation, |st| match st.link.send(channel, data) {
+        self.wait_in(generation, |st| match st.link_mut().send(channel, data) {
             Ok(id) => Some(Ok(id)),
             Err(SendError::WouldBlock) => None,
             Err(SendError::TooLarge) => Some(Err(LinkError::Closed(format!(
@@ -597,7 +642,7 @@ impl LinkHandle {
         data: &[u8],
         generation: u64,
     ) -> Result<usize, LinkError> {
-        self.wait_in(generation, |st| match st.link.write_stream(channel, data) {
+        self.wait_in(generation, |st| match st.link_mut().write_stream(channel, data) {
             0 => None,
             n => {
                 st.poked = true;
@@ -609,7 +654,7 @@ impl LinkHandle {
 
     /// Ends the byte stream on `channel`.
     pub async fn finish_stream(&self, channel: u8, generation: u64) -> Result<(), LinkError> {
-        self.wait_in(generation, |st| st.link.finish_stream(channel).then_some(Ok(()))).await
+        self.wait_in(generation, |st| st.link_mut().finish_stream(channel).then_some(Ok(()))).await
     }
 
     /// Aborts the byte stream on `channel` with `reason` for the peer (spec
@@ -622,8 +667,9 @@ impl LinkHandle {
         within: Duration,
     ) -> Result<(), LinkError> {
         let abort = async {
-            self.wait_in(generation, |st| st.link.abort_stream(channel, reason).then_some(Ok(()))).await?;
-            self.wait_in(generation, |st| st.link.is_send_idle().then_some(Ok(()))).await
+            self.wait_in(generation, |st| st.link_mut().abort_stream(channel, reason).then_some(Ok(())))
+                .await?;
+            self.wait_in(generation, |st| st.link().is_send_idle().then_some(Ok(()))).await
         };
         match tokio::time::timeout(within, abort).await {
             Ok(r) => r,
@@ -638,7 +684,7 @@ impl LinkHandle {
     pub fn stream_written(&self, channel: u8, n: u32) {
         let mut st = self.inner.lock();
         let now = self.inner.now();
-        st.link.stream_written(now, channel, n);
+        st.link_mut().stream_written(now, channel, n);
         drop(st);
         self.inner.wake_driver.notify_one();
     }
@@ -646,13 +692,13 @@ impl LinkHandle {
     /// Stream bytes (and ends of stream) of `channel` the peer has not yet
     /// confirmed written at its end.
     pub fn stream_unconfirmed(&self, channel: u8) -> u32 {
-        self.inner.lock().link.stream_unconfirmed(channel)
+        self.inner.lock().link().stream_unconfirmed(channel)
     }
 
     /// Waits until the peer has confirmed every byte (and end of stream) of
     /// `channel` written at its end.
     pub async fn wait_confirmed(&self, channel: u8, generation: u64) -> Result<(), LinkError> {
-        self.wait_in(generation, |st| (st.link.stream_unconfirmed(channel) == 0).then_some(Ok(()))).await
+        self.wait_in(generation, |st| (st.link().stream_unconfirmed(channel) == 0).then_some(Ok(()))).await
     }
 
     /// Waits for a reset on `channel` that comes next, taking it; anything
@@ -674,7 +720,7 @@ impl LinkHandle {
 
     /// Link counters.
     pub fn stats(&self) -> Stats {
-        self.inner.lock().link.stats()
+        self.inner.lock().node.ep.stats()
     }
 
     /// Winds down before the process exits, in two steps. First our last
@@ -693,13 +739,13 @@ impl LinkHandle {
                 return Some(Ok(()));
             }
             let written = self.inner.unwritten.load(Ordering::SeqCst) == 0;
-            (st.link.is_send_idle() && !st.link.is_ack_owed() && written).then_some(Ok(()))
+            (st.link().is_send_idle() && !st.link().is_ack_owed() && written).then_some(Ok(()))
         });
         let _ = tokio::time::timeout(d, done).await;
         if !quiet.is_zero() {
             let end = tokio::time::Instant::now() + d;
             loop {
-                let heard = self.inner.to_tokio(self.inner.lock().link.last_heard());
+                let heard = self.inner.to_tokio(self.inner.lock().link().last_heard());
                 let until = (heard + quiet).min(end);
                 if tokio::time::Instant::now() >= until {
                     break;

@@ -4,22 +4,24 @@
 use crate::driver::{channel, LinkHandle};
 use crate::transfer::{self, PacketIo, RecvOptions, SendOptions, TransferError};
 use std::time::Duration;
+use strand_link::{Delivery, Reassembled, Reassembly};
 
-/// One link channel as a reliable packet pipe: fragments are reassembled, and
+/// One link channel as a reliable packet pipe: fragments are reassembled (a
+/// packet longer than the transfer protocol's limit is an error, not memory), and
 /// any operation fails once the peer restarted (the transfer then resumes in
 /// the new session) or has been silent for the link's give-up time.
 pub struct ChannelIo {
     link: LinkHandle,
     channel: u8,
     generation: u64,
-    partial: Vec<u8>,
+    partial: Reassembly<'static>,
 }
 
 impl ChannelIo {
     /// A pipe on `channel` for the link's current session.
     pub fn new(link: LinkHandle, channel: u8) -> Self {
         let generation = link.generation();
-        ChannelIo { link, channel, generation, partial: Vec::new() }
+        ChannelIo { link, channel, generation, partial: Reassembly::with_limit(transfer::proto::MAX_PACKET) }
     }
 }
 
@@ -32,9 +34,12 @@ impl PacketIo for ChannelIo {
     async fn recv(&mut self) -> anyhow::Result<Vec<u8>> {
         loop {
             let f = self.link.recv(self.channel, self.generation).await?;
-            self.partial.extend_from_slice(&f.data);
-            if !f.more {
-                return Ok(std::mem::take(&mut self.partial));
+            let d =
+                Delivery { channel: self.channel, more: f.more, fin: f.fin, reset: f.reset, restart: false };
+            match self.partial.push(&d, &f.data) {
+                Reassembled::Partial => {}
+                Reassembled::Packet(p) => return Ok(p.to_vec()),
+                Reassembled::TooLong { len } => return Err(transfer::TooLong(len).into()),
             }
         }
     }

@@ -31,9 +31,14 @@ use crate::pipe::{reason, reset_payload, reset_reason};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use strand_link::{Delivery, Reassembled, Reassembly};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+
+/// Longest control message taken from the peer (`LISTEN`, `NOLISTEN` and
+/// their addresses fit many times over); longer ones are dropped unread.
+const MAX_CONTROL: usize = 4096;
 
 /// One `-L` or `-R` specification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,14 +398,21 @@ async fn serve_control(
     fwd: &Arc<Forwarder>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<(), Stopped> {
-    let mut packet = Vec::new();
+    let mut packets = Reassembly::with_limit(MAX_CONTROL);
     loop {
         let f = fwd.link.recv(channel::CONTROL, fwd.generation).await?;
-        packet.extend_from_slice(&f.data);
-        if f.more {
-            continue;
-        }
-        let msg = String::from_utf8_lossy(&std::mem::take(&mut packet)).into_owned();
+        let d =
+            Delivery { channel: channel::CONTROL, more: f.more, fin: f.fin, reset: f.reset, restart: false };
+        let msg = match packets.push(&d, &f.data) {
+            Reassembled::Partial => continue,
+            Reassembled::Packet(p) => String::from_utf8_lossy(p).into_owned(),
+            Reassembled::TooLong { len } => {
+                tracing::warn!(
+                    "ignored a {len}-byte control message from the peer (the limit is {MAX_CONTROL})"
+                );
+                continue;
+            }
+        };
         let mut words = msg.splitn(3, ' ');
         match (words.next(), words.next(), words.next()) {
             (Some("LISTEN"), Some(bind), Some(target)) => match TcpListener::bind(bind).await {

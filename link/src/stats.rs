@@ -74,3 +74,47 @@ pub struct Stats {
     /// Gauge: the FEC strength of frames sent now.
     pub fec_strength: crate::fec::Strength,
 }
+
+impl Stats {
+    /// Adds `other`'s counters to these and takes its gauges: a line's
+    /// counters and its connections' summed (with one connection, its gauges).
+    pub fn absorb(&mut self, other: &Stats) {
+        macro_rules! sum {
+            ($($f:ident),*) => { $( self.$f += other.$f; )* };
+        }
+        sum!(
+            frames_tx,
+            bytes_tx,
+            bytes_rx,
+            frames_rx,
+            data_tx,
+            retransmits,
+            retransmitted_bytes,
+            fast_retransmits,
+            timeouts,
+            spurious_retransmits,
+            acks_tx,
+            crc_errors,
+            framing_errors,
+            invalid_frames,
+            foreign_session,
+            duplicates,
+            out_of_window,
+            delivered_bytes,
+            peer_restarts,
+            stale_hellos,
+            confirm_polls,
+            fec_frames_rx,
+            fec_corrected,
+            fec_failed,
+            fec_frames_tx
+        );
+        self.srtt_us = other.srtt_us;
+        self.rto_us = other.rto_us;
+        self.payload_size = other.payload_size;
+        self.in_flight = other.in_flight;
+        self.path_rate = other.path_rate;
+        self.fec_hint = other.fec_hint;
+        self.fec_strength = other.fec_strength;
+    }
+}

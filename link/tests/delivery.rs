@@ -30,12 +30,12 @@ fn acknowledged_bytes_stay_unconfirmed_until_the_receiver_writes_them() {
         pair.a.write_stream(1, data.clone(), true);
         assert!(pair.run_until(Duration::from_secs(10), |p| p.b.fin(1)), "seed {seed}");
         pair.run_until(Duration::from_millis(500), |_| false);
-        assert!(pair.a.link.is_send_idle(), "seed {seed}: everything is acknowledged");
-        assert_eq!(pair.a.link.stream_unconfirmed(1), 50_001, "seed {seed}: but nothing is written");
+        assert!(pair.a.link().is_send_idle(), "seed {seed}: everything is acknowledged");
+        assert_eq!(pair.a.link().stream_unconfirmed(1), 50_001, "seed {seed}: but nothing is written");
         // B's output drains: the count comes back without any new data.
         let now = Instant::from_micros(pair.elapsed().as_micros() as u64);
         pair.b.confirm_held(now);
-        assert!(pair.run_until(Duration::from_secs(5), |p| p.a.link.unconfirmed() == 0), "seed {seed}");
+        assert!(pair.run_until(Duration::from_secs(5), |p| p.a.link().unconfirmed() == 0), "seed {seed}");
         assert!(pair.b.stream(1) == &data[..], "seed {seed}");
     }
 }
@@ -55,10 +55,10 @@ fn confirmations_on_a_lossy_return_path_all_come_back() {
             assert!(
                 pair.run_until(Duration::from_secs(20), |p| {
                     let (_, taken, fin) = &p.a.stream_out[&1];
-                    *taken == 3_000 && !fin && p.a.link.unconfirmed() == 0 && p.a.link.is_send_idle()
+                    *taken == 3_000 && !fin && p.a.link().unconfirmed() == 0 && p.a.link().is_send_idle()
                 }),
                 "seed {seed} round {round}: unconfirmed {}",
-                pair.a.link.unconfirmed()
+                pair.a.link().unconfirmed()
             );
         }
         assert_eq!(pair.b.stream(1).len(), 15_000, "seed {seed}");
@@ -75,7 +75,7 @@ fn a_lost_last_confirmation_is_asked_for_within_a_timeout_not_a_keepalive() {
         pair.b.confirm_writes = false;
         pair.a.write_stream(1, bulk(seed, 20_000), true);
         assert!(
-            pair.run_until(Duration::from_secs(10), |p| p.b.fin(1) && p.a.link.is_send_idle()),
+            pair.run_until(Duration::from_secs(10), |p| p.b.fin(1) && p.a.link().is_send_idle()),
             "seed {seed}"
         );
         pair.run_until(Duration::from_millis(100), |_| false);
@@ -84,13 +84,13 @@ fn a_lost_last_confirmation_is_asked_for_within_a_timeout_not_a_keepalive() {
         pair.set_outages_ba(vec![(t, t + Duration::from_millis(10))]);
         pair.b.confirm_held(Instant::from_micros(t.as_micros() as u64));
         pair.run_until(Duration::from_millis(20), |_| false);
-        assert_eq!(pair.a.link.unconfirmed(), 20_001, "seed {seed}: the confirmation was lost");
+        assert_eq!(pair.a.link().unconfirmed(), 20_001, "seed {seed}: the confirmation was lost");
         assert!(
-            pair.run_until(Duration::from_millis(400), |p| p.a.link.unconfirmed() == 0),
+            pair.run_until(Duration::from_millis(400), |p| p.a.link().unconfirmed() == 0),
             "seed {seed}: still {} unconfirmed",
-            pair.a.link.unconfirmed()
+            pair.a.link().unconfirmed()
         );
-        assert!(pair.a.link.stats().confirm_polls >= 1, "seed {seed}: recovered by a POLL");
+        assert!(pair.a.stats().confirm_polls >= 1, "seed {seed}: recovered by a POLL");
     }
 }
 
@@ -107,16 +107,16 @@ fn a_reset_arrives_after_every_byte_sent_before_it_and_ends_the_stream() {
         // not sent is dropped, and a reset with the reason goes out.
         let taken = pair.a.stream_out[&1].1 as u64;
         pair.a.stream_out.clear();
-        assert!(pair.a.link.abort_stream(1, b"\x01interrupted"));
+        assert!(pair.a.link_mut().abort_stream(1, b"\x01interrupted"));
         assert!(pair.run_until(Duration::from_secs(30), |p| p.b.resets.contains_key(&1)), "seed {seed}");
         assert_eq!(pair.b.resets[&1], b"\x01interrupted", "seed {seed}");
         let got = pair.b.stream(1).len();
         assert!(!pair.b.fin(1), "seed {seed}: a reset is not an end of stream");
         assert!(got < data.len() && pair.b.stream(1) == &data[..got], "seed {seed}: a prefix, in order");
         // What B wrote is exactly what A sees confirmed; the rest is not.
-        assert!(pair.run_until(Duration::from_secs(5), |p| p.a.link.is_send_idle()), "seed {seed}");
+        assert!(pair.run_until(Duration::from_secs(5), |p| p.a.link().is_send_idle()), "seed {seed}");
         pair.run_until(Duration::from_millis(300), |_| false);
         assert!(taken > got as u64, "seed {seed}: some bytes were queued and dropped");
-        assert_eq!(pair.a.link.unconfirmed(), taken - got as u64, "seed {seed}");
+        assert_eq!(pair.a.link().unconfirmed(), taken - got as u64, "seed {seed}");
     }
 }

@@ -4,11 +4,12 @@
 use proptest::prelude::*;
 use std::time::Duration;
 use strand_link::framing::{self, Deframer, FeedResult};
+use strand_link::sim::Node;
 use strand_link::sim::{LineConfig, Pair};
 use strand_link::wire::{
     flags, AckPayload, AckRepr, Frame, FrameType, Header, HelloPayload, HelloRepr, OVERHEAD,
 };
-use strand_link::{Config, Instant, Link};
+use strand_link::{Config, Instant};
 
 fn header() -> impl Strategy<Value = Header> {
     (
@@ -23,14 +24,16 @@ fn header() -> impl Strategy<Value = Header> {
         any::<u32>(),
         any::<u16>(),
         any::<u16>(),
+        any::<u32>(),
     )
-        .prop_map(|(frame_type, fl, channel, session, seq, ack)| Header {
+        .prop_map(|(frame_type, fl, channel, session, seq, ack, counter)| Header {
             frame_type,
             flags: fl & (flags::ACK | flags::MORE | flags::FIN | flags::POLL),
             channel,
             session,
             seq,
             ack,
+            counter: if matches!(frame_type, FrameType::Data | FrameType::Ack) { counter } else { 0 },
         })
 }
 
@@ -46,7 +49,7 @@ fn decode_everything(bytes: &[u8]) {
     if let Ok(p) = HelloPayload::new_checked(bytes) {
         let _ = HelloRepr::parse(&p);
     }
-    let mut d = Deframer::<512>::new();
+    let mut d = Deframer::with_capacity(512);
     let mut input = bytes;
     loop {
         match d.feed(input) {
@@ -69,16 +72,14 @@ proptest! {
         chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..8),
         seed in any::<u64>(),
     ) {
-        let mut link = Box::new(Link::<8, 512>::new(Config::default(), Instant::ZERO, seed));
-        let mut out = [0u8; 514];
+        let mut node = Node::new(Config::default(), 8, 512, Instant::ZERO, seed);
         for (i, c) in chunks.iter().enumerate() {
             let now = Instant::from_millis(i as u64 * 100);
-            link.handle_input(now, c);
-            link.handle_timeout(now);
-            while link.poll_transmit(now, &mut out).is_some() {}
-            while link.poll_event().is_some() {}
+            node.input(now, c);
+            while node.output(now).is_some() {}
+            while node.link_mut().poll_event().is_some() {}
         }
-        prop_assert!(link.recv(|_, _| ()).is_none(), "garbage must not become data");
+        prop_assert!(node.link_mut().recv(|_, _| ()).is_none(), "garbage must not become data");
     }
 
     #[test]
@@ -161,7 +162,7 @@ proptest! {
             prop_assert!(!enc[..n - 1].contains(&0));
             wire.extend_from_slice(&enc[..n]);
         }
-        let mut d = Deframer::<512>::new();
+        let mut d = Deframer::with_capacity(512);
         let mut got = Vec::new();
         let mut pos = 0;
         let mut k = 0;

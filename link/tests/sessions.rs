@@ -3,8 +3,10 @@
 //! runs several seeds and names the seed in its failure message.
 
 use std::time::Duration;
+use strand_link::framing::max_raw_for_encoded;
+use strand_link::sim::Node;
 use strand_link::sim::{LineConfig, Pair};
-use strand_link::{Config, Event, Instant, Link};
+use strand_link::{Config, Event, Instant};
 
 type P = Pair<64, 1024>;
 
@@ -26,11 +28,8 @@ fn bulk(seed: u64, len: usize) -> Vec<u8> {
 /// bytes on the wire (leading delimiter included). A dead session leaves
 /// such frames in buffers; an attacker can copy one.
 fn hello_of(seed: u64) -> Vec<u8> {
-    let mut link = Link::<64, 1024>::new(cfg(), Instant::ZERO, seed);
-    let mut buf = vec![0u8; Link::<64, 1024>::MAX_WIRE];
-    let n = link.poll_transmit(Instant::ZERO, &mut buf).expect("a fresh link says hello");
-    buf.truncate(n);
-    buf
+    let mut node = Node::new(cfg(), 64, max_raw_for_encoded(1024), Instant::ZERO, seed);
+    node.output(Instant::ZERO).expect("a fresh node says hello")
 }
 
 fn restarts(ep: &strand_link::sim::Endpoint<64, 1024>) -> usize {
@@ -64,7 +63,7 @@ fn an_old_hello_injected_mid_transfer_does_not_end_the_session() {
             (0, 0),
             "seed {seed}: a live session was torn down"
         );
-        let stale = pair.a.link.stats().stale_hellos + pair.b.link.stats().stale_hellos;
+        let stale = pair.a.stats().stale_hellos + pair.b.stats().stale_hellos;
         assert_eq!(stale, 2, "seed {seed}: both HELLOs recognised as stale");
     }
 }
@@ -94,7 +93,7 @@ fn a_flood_of_stale_hellos_from_dead_sessions_makes_no_restart_storm() {
         assert_eq!((restarts(&pair.a), restarts(&pair.b)), (0, 0), "seed {seed}: restarts");
         // HELLO_ACKs go out at most once per hello_interval: a handful, not hundreds.
         let hellos = |ep: &strand_link::sim::Endpoint<64, 1024>| {
-            let s = ep.link.stats();
+            let s = ep.stats();
             s.frames_tx - s.data_tx - s.retransmits - s.acks_tx
         };
         assert!(
@@ -150,9 +149,9 @@ fn both_sides_restarting_at_once_meet_in_one_new_session() {
             "seed {seed}: no new session"
         );
         assert!(pair.elapsed() - t0 < Duration::from_secs(1), "seed {seed}: took {:?}", pair.elapsed() - t0);
-        assert_eq!(pair.a.link.peer_session(), Some(pair.b.link.session()), "seed {seed}");
-        assert_eq!(pair.b.link.peer_session(), Some(pair.a.link.session()), "seed {seed}");
-        assert!(pair.a.link.stats().peer_restarts + pair.b.link.stats().peer_restarts <= 1, "seed {seed}");
+        assert_eq!(pair.a.link().peer_session(), Some(pair.b.link().session()), "seed {seed}");
+        assert_eq!(pair.b.link().peer_session(), Some(pair.a.link().session()), "seed {seed}");
+        assert!(pair.a.stats().peer_restarts + pair.b.stats().peer_restarts <= 1, "seed {seed}");
     }
 }
 
@@ -167,7 +166,7 @@ fn a_half_open_link_is_recovered_within_a_probation_of_the_restart() {
         pair.restart_b(seed ^ 0x77, cfg());
         let t0 = pair.elapsed();
         assert!(
-            pair.run_until(Duration::from_secs(5), |p| restarts(&p.a) == 1 && p.a.link.is_connected()),
+            pair.run_until(Duration::from_secs(5), |p| restarts(&p.a) == 1 && p.a.link().is_connected()),
             "seed {seed}: A never took B's new session"
         );
         // The harness stops at the step after the condition: time it by the event.

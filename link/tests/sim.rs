@@ -69,10 +69,10 @@ fn transfer(mut pair: P, pkts: Vec<(u8, Vec<u8>)>, stream_len: usize, limit: Dur
         p.b.delivered.len() == n
             && p.b.fin(3)
             && p.a.fin(3)
-            && p.a.link.is_send_idle()
-            && p.b.link.is_send_idle()
+            && p.a.link().is_send_idle()
+            && p.b.link().is_send_idle()
     });
-    let (sa, sb) = (pair.a.link.stats(), pair.b.link.stats());
+    let (sa, sb) = (pair.a.stats(), pair.b.stats());
     assert!(
         done,
         "seed {seed}: not done after {:?}: delivered {}/{n}, stream {}/{} and {}/{}\nA {sa:?}\nB {sb:?}\nline ab {:?}\nline ba {:?}",
@@ -213,7 +213,7 @@ fn receiver_restart_mid_transfer_loses_nothing_silently() {
         assert!(before > 0 && before < pkts.len(), "seed {seed}: restart should land mid-transfer");
         pair.restart_b(seed ^ 0xffff, cfg());
         let all_reported =
-            |p: &P| p.a.outbox.is_empty() && p.a.link.is_send_idle() && p.a.link.is_connected();
+            |p: &P| p.a.outbox.is_empty() && p.a.link().is_send_idle() && p.a.link().is_connected();
         assert!(pair.run_until(Duration::from_secs(60), all_reported), "seed {seed}");
         let acked = pair.a.reported(|e| if let Event::Acked(id) = e { Some(*id) } else { None });
         let unconfirmed = pair.a.reported(|e| if let Event::Unconfirmed(id) = e { Some(*id) } else { None });
@@ -247,15 +247,15 @@ fn sender_restart_is_detected_and_new_session_flows() {
         let mut pair = P::symmetric(cfg(), line(0.0), seed);
         pair.a.send(1, b"before".to_vec());
         assert!(pair.run_until(Duration::from_secs(5), |p| p.b.delivered.len() == 1), "seed {seed}");
-        let old = pair.b.link.peer_session();
+        let old = pair.b.link().peer_session();
         // Swap roles: restart B, which then sends to A.
         pair.restart_b(seed.wrapping_add(1000), cfg());
         pair.b.send(2, b"after".to_vec());
         assert!(pair.run_until(Duration::from_secs(5), |p| p.a.delivered.len() == 1), "seed {seed}");
         assert_eq!(pair.a.delivered[0], (2, b"after".to_vec()));
         assert!(pair.a.events.iter().any(|(_, e)| *e == Event::PeerRestarted), "seed {seed}");
-        assert_ne!(pair.b.link.peer_session(), old);
-        assert_ne!(pair.a.link.peer_session(), None);
+        assert_ne!(pair.b.link().peer_session(), old);
+        assert_ne!(pair.a.link().peer_session(), None);
     }
 }
 
@@ -271,7 +271,7 @@ fn flow_control_stalls_and_resumes() {
     pair.run_until(Duration::from_secs(3), |_| false);
     assert!(pair.b.delivered.is_empty());
     assert!(pair.a.events.iter().any(|(_, e)| *e == Event::WindowStalled), "seed {seed}");
-    assert!(pair.a.link.is_up(), "a closed window is not a dead link");
+    assert!(pair.a.link().is_up(), "a closed window is not a dead link");
     pair.b.paused = false;
     assert!(pair.run_until(Duration::from_secs(20), |p| p.b.delivered.len() == pkts.len()), "seed {seed}");
     assert!(pair.a.events.iter().any(|(_, e)| *e == Event::WindowOpened), "seed {seed}");
@@ -282,7 +282,7 @@ fn flow_control_stalls_and_resumes() {
 fn interactive_channel_overtakes_queued_bulk() {
     let seed = 12;
     let mut pair = P::symmetric(cfg(), line(0.0), seed);
-    assert!(pair.run_until(Duration::from_secs(1), |p| p.a.link.is_connected()));
+    assert!(pair.run_until(Duration::from_secs(1), |p| p.a.link().is_connected()));
     // Fill the pool with bulk on channel 2, then send one keystroke on channel 1.
     let bulk_pkts: Vec<Vec<u8>> = (0..60u8).map(|i| vec![i; 1000]).collect();
     for p in &bulk_pkts {
@@ -302,10 +302,10 @@ fn garbage_peer_never_connects_and_is_reported_down() {
     // B's output is replaced by noise: cut B->A and inject random bytes instead.
     pair.ba = strand_link::sim::Direction::new(LineConfig { cut: true, ..line(0.0) }, 1);
     let noise: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    pair.a.link.handle_input(strand_link::Instant::ZERO, &noise);
+    pair.a.node.input(strand_link::Instant::ZERO, &noise);
     pair.run_until(Duration::from_secs(6), |_| false);
-    let s = pair.a.link.stats();
-    assert!(!pair.a.link.is_connected());
+    let s = pair.a.stats();
+    assert!(!pair.a.link().is_connected());
     assert!(s.crc_errors + s.framing_errors > 0, "{s:?}");
     assert!(pair.a.events.iter().any(|(_, e)| *e == Event::LinkDown));
 }
@@ -317,7 +317,7 @@ fn same_seed_same_run() {
         pair.a.write_stream(1, bulk(seed, 100_000), true);
         pair.b.stream_channels.insert(1);
         pair.run_until(Duration::from_secs(30), |p| p.b.fin(1));
-        (pair.elapsed(), pair.a.link.stats(), pair.b.link.stats())
+        (pair.elapsed(), pair.a.stats(), pair.b.stats())
     };
     assert_eq!(run(21), run(21));
 }
@@ -356,44 +356,43 @@ fn sender_restart_mid_packet_never_glues_fragments() {
 
 #[test]
 fn big_frame_host_never_overruns_a_small_frame_peer() {
-    use strand_link::sim::Direction;
-    use strand_link::{Instant, Link};
+    use strand_link::framing::max_raw_for_encoded;
+    use strand_link::sim::{Direction, Node};
+    use strand_link::Instant;
     // A host with 4 KiB frames and a LoRa-sized node (255-byte frames) on one line.
     let line = LineConfig::clean(115_200, Duration::from_millis(5));
     let (mut ab, mut ba) = (Direction::new(line.clone(), 1), Direction::new(line, 2));
-    let mut a = Box::new(Link::<16, 4096>::new(cfg(), Instant::ZERO, 1));
-    let mut b = Box::new(Link::<16, 255>::new(cfg(), Instant::ZERO, 2));
+    let mut a = Node::new(cfg(), 16, max_raw_for_encoded(4096), Instant::ZERO, 1);
+    let mut b = Node::new(cfg(), 16, max_raw_for_encoded(255), Instant::ZERO, 2);
     // Queued before the handshake, when the node's limit is not yet known.
     let early: Vec<u8> = (0..200u8).collect();
-    let id_early = a.send(1, &early).unwrap();
+    let id_early = a.link_mut().send(1, &early).unwrap();
     let (mut got, mut partial) = (Vec::new(), Vec::new());
-    let mut buf = vec![0u8; 4098];
     let mut later = Some(vec![7u8; 3000]);
     let mut t = 0u64;
     while got.len() < 2 && t < 30_000_000_000 {
         let now = Instant::from_micros(t / 1000);
         let from_b = ba.read(t);
-        a.handle_input(now, &from_b);
+        a.input(now, &from_b);
         let from_a = ab.read(t);
-        b.handle_input(now, &from_a);
-        a.handle_timeout(now);
-        b.handle_timeout(now);
-        if a.is_connected() {
+        b.input(now, &from_a);
+        if a.link().is_connected() {
             if let Some(p) = later.take() {
-                if a.send(1, &p).is_err() {
+                if a.link_mut().send(1, &p).is_err() {
                     later = Some(p);
                 }
             }
         }
         while ab.writable(t) > 0 {
-            let Some(n) = a.poll_transmit(now, &mut buf) else { break };
-            ab.write(t, &buf[..n]);
+            let Some(unit) = a.output(now) else { break };
+            ab.write(t, &unit);
         }
         while ba.writable(t) > 0 {
-            let Some(n) = b.poll_transmit(now, &mut buf) else { break };
-            ba.write(t, &buf[..n]);
+            let Some(unit) = b.output(now) else { break };
+            ba.write(t, &unit);
         }
         while b
+            .link_mut()
             .recv(|d, p| {
                 partial.extend_from_slice(p);
                 if !d.more {
@@ -402,15 +401,15 @@ fn big_frame_host_never_overruns_a_small_frame_peer() {
             })
             .is_some()
         {}
-        while a.poll_event().is_some() {}
-        while b.poll_event().is_some() {}
+        while a.link_mut().poll_event().is_some() {}
+        while b.link_mut().poll_event().is_some() {}
         t += 1_000_000;
     }
     assert_eq!(got, vec![early, vec![7u8; 3000]]);
-    let s = b.stats();
+    let s = b.ep.stats();
     assert_eq!((s.framing_errors, s.crc_errors, s.invalid_frames), (0, 0, 0), "{s:?}");
     // The node's largest raw frame is 255 - ceil(255/254) = 253 bytes: 237 of payload.
-    assert!(a.max_payload() <= 237, "payload {} fits the node", a.max_payload());
+    assert!(a.link().max_payload() <= 237, "payload {} fits the node", a.link().max_payload());
     let _ = id_early;
 }
 
@@ -423,7 +422,7 @@ fn stream_over(cfg: Config, line: LineConfig, seed: u64, len: usize, budget: Dur
     pair.b.stream_channels.insert(1);
     assert!(pair.run_until(budget, |p| p.b.fin(1)), "seed {seed}");
     assert!(pair.b.stream(1) == &data[..], "seed {seed}: stream differs");
-    (pair.a.link.stats(), pair.b.link.stats())
+    (pair.a.stats(), pair.b.stats())
 }
 
 #[test]
@@ -474,7 +473,7 @@ fn line_turning_bad_mid_transfer_still_delivers() {
         pair.a.write_stream(1, data.clone(), true);
         pair.b.stream_channels.insert(1);
         assert!(pair.run_until(Duration::from_secs(10), |p| p.b.stream(1).len() > 200_000), "seed {seed}");
-        assert!(pair.a.link.stats().payload_size > 3000, "seed {seed}: frames not long on the clean line");
+        assert!(pair.a.stats().payload_size > 3000, "seed {seed}: frames not long on the clean line");
         pair.ab.set_ber(1e-3);
         pair.ba.set_ber(1e-3);
         let (turned, at) = (pair.elapsed(), pair.b.stream(1).len());
@@ -482,10 +481,10 @@ fn line_turning_bad_mid_transfer_still_delivers() {
             pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)),
             "seed {seed}: stalled at {} bytes once the line turned bad: {:?}",
             pair.b.stream(1).len(),
-            pair.a.link.stats()
+            pair.a.stats()
         );
         assert!(pair.b.stream(1) == &data[..], "seed {seed}: stream differs");
-        let a = pair.a.link.stats();
+        let a = pair.a.stats();
         assert_ne!(a.fec_strength, Strength::Off, "seed {seed}: {a:?}");
         let rate = (data.len() - at) as f64 / (pair.elapsed() - turned).as_secs_f64() / 200_000.0;
         eprintln!("seed {seed}: {rate:.3} of the line after it turned bad");
@@ -525,7 +524,7 @@ fn slow_line_with_rate_derived_settings_sends_nothing_twice() {
     }
     assert!(pair.run_until(Duration::from_secs(30), |p| p.b.delivered.len() == pkts.len()));
     assert_eq!(pair.b.delivered, pkts);
-    assert_eq!(pair.a.link.stats().retransmits, 0, "{:?}", pair.a.link.stats());
+    assert_eq!(pair.a.stats().retransmits, 0, "{:?}", pair.a.stats());
     let rate = 64.0 * 1024.0 / pair.elapsed().as_secs_f64() / 11_520.0;
     assert!(rate > 0.8, "{rate:.2} of the line");
 }
@@ -554,7 +553,7 @@ fn slow_line_at_ber_1e3_repeats_lost_frames_not_every_frame() {
         pair.b.stream_channels.insert(2);
         assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(2)), "seed {seed}");
         assert_eq!(pair.b.stream(2), &data[..], "seed {seed}");
-        let (a, b) = (pair.a.link.stats(), pair.b.link.stats());
+        let (a, b) = (pair.a.stats(), pair.b.stats());
         assert!(
             b.duplicates * 20 < a.data_tx,
             "seed {seed}: {} duplicates of {} frames",
@@ -581,7 +580,7 @@ fn slow_line_carries_bulk_packets_in_long_frames() {
     assert_eq!(pair.b.delivered.iter().flat_map(|(_, p)| p.clone()).collect::<Vec<u8>>(), data);
     let rate = data.len() as f64 / pair.elapsed().as_secs_f64() / 11_520.0;
     assert!(rate > 0.975, "{rate:.4} of the line");
-    assert_eq!(pair.a.link.stats().retransmits, 0);
+    assert_eq!(pair.a.stats().retransmits, 0);
 }
 
 /// Keystrokes (8-byte packets on channel 1) beside a bulk stream on channel 2 at 115,200 bit/s:

@@ -35,9 +35,9 @@ fn a_path_of_10_000_bytes_per_second_behind_deep_buffers_carries_both_ways() {
             pair.b.stream_channels.insert(1);
             let line_time = Duration::from_secs_f64(len as f64 / rate as f64);
             let done = pair.run_until(2 * line_time, |p| {
-                p.a.fin(1) && p.b.fin(1) && p.a.link.unconfirmed() == 0 && p.b.link.unconfirmed() == 0
+                p.a.fin(1) && p.b.fin(1) && p.a.link().unconfirmed() == 0 && p.b.link().unconfirmed() == 0
             });
-            let (sa, sb) = (pair.a.link.stats(), pair.b.link.stats());
+            let (sa, sb) = (pair.a.stats(), pair.b.stats());
             assert!(
                 done,
                 "seed {seed}: not done in {:?}: A got {} B got {}\nA {sa:?}\nB {sb:?}",

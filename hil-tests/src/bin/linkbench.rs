@@ -98,7 +98,7 @@ fn transfer(args: &Args, ber: f64, seed: u64) -> Run {
     let done =
         pair.run_until(budget, |p| if packets == 0 { p.b.fin(1) } else { p.b.delivered.len() == packets });
     let secs = pair.elapsed().as_secs_f64();
-    let s = pair.a.link.stats();
+    let s = pair.a.stats();
     let received: Vec<u8> = if packets == 0 {
         pair.b.stream(1).to_vec()
     } else {
@@ -125,9 +125,16 @@ fn cpu_throughput(secs: f64) -> f64 {
     let payload: Vec<u8> = (0..payload_len).map(|i| (i * 7 + 3) as u8).collect();
     let mut raw = vec![0u8; N];
     let mut wire = vec![0u8; N + 2];
-    let mut deframer = Box::new(Deframer::<N>::new());
-    let mut header =
-        Header { frame_type: FrameType::Data, flags: flags::ACK, channel: 1, session: 7, seq: 0, ack: 0 };
+    let mut deframer = Deframer::with_capacity(N);
+    let mut header = Header {
+        frame_type: FrameType::Data,
+        flags: flags::ACK,
+        channel: 1,
+        session: 7,
+        seq: 0,
+        ack: 0,
+        counter: 0,
+    };
     let (mut bytes, mut frames) = (0u64, 0u64);
     let start = Wall::now();
     while start.elapsed().as_secs_f64() < secs {

@@ -208,11 +208,23 @@ fn write_error(e: std::io::Error) -> String {
     e.to_string()
 }
 
-/// Results of the producer that arrived before the sender asked for them.
+/// Results of the producer received before the sender asked for them: those
+/// it sent ahead of the one the sender waited for (the other blocks' stripes
+/// of a group, the repair of a block that asks later or never).
+///
+/// Keys carry no round: every pass of an object has the same ones. That is
+/// sound because results are received only while the sender waits for one
+/// of them, in the producer's order, which is the sender's pass by pass:
+/// every stripe of a pass is asked for in that pass, so it has left the
+/// stash before the producer's next pass can be received. Draining the
+/// channel eagerly broke this (a small object's next pass overwrote stripes
+/// of the current one, which the next pass then waited for in vain).
 #[derive(Default)]
 struct Stash {
     /// By object, block and byte offset within the object.
     sources: HashMap<(u16, u16, u64), Vec<u8>>,
+    /// By object and block: a later pass's copy may replace an unused one
+    /// (the same bytes).
     repairs: HashMap<(u16, u16), Vec<u8>>,
 }
 
@@ -221,7 +233,13 @@ impl Stash {
     fn file(&mut self, sender: &mut Sender, p: Prepared) -> Result<(), String> {
         match p {
             Prepared::Source { object, block, offset, bytes } => {
-                self.sources.insert((object, block, offset), bytes);
+                if self.sources.insert((object, block, offset), bytes).is_some() {
+                    // The sender would ask for this stripe twice and get it once.
+                    return Err(format!(
+                        "internal error: the file reader sent the stripe at {offset} of block {block} of \
+                         object {object} again before it was sent"
+                    ));
+                }
             }
             Prepared::Repair { object, block, bytes } => {
                 self.repairs.insert((object, block), bytes);
@@ -272,10 +290,9 @@ fn drive(
             flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
             return Ok(());
         }
-        // Take whatever the producer has ready (hashes especially) without waiting.
-        while let Ok(p) = prepared.try_recv() {
-            stash.file(sender, p)?;
-        }
+        // The producer's results are received only when the sender asks for
+        // one (below): the bounded channel then holds the producer back, and
+        // the stash never holds two passes of a stripe (see `Stash`).
         let now =
             if realtime { Instant::from_micros(start.elapsed().as_micros() as u64) } else { virtual_now };
         match sender.poll_frame(now, &mut bufs[filled]) {
@@ -292,7 +309,8 @@ fn drive(
             }
             Poll::NeedBlock { object, block, offset, .. } => {
                 flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
-                let bytes = wait_for(prepared, &mut stash, sender, stop, |s| {
+                let what = || format!("the stripe at {offset} of block {block} of object {object}");
+                let bytes = wait_for(prepared, &mut stash, sender, stop, what, |s| {
                     s.sources.remove(&(object, block, offset))
                 })?;
                 let Some(bytes) = bytes else { continue };
@@ -302,25 +320,20 @@ fn drive(
             }
             Poll::NeedRepair { object, block } => {
                 flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
-                match wait_for(prepared, &mut stash, sender, stop, |s| s.repairs.remove(&(object, block))) {
-                    Ok(Some(bytes)) => sender
-                        .provide_repair(object, block, bytes)
-                        .map_err(|e| format!("internal error: repair of block {block}: {e}"))?,
-                    Ok(None) => continue,
-                    // The producer has finished without it (a kept group): encode it here.
-                    Err(_) if !stop.load(Ordering::Relaxed) => sender
-                        .encode_repair(object, block)
-                        .map_err(|e| format!("internal error: repair of block {block}: {e}"))?,
-                    Err(e) => return Err(e),
-                }
+                let what = || format!("the repair of block {block} of object {object}");
+                let repair = wait_for(prepared, &mut stash, sender, stop, what, |s| {
+                    s.repairs.remove(&(object, block))
+                })?;
+                let Some(bytes) = repair else { continue };
+                sender
+                    .provide_repair(object, block, bytes)
+                    .map_err(|e| format!("internal error: repair of block {block}: {e}"))?;
             }
             Poll::NeedHash { object } => {
                 flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
                 // The producer sends the hash after the object's last block; wait for it.
-                let got = wait_for(prepared, &mut stash, sender, stop, |_| None::<()>);
-                if let Err(e) = got {
-                    return Err(format!("internal error: no hash for object {object}: {e}"));
-                }
+                let what = || format!("the hash of object {object}");
+                wait_for(prepared, &mut stash, sender, stop, what, |_| None::<()>)?;
             }
             Poll::Wait(t) => {
                 flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
@@ -343,12 +356,15 @@ fn drive(
 }
 
 /// Receives from the producer until `found` has what is wanted (or, for a
-/// hash, until one message arrived); `Ok(None)` when stopping.
+/// hash, until one message arrived); `Ok(None)` when stopping. The producer
+/// finishing first is a bug (its plan lacks what the sender asks for): an
+/// error naming `what` was wanted.
 fn wait_for<T>(
     prepared: &ChanRx<Prepared>,
     stash: &mut Stash,
     sender: &mut Sender,
     stop: &AtomicBool,
+    what: impl FnOnce() -> String,
     mut found: impl FnMut(&mut Stash) -> Option<T>,
 ) -> Result<Option<T>, String> {
     if let Some(x) = found(stash) {
@@ -371,8 +387,32 @@ fn wait_for<T>(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return Err("the file reader stopped".into()),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(format!("internal error: the file reader stopped without {}", what()))
+            }
         }
+    }
+}
+
+/// The producer's plan: the sender's schedule (rounds, kept groups,
+/// first-pass repair) and the objects with the layouts the sender uses.
+fn plan(sender: &Sender, config: &SenderConfig, items: Vec<Item>, threads: usize) -> Plan {
+    Plan {
+        first_pass_repair: (0..items.len()).map(|o| sender.sends_repair(o as u16, 0)).collect(),
+        keeps_groups: sender.keeps_groups(),
+        rounds: config.rounds,
+        first_round: config.first_round,
+        threads,
+        objects: items
+            .into_iter()
+            .enumerate()
+            .map(|(o, it)| produce::Source {
+                layout: sender.layout(o as u16).expect("every object has a layout"),
+                hash: it.manifest.hash.is_none(),
+                content: it.content,
+                path: it.path,
+            })
+            .collect(),
     }
 }
 
@@ -452,23 +492,7 @@ pub async fn run(args: &TxArgs, config: Option<&Path>) -> Result<(), String> {
     let threads = args
         .encode_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)));
-    let plan = Plan {
-        first_pass_repair: (0..count).map(|o| sender.sends_repair(o as u16, 0)).collect(),
-        keeps_groups: sender.keeps_groups(),
-        rounds: config.rounds,
-        first_round: config.first_round,
-        threads,
-        objects: items
-            .into_iter()
-            .enumerate()
-            .map(|(o, it)| produce::Source {
-                layout: sender.layout(o as u16).expect("every object has a layout"),
-                hash: it.manifest.hash.is_none(),
-                content: it.content,
-                path: it.path,
-            })
-            .collect(),
-    };
+    let plan = plan(&sender, &config, items, threads);
     let sink = open_sink(&ep, &serial).await?;
     let rt = tokio::runtime::Handle::current();
     eprintln!(
@@ -588,6 +612,95 @@ pub async fn run(args: &TxArgs, config: Option<&Path>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strand_link::diode::{Limits, MemStore, Receiver};
+
+    /// Bytes of object `n`: different for every object.
+    fn content(n: usize, size: usize) -> Vec<u8> {
+        (0..size).map(|i| (i * 31 + n * 7 + i / 251) as u8).collect()
+    }
+
+    /// Runs the producer to the end of its plan first, as a producer that
+    /// outruns the sending thread does (a fast disk, small objects, a slow
+    /// line), then the sending thread, to a stream file; returns the
+    /// sending thread's result and the file's bytes.
+    fn producer_first(
+        sizes: &[usize],
+        config: SenderConfig,
+        change: impl FnOnce(&mut Plan),
+    ) -> (Result<(), String>, Vec<u8>) {
+        let items: Vec<Item> = sizes
+            .iter()
+            .enumerate()
+            .map(|(n, &size)| {
+                let name = format!("f{n}");
+                let manifest = Manifest {
+                    object: 0,
+                    objects: 0,
+                    size: size as u64,
+                    mode: 0o644,
+                    mtime: 0,
+                    hash: None,
+                    name,
+                };
+                let content = Content::Memory(Arc::new(content(n, size)));
+                Item { manifest, content, path: format!("f{n}") }
+            })
+            .collect();
+        let objects = items
+            .iter()
+            .map(|it| Outgoing {
+                manifest: it.manifest.clone(),
+                layout: Layout::choose(it.manifest.size, 1024).unwrap(),
+            })
+            .collect();
+        let mut sender = Sender::new(7, objects, config, None).unwrap();
+        let mut plan = plan(&sender, &config, items, 2);
+        change(&mut plan);
+        // Room for every result: the whole plan is read before the first frame.
+        let (ptx, prx) = std::sync::mpsc::sync_channel(1 << 16);
+        produce::run(plan, ptx, Arc::new(AtomicBool::new(false)));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("out.strand");
+        let file = rt.block_on(tokio::fs::File::create(&path)).unwrap();
+        let mut out =
+            Out::Stream { sink: Box::new(file), fec: Strength::Off, leading: true, rt: rt.handle().clone() };
+        let r =
+            drive(&mut sender, &prx, &mut out, None, false, &Progress::default(), &AtomicBool::new(false));
+        drop(out);
+        (r, fs::read(&path).unwrap())
+    }
+
+    /// What a receiver makes of a stream file: the objects it published.
+    fn received(stream: &[u8]) -> Vec<Vec<u8>> {
+        let (mut rx, mut store) = (Receiver::new(None, Limits::default()), MemStore::default());
+        stream::StreamDecoder::default().feed(stream, |raw| {
+            drop(rx.handle_frame(Instant::ZERO, raw, &mut store));
+        });
+        (0..store.files.len()).filter_map(|n| store.files.get(&format!("f{n}")).cloned()).collect()
+    }
+
+    #[test]
+    fn a_producer_passes_ahead_still_gives_the_sender_every_pass() {
+        let two_rounds = SenderConfig { rounds: Some(2), ..SenderConfig::default() };
+        let cases: &[(&[usize], SenderConfig)] = &[
+            // `damaged_stream_file_still_delivers`: two objects, two rounds.
+            (&[256 * 1024, 1234], two_rounds),
+            (&[100_000, 0, 3000, 70_000], SenderConfig { rounds: Some(3), ..SenderConfig::default() }),
+            (&[50_000, 20_000], SenderConfig { redundancy: Redundancy::Fixed(0.0), ..two_rounds }),
+            (&[50_000, 20_000], SenderConfig { first_round: 1, ..two_rounds }),
+            // One object of one group: read once, kept for every round.
+            (&[300_000], SenderConfig { rounds: Some(3), ..SenderConfig::default() }),
+            (&[300_000], SenderConfig { redundancy: Redundancy::Fixed(0.0), ..two_rounds }),
+            (&[300_000], SenderConfig::default()),
+        ];
+        for (sizes, config) in cases {
+            let (r, bytes) = producer_first(sizes, *config, |_| ());
+            assert_eq!(r, Ok(()), "{sizes:?} {config:?}");
+            let want: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(n, &s)| content(n, s)).collect();
+            assert!(received(&bytes) == want, "{sizes:?} {config:?}: not delivered");
+        }
+    }
 
     #[test]
     fn directories_are_walked_into_slash_separated_relative_names() {
@@ -603,5 +716,13 @@ mod tests {
         fs::write(d.path().join("z"), b"3").unwrap();
         let e = collect(&[d.path().join("z"), d.path().join("tree/z")]).unwrap_err();
         assert!(e.contains("\"z\""), "{e}");
+    }
+
+    #[test]
+    fn a_producer_that_ends_before_the_sender_has_what_it_needs_is_an_error() {
+        let config = SenderConfig { rounds: Some(2), ..SenderConfig::default() };
+        let (r, _) = producer_first(&[50_000, 20_000], config, |p| p.rounds = Some(1));
+        let e = r.unwrap_err();
+        assert!(e.contains("the file reader stopped without the stripe at 0 of block 0 of object 0"), "{e}");
     }
 }

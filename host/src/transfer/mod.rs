@@ -57,6 +57,7 @@ use std::path::PathBuf;
 pub use error::{TransferError, EXIT_IO, EXIT_LINK_LOST, EXIT_PEER, EXIT_REFUSED, EXIT_VERIFY};
 pub use recv::recv_files;
 pub use send::send_files;
+pub use wire::TooLong;
 
 /// Name of the directory inside `DIR` where the receiver keeps partial files.
 pub const PARTIAL_DIR: &str = ".strand-partial";

@@ -10,6 +10,13 @@ use super::PacketIo;
 /// How long a best-effort `ABORT` may wait for the link before we give up telling the peer.
 const ABORT_GRACE: Duration = Duration::from_secs(2);
 
+/// A packet longer than [`MAX_PACKET`](super::proto::MAX_PACKET) arrived and
+/// was dropped before it could take memory: a [`PacketIo`] reports it with
+/// this error, and it reads as garbage from the peer, not as a lost link.
+#[derive(Debug, thiserror::Error)]
+#[error("a packet of {0} bytes (the limit is {max})", max = super::proto::MAX_PACKET)]
+pub struct TooLong(pub usize);
+
 /// Why no message could be read.
 #[derive(Debug)]
 pub enum RecvError {
@@ -37,7 +44,10 @@ impl<'a, P: PacketIo> Wire<'a, P> {
 
     /// The next message.
     pub async fn recv(&mut self) -> Result<Message, RecvError> {
-        let packet = self.io.recv().await.map_err(RecvError::Lost)?;
+        let packet = self.io.recv().await.map_err(|e| match e.downcast_ref::<TooLong>() {
+            Some(too_long) => RecvError::Garbage(too_long.to_string()),
+            None => RecvError::Lost(e),
+        })?;
         Message::decode(&packet).map_err(RecvError::Garbage)
     }
 
@@ -100,4 +110,36 @@ pub fn unexpected(msg: Message, context: &str) -> TransferError {
 /// The error for a packet that did not decode.
 pub fn garbage(what: String, context: &str) -> TransferError {
     TransferError::Protocol { detail: format!("{what} {context}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that sends one packet too long to take, then a valid one.
+    struct Hostile(u8);
+
+    impl PacketIo for Hostile {
+        async fn send(&mut self, _: &[u8]) -> anyhow::Result<()> {
+            Ok(())
+        }
+        async fn recv(&mut self) -> anyhow::Result<Vec<u8>> {
+            self.0 += 1;
+            match self.0 {
+                1 => Err(TooLong(1 << 30).into()),
+                _ => Ok(Message::Bye.encode()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_too_long_packet_is_the_peers_garbage_not_a_lost_link() {
+        let mut io = Hostile(0);
+        let mut wire = Wire::new(&mut io);
+        match wire.recv().await {
+            Err(RecvError::Garbage(what)) => assert!(what.contains("1073741824 bytes"), "{what}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(wire.recv().await, Ok(Message::Bye)));
+    }
 }

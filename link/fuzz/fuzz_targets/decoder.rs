@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     {
         parse(&copy[start..start + len]);
     }
-    let mut d = Deframer::<1024>::new();
+    let mut d = Deframer::with_capacity(1024);
     let mut input = data;
     loop {
         match d.feed(input) {

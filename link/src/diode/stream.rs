@@ -9,7 +9,6 @@
 use super::wire::MAX_FRAME;
 use crate::fec::{self, Repair, Strength};
 use crate::framing::{self, Deframer, FeedResult, DELIMITER};
-use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -51,13 +50,13 @@ pub struct StreamStats {
 /// Turns stream bytes back into raw frames (still to be checked by
 /// [`super::wire::parse`]); never panics, whatever the bytes.
 pub struct StreamDecoder {
-    deframer: Box<Deframer<STREAM_CAPACITY>>,
+    deframer: Deframer<'static>,
     stats: StreamStats,
 }
 
 impl Default for StreamDecoder {
     fn default() -> Self {
-        StreamDecoder { deframer: Box::new(Deframer::new()), stats: StreamStats::default() }
+        StreamDecoder { deframer: Deframer::with_capacity(STREAM_CAPACITY), stats: StreamStats::default() }
     }
 }
 

@@ -10,4 +10,4 @@ mod line;
 mod pair;
 
 pub use line::{Direction, GilbertElliott, LineConfig, LineCounters};
-pub use pair::{Endpoint, Pair};
+pub use pair::{App, Endpoint, Node, Pair};

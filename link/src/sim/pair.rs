@@ -1,16 +1,94 @@
-//! Two link endpoints joined by an emulated line, stepped in simulated time:
-//! the quinn-proto `Pair` idea, so a whole-protocol test is a few lines.
+//! Two point-to-point endpoints joined by an emulated line, stepped in
+//! simulated time: the quinn-proto `Pair` idea, so a whole-protocol test is
+//! a few lines. Each side runs the same drive step as the host and the
+//! firmware (`crate::drive`) over a [`Direction`] pair.
 
 use super::line::{Direction, LineConfig};
-use crate::{Config, Event, Instant, Link, PacketId, SendError};
+use crate::conn::{ConnStorage, Connection};
+use crate::drive::{Capabilities, Driver, Transport};
+use crate::framing::{max_raw_for_encoded, Framing, StreamFraming};
+use crate::packet::{Reassembled, Reassembly};
+use crate::storage::Buf;
+use crate::wire::OVERHEAD;
+use crate::{Config, Event, Instant, PacketId, SendError};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-/// One side: a link plus a small application that feeds it and keeps
-/// everything it delivered.
+/// Largest packet a simulated application takes: larger ones fail the test.
+const MAX_PACKET: usize = 1 << 20;
+
+/// One side: a point-to-point endpoint, its drive step, and a small
+/// application. `W` is the window in frames and `N` the frame capacity on
+/// the line (COBS-encoded), as the host sizes them.
 pub struct Endpoint<const W: usize, const N: usize> {
-    /// The protocol core under test.
-    pub link: Box<Link<W, N>>,
+    /// The node under test.
+    pub node: Node,
+    /// The application.
+    pub app: App,
+}
+
+/// A point-to-point node as the host builds one: an endpoint of one
+/// connection with a window of `window` frames, raw frames of up to
+/// `max_raw` bytes, stream framing, and its drive step.
+pub struct Node {
+    /// The endpoint.
+    pub ep: crate::Endpoint<'static>,
+    driver: Driver<'static, StreamFraming<'static>>,
+}
+
+impl Node {
+    /// A node whose line frames hold `max_raw` raw bytes.
+    pub fn new(cfg: Config, window: usize, max_raw: usize, now: Instant, seed: u64) -> Node {
+        let idle_resync = cfg.idle_resync;
+        let storage = ConnStorage::owned(window, max_raw - OVERHEAD, 256);
+        let conn = Connection::new(cfg.clone(), storage, 0, now, seed);
+        let ep = crate::Endpoint::new(cfg, 0, Buf::from(vec![conn]), now);
+        let driver = Driver::owned(StreamFraming::owned(max_raw, idle_resync), 64 * 1024);
+        Node { ep, driver }
+    }
+
+    /// Its connection.
+    pub fn link(&self) -> &Connection<'static> {
+        self.ep.connection(0)
+    }
+
+    /// Its connection, to change.
+    pub fn link_mut(&mut self) -> &mut Connection<'static> {
+        self.ep.connection_mut(0)
+    }
+
+    /// Feeds bytes from the line.
+    pub fn input(&mut self, now: Instant, bytes: &[u8]) {
+        self.driver.framing.input(&mut self.ep, now, bytes);
+        self.ep.handle_timeout(now);
+    }
+
+    /// The next unit for the line, if any (its bytes).
+    pub fn output(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; self.driver.framing.max_unit()];
+        let n = self.driver.framing.output(&mut self.ep, now, &mut buf)?;
+        buf.truncate(n);
+        Some(buf)
+    }
+}
+
+impl<const W: usize, const N: usize> Deref for Endpoint<W, N> {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl<const W: usize, const N: usize> DerefMut for Endpoint<W, N> {
+    fn deref_mut(&mut self) -> &mut App {
+        &mut self.app
+    }
+}
+
+/// A small application that feeds a connection and keeps everything it delivered.
+#[derive(Default)]
+pub struct App {
     /// Packets waiting to be handed to `link.send` (channel, bytes).
     pub outbox: VecDeque<(u8, Vec<u8>)>,
     /// Packets accepted by the link, by id.
@@ -31,34 +109,49 @@ pub struct Endpoint<const W: usize, const N: usize> {
     pub held: BTreeMap<u8, u32>,
     /// Complete packets received, in delivery order.
     pub delivered: Vec<(u8, Vec<u8>)>,
-    partial: BTreeMap<u8, Vec<u8>>,
+    partial: BTreeMap<u8, Reassembly<'static>>,
     /// Every event with the time it was polled.
     pub events: Vec<(Instant, Event)>,
     /// The application stops reading (to test flow control).
     pub paused: bool,
-    buf: Vec<u8>,
 }
 
 impl<const W: usize, const N: usize> Endpoint<W, N> {
     fn new(cfg: Config, now: Instant, seed: u64) -> Self {
-        Endpoint {
-            link: Box::new(Link::new(cfg, now, seed)),
-            outbox: VecDeque::new(),
-            sent: BTreeMap::new(),
-            stream_out: BTreeMap::new(),
-            stream_channels: BTreeSet::new(),
-            stream_in: BTreeMap::new(),
-            resets: BTreeMap::new(),
-            confirm_writes: true,
-            held: BTreeMap::new(),
-            delivered: Vec::new(),
-            partial: BTreeMap::new(),
-            events: Vec::new(),
-            paused: false,
-            buf: vec![0; Link::<W, N>::MAX_WIRE],
-        }
+        let app = App { confirm_writes: true, ..App::default() };
+        Endpoint { node: Node::new(cfg, W, max_raw_for_encoded(N), now, seed), app }
     }
 
+    /// The connection under test.
+    pub fn link(&self) -> &Connection<'static> {
+        self.node.link()
+    }
+
+    /// The connection under test, to change.
+    pub fn link_mut(&mut self) -> &mut Connection<'static> {
+        self.node.link_mut()
+    }
+
+    /// Confirms what was held back while `confirm_writes` was off.
+    pub fn confirm_held(&mut self, now: Instant) {
+        let Endpoint { node, app } = self;
+        app.confirm_held(node.link_mut(), now);
+    }
+
+    /// The line's and the connection's counters.
+    pub fn stats(&self) -> crate::Stats {
+        self.node.ep.stats()
+    }
+
+    /// Replaces the endpoint with a fresh one, as if its process restarted;
+    /// the application's record of what it delivered is kept.
+    fn restart(&mut self, seed: u64, cfg: Config, now: Instant) {
+        self.node = Node::new(cfg, W, max_raw_for_encoded(N), now, seed);
+        self.app.partial.clear();
+    }
+}
+
+impl App {
     /// Queues a packet for sending.
     pub fn send(&mut self, channel: u8, data: impl Into<Vec<u8>>) {
         self.outbox.push_back((channel, data.into()));
@@ -80,9 +173,9 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
     }
 
     /// Confirms what was held back while `confirm_writes` was off.
-    pub fn confirm_held(&mut self, now: Instant) {
+    pub fn confirm_held(&mut self, link: &mut Connection<'_>, now: Instant) {
         for (ch, n) in std::mem::take(&mut self.held) {
-            self.link.stream_written(now, ch, n);
+            link.stream_written(now, ch, n);
         }
     }
 
@@ -91,7 +184,7 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
         self.events.iter().filter_map(|(_, e)| pick(e)).collect()
     }
 
-    fn feed(&mut self) {
+    fn feed(&mut self, link: &mut Connection<'_>) {
         // Per-channel FIFO: a channel that would block does not hold up the others.
         let mut blocked = BTreeSet::new();
         let mut i = 0;
@@ -101,7 +194,7 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
                 i += 1;
                 continue;
             }
-            match self.link.send(*ch, data) {
+            match link.send(*ch, data) {
                 Ok(id) => {
                     let p = self.outbox.remove(i).expect("index in range");
                     self.sent.insert(id, p);
@@ -115,16 +208,16 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
         }
         for (ch, (data, at, fin)) in self.stream_out.iter_mut() {
             if *at < data.len() {
-                *at += self.link.write_stream(*ch, &data[*at..]);
+                *at += link.write_stream(*ch, &data[*at..]);
             }
-            if *at == data.len() && *fin && self.link.finish_stream(*ch) {
+            if *at == data.len() && *fin && link.finish_stream(*ch) {
                 *fin = false;
             }
         }
     }
 
-    fn drain(&mut self, now: Instant) {
-        while let Some(e) = self.link.poll_event() {
+    fn drain(&mut self, link: &mut Connection<'_>, now: Instant) {
+        while let Some(e) = link.poll_event() {
             self.events.push((now, e));
         }
         if self.paused {
@@ -138,7 +231,7 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
                 &mut self.delivered,
                 &mut self.resets,
             );
-            let got = self.link.recv(|d, p| {
+            let got = link.recv(|d, p| {
                 if streams.contains(&d.channel) {
                     if d.reset {
                         resets.insert(d.channel, p.to_vec());
@@ -149,21 +242,22 @@ impl<const W: usize, const N: usize> Endpoint<W, N> {
                     s.1 |= d.fin;
                     Some((d.channel, p.len() as u32 + u32::from(d.fin)))
                 } else {
-                    let buf = partial.entry(d.channel).or_default();
-                    if d.restart {
-                        // The old session's partial packet will never be completed.
-                        buf.clear();
-                    }
-                    buf.extend_from_slice(p);
-                    if !d.more {
-                        delivered.push((d.channel, std::mem::take(buf)));
+                    let r = partial.entry(d.channel).or_insert_with(|| Reassembly::with_limit(MAX_PACKET));
+                    match r.push(&d, p) {
+                        Reassembled::Packet(packet) => delivered.push((d.channel, packet.to_vec())),
+                        Reassembled::TooLong { len } => {
+                            panic!("a {len}-byte packet on channel {}", d.channel)
+                        }
+                        Reassembled::Partial => {}
                     }
                     None
                 }
             });
             match got {
                 None => break,
-                Some(Some((ch, n))) if self.confirm_writes => self.link.stream_written(now, ch, n),
+                Some(Some((ch, n))) if self.confirm_writes => {
+                    link.stream_written(now, ch, n);
+                }
                 Some(Some((ch, n))) => *self.held.entry(ch).or_default() += n,
                 Some(None) => {}
             }
@@ -216,11 +310,10 @@ impl<const W: usize, const N: usize> Pair<W, N> {
         Duration::from_nanos(self.now_ns)
     }
 
-    /// Replaces B's link with a fresh one, as if its process restarted. B's
-    /// application state (what it delivered) is kept for the test to check.
+    /// Replaces B's endpoint with a fresh one, as if its process restarted.
+    /// B's application state (what it delivered) is kept for the test to check.
     pub fn restart_b(&mut self, seed: u64, cfg: Config) {
-        *self.b.link = Link::new(cfg, instant(self.now_ns), seed);
-        self.b.partial.clear();
+        self.b.restart(seed, cfg, instant(self.now_ns));
     }
 
     /// Puts raw bytes on the A -> B line now, as if sent by a third party (a
@@ -234,10 +327,9 @@ impl<const W: usize, const N: usize> Pair<W, N> {
         self.ba.write(self.now_ns, bytes);
     }
 
-    /// Replaces A's link with a fresh one, as [`restart_b`](Self::restart_b) does for B.
+    /// Replaces A's endpoint with a fresh one, as [`restart_b`](Self::restart_b) does for B.
     pub fn restart_a(&mut self, seed: u64, cfg: Config) {
-        *self.a.link = Link::new(cfg, instant(self.now_ns), seed);
-        self.a.partial.clear();
+        self.a.restart(seed, cfg, instant(self.now_ns));
     }
 
     /// Processes everything due now, then advances time to the next event.
@@ -257,8 +349,8 @@ impl<const W: usize, const N: usize> Pair<W, N> {
                 next = Some(next.map_or(t, |n: u64| n.min(t)));
             }
         };
-        consider(self.a.link.poll_timeout().map(|t| t.as_micros() * 1000));
-        consider(self.b.link.poll_timeout().map(|t| t.as_micros() * 1000));
+        consider(self.a.node.ep.poll_timeout().map(|t| t.as_micros() * 1000));
+        consider(self.b.node.ep.poll_timeout().map(|t| t.as_micros() * 1000));
         consider(self.ab.next_arrival());
         consider(self.ba.next_arrival());
         if self.blocked[0] {
@@ -281,33 +373,21 @@ impl<const W: usize, const N: usize> Pair<W, N> {
         }
     }
 
-    /// Runs one endpoint at `now_ns`: input, timers, application, output.
-    /// Returns whether it stopped because the line's buffer was full.
-    fn service(ep: &mut Endpoint<W, N>, rx: &mut Direction, tx: &mut Direction, now_ns: u64) -> bool {
+    /// Runs one endpoint at `now_ns`: the drive step (input, timers, output,
+    /// the application topping up its queue before each frame), and the
+    /// application's deliveries. Returns whether it stopped because the
+    /// line's buffer was full.
+    fn service(side: &mut Endpoint<W, N>, rx: &mut Direction, tx: &mut Direction, now_ns: u64) -> bool {
         let now = instant(now_ns);
-        let bytes = rx.read(now_ns);
-        if !bytes.is_empty() {
-            ep.link.handle_input(now, &bytes);
-        }
-        ep.link.handle_timeout(now);
-        ep.drain(now);
-        let mut blocked = false;
-        loop {
-            // The link holds only a few fragments per channel: refill before each frame.
-            ep.feed();
-            // Like a driver holding one frame in user space: write while the
-            // line's buffer has any room, so it may overshoot by one frame.
-            if tx.writable(now_ns) == 0 {
-                blocked = true;
-                break;
-            }
-            match ep.link.poll_transmit(now, &mut ep.buf) {
-                Some(n) => tx.write(now_ns, &ep.buf[..n]),
-                None => break,
-            }
-        }
-        ep.drain(now);
-        blocked
+        let Endpoint { node: Node { ep, driver }, app } = side;
+        let mut line = SimLine { inbox: rx.read(now_ns), at: 0, tx, now_ns };
+        // Deliveries first: a consumer that keeps up frees the window before
+        // the acknowledgements of this step go out.
+        driver.receive(ep, &mut line, now);
+        app.drain(ep.connection_mut(0), now);
+        driver.transmit(ep, &mut line, now, |ep| app.feed(ep.connection_mut(0)));
+        app.drain(ep.connection_mut(0), now);
+        line.tx.writable(now_ns) == 0
     }
 
     /// Steps until `done` holds or `limit` of simulated time passes; returns
@@ -329,5 +409,36 @@ impl<const W: usize, const N: usize> Pair<W, N> {
     /// Sets the outages of the B -> A direction (spec of [`LineConfig::outages`]).
     pub fn set_outages_ba(&mut self, outages: Vec<(Duration, Duration)>) {
         self.ba.set_outages(outages);
+    }
+}
+
+/// One side's view of the line as a transport: what arrived by now, and the
+/// outgoing direction (written while its buffer has any room, so a driver
+/// may run over by one frame, like one holding a frame in user space).
+struct SimLine<'d> {
+    inbox: Vec<u8>,
+    at: usize,
+    tx: &'d mut Direction,
+    now_ns: u64,
+}
+
+impl Transport for SimLine<'_> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::stream(self.tx.config().buffer, (self.tx.config().byte_rate()) as u32)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> usize {
+        let n = (self.inbox.len() - self.at).min(buf.len());
+        buf[..n].copy_from_slice(&self.inbox[self.at..self.at + n]);
+        self.at += n;
+        n
+    }
+
+    fn ready(&self) -> bool {
+        self.tx.writable(self.now_ns) > 0
+    }
+
+    fn send(&mut self, unit: &[u8]) {
+        self.tx.write(self.now_ns, unit);
     }
 }

@@ -1,11 +1,16 @@
-//! Spec section 3: the frame — a 12-byte header, a payload and a CRC-32C.
+//! Spec section 3: the frame — a header, a payload and a CRC-32C.
 //!
 //! ```text
-//! 0       1       2       3       4               8       10      12         n-4     n
-//! +-------+-------+-------+-------+---------------+-------+-------+----------+-------+
-//! |version| type  | flags |channel|  session (BE) |seq(BE)|ack(BE)| payload  |CRC(LE)|
-//! +-------+-------+-------+-------+---------------+-------+-------+----------+-------+
+//! 0       1       2       3       4               8       10      12            16
+//! +-------+-------+-------+-------+---------------+-------+-------+-------------+---------+-------+
+//! |version| type  | flags |channel|  session (BE) |seq(BE)|ack(BE)| counter (BE)| payload |CRC(LE)|
+//! +-------+-------+-------+-------+---------------+-------+-------+-------------+---------+-------+
 //! ```
+//! DATA and ACK frames carry the 16 bytes; HELLO and HELLO_ACK keep the
+//! 12-byte header of every version (no counter), so peers of any version
+//! read each other's version range (9.2). The counter counts the DATA and
+//! ACK frames a session sends, first copies and repeats alike: with the
+//! session id it never repeats, the nonce an authenticated mode needs (10.1).
 
 use super::{flags, Error, FrameType, VERSION};
 use crc::{Crc, Table, CRC_32_ISCSI};
@@ -20,15 +25,31 @@ mod field {
     pub const SESSION: Field = 4..8;
     pub const SEQ: Field = 8..10;
     pub const ACK: Field = 10..12;
-    pub const PAYLOAD: usize = 12;
+    pub const COUNTER: Field = 12..16;
 }
 
-/// Length of the fixed header.
-pub const HEADER_LEN: usize = field::PAYLOAD;
+/// Length of the header of HELLO and HELLO_ACK frames (every version's).
+pub const HEADER_LEN: usize = 12;
+/// Length of the header of DATA and ACK frames: with the frame counter.
+pub const SESSION_HEADER_LEN: usize = 16;
 /// Length of the CRC-32C trailer.
 pub const CRC_LEN: usize = 4;
-/// Header plus trailer: what a frame costs beyond its payload, before COBS.
-pub const OVERHEAD: usize = HEADER_LEN + CRC_LEN;
+/// What a DATA or ACK frame costs beyond its payload, before COBS: header
+/// and trailer. (A HELLO costs [`HELLO_OVERHEAD`].)
+pub const OVERHEAD: usize = SESSION_HEADER_LEN + CRC_LEN;
+/// What a HELLO or HELLO_ACK frame costs beyond its payload.
+pub const HELLO_OVERHEAD: usize = HEADER_LEN + CRC_LEN;
+/// The shortest frame: a HELLO's header and trailer.
+pub const MIN_FRAME: usize = HELLO_OVERHEAD;
+
+/// Where the payload starts in a frame of type byte `t`.
+const fn payload_start(t: u8) -> usize {
+    if t == FrameType::Data as u8 || t == FrameType::Ack as u8 {
+        SESSION_HEADER_LEN
+    } else {
+        HEADER_LEN
+    }
+}
 
 /// CRC-32C (Castagnoli): detects every error of up to 5 bits in frames of up
 /// to 655 bytes and of up to 3 bits in any frame we send (Hamming distance 6 to
@@ -65,7 +86,8 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// Checks the buffer holds at least a header and a CRC.
     pub fn check_len(&self) -> Result<(), Error> {
-        if self.buffer.as_ref().len() < OVERHEAD {
+        let b = self.buffer.as_ref();
+        if b.len() < MIN_FRAME || b.len() < payload_start(b[field::TYPE]) + CRC_LEN {
             Err(Error::Truncated)
         } else {
             Ok(())
@@ -120,10 +142,25 @@ impl<T: AsRef<[u8]>> Frame<T> {
         let b = &self.buffer.as_ref()[field::ACK];
         u16::from_be_bytes([b[0], b[1]])
     }
+    /// DATA and ACK: the sender's frame counter of this session (0 for others).
+    pub fn counter(&self) -> u32 {
+        let b = self.buffer.as_ref();
+        if payload_start(b[field::TYPE]) == SESSION_HEADER_LEN {
+            let c = &b[field::COUNTER];
+            u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+        } else {
+            0
+        }
+    }
+    /// The header's bytes (associated data of a sealed payload, 10.1).
+    pub fn header_bytes(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        &b[..payload_start(b[field::TYPE])]
+    }
     /// The payload between header and CRC.
     pub fn payload(&self) -> &[u8] {
         let b = self.buffer.as_ref();
-        &b[field::PAYLOAD..b.len() - CRC_LEN]
+        &b[payload_start(b[field::TYPE])..b.len() - CRC_LEN]
     }
 }
 
@@ -159,11 +196,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     pub fn set_ack(&mut self, v: u16) {
         self.buffer.as_mut()[field::ACK].copy_from_slice(&v.to_be_bytes())
     }
+    /// Sets the frame counter (DATA and ACK only).
+    pub fn set_counter(&mut self, v: u32) {
+        self.buffer.as_mut()[field::COUNTER].copy_from_slice(&v.to_be_bytes())
+    }
     /// The payload, writable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let b = self.buffer.as_mut();
-        let end = b.len() - CRC_LEN;
-        &mut b[field::PAYLOAD..end]
+        let (start, end) = (payload_start(b[field::TYPE]), b.len() - CRC_LEN);
+        &mut b[start..end]
     }
     /// Computes and stores the CRC over everything before the trailer.
     pub fn fill_crc(&mut self) {
@@ -189,6 +230,8 @@ pub struct Header {
     pub seq: u16,
     /// Cumulative acknowledgement (meaningful when `flags::ACK` is set).
     pub ack: u16,
+    /// DATA and ACK: the sender's frame counter of this session.
+    pub counter: u32,
 }
 
 impl Header {
@@ -213,7 +256,18 @@ impl Header {
             session: frame.session(),
             seq: frame.seq(),
             ack: frame.ack(),
+            counter: frame.counter(),
         })
+    }
+
+    /// Header bytes of a frame of this type.
+    pub const fn len(&self) -> usize {
+        payload_start(self.frame_type as u8)
+    }
+
+    /// Whether the header is empty (never).
+    pub const fn is_empty(&self) -> bool {
+        false
     }
 
     /// Writes the header into `frame` (the CRC is filled separately, after the payload).
@@ -225,12 +279,15 @@ impl Header {
         frame.set_session(self.session);
         frame.set_seq(self.seq);
         frame.set_ack(self.ack);
+        if self.len() == SESSION_HEADER_LEN {
+            frame.set_counter(self.counter);
+        }
     }
 
     /// Builds a whole frame — header, `payload` and CRC — into `buf`; returns its length.
-    /// `buf` must hold `OVERHEAD + payload.len()` bytes.
+    /// `buf` must hold [`len`](Self::len) + `payload.len()` + [`CRC_LEN`] bytes.
     pub fn emit_frame(&self, payload: &[u8], buf: &mut [u8]) -> usize {
-        let len = OVERHEAD + payload.len();
+        let len = self.len() + payload.len() + CRC_LEN;
         let mut frame = Frame::new_unchecked(&mut buf[..len]);
         self.emit(&mut frame);
         frame.payload_mut().copy_from_slice(payload);
@@ -251,6 +308,7 @@ mod tests {
             session: 0xdead_beef,
             seq: 0x0102,
             ack: 0x0304,
+            counter: 0x0506_0708,
         }
     }
 
@@ -283,8 +341,14 @@ mod tests {
 
     #[test]
     fn short_buffers_are_truncated_not_panics() {
-        for n in 0..OVERHEAD {
+        for n in 0..MIN_FRAME {
             assert_eq!(Frame::new_checked(&[0u8; 32][..n]).err(), Some(Error::Truncated));
+        }
+        // A DATA frame needs room for its counter.
+        let mut b = [0u8; 32];
+        b[1] = FrameType::Data as u8;
+        for n in MIN_FRAME..OVERHEAD {
+            assert_eq!(Frame::new_checked(&b[..n]).err(), Some(Error::Truncated), "{n} bytes");
         }
     }
 

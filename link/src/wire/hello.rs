@@ -7,7 +7,9 @@
 //! +-----------+-----------+-------------+----------+-------------------+
 //! ```
 //! Every protocol version keeps these ten bytes, so two peers of different
-//! versions can always tell each other which versions they speak.
+//! versions can always tell each other which versions they speak. Four more
+//! may follow: the sender's and the addressee's node address (BE), on a
+//! medium shared by several nodes; absent (or zero) on a point-to-point line.
 
 use super::Error;
 
@@ -17,16 +19,22 @@ mod field {
     pub const MAX_FRAME: core::ops::Range<usize> = 2..4;
     pub const WINDOW: core::ops::Range<usize> = 4..6;
     pub const ECHO: core::ops::Range<usize> = 6..10;
+    pub const SRC: core::ops::Range<usize> = 10..12;
+    pub const DST: core::ops::Range<usize> = 12..14;
 }
 
-/// Length of the HELLO payload.
+/// Length of the HELLO payload every version keeps.
 pub const HELLO_LEN: usize = 10;
+
+/// Length of the HELLO payload with node addresses.
+pub const HELLO_ADDR_LEN: usize = 14;
 
 /// Every endpoint accepts DATA payloads of at least this many bytes, so
 /// fragments cut before the handshake fit any peer.
 pub const MIN_PAYLOAD: u16 = 64;
 
-/// The smallest `max_frame` a HELLO may advertise: header, [`MIN_PAYLOAD`], CRC.
+/// The smallest `max_frame` a HELLO may advertise: a DATA frame's header,
+/// [`MIN_PAYLOAD`] and CRC.
 pub const MIN_MAX_FRAME: u16 = super::OVERHEAD as u16 + MIN_PAYLOAD;
 
 /// A view of a HELLO / HELLO_ACK payload.
@@ -67,6 +75,14 @@ impl<T: AsRef<[u8]>> HelloPayload<T> {
         let b = &self.buffer.as_ref()[field::ECHO];
         u32::from_be_bytes([b[0], b[1], b[2], b[3]])
     }
+    /// The sender's node address (0 if absent).
+    pub fn src(&self) -> u16 {
+        self.buffer.as_ref().get(field::SRC).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    }
+    /// The addressee's node address (0 if absent: whoever hears it).
+    pub fn dst(&self) -> u16 {
+        self.buffer.as_ref().get(field::DST).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    }
 }
 
 /// HELLO fields as values.
@@ -82,6 +98,10 @@ pub struct HelloRepr {
     pub window: u16,
     /// Echoed session id (HELLO_ACK) or zero (HELLO).
     pub echo: u32,
+    /// The sender's node address (0: none, a point-to-point line).
+    pub src: u16,
+    /// The addressee's node address (0: whoever hears it).
+    pub dst: u16,
 }
 
 impl HelloRepr {
@@ -96,6 +116,8 @@ impl HelloRepr {
             max_frame: p.max_frame(),
             window: p.window(),
             echo: p.echo(),
+            src: p.src(),
+            dst: p.dst(),
         };
         if repr.window >= 0x8000 || repr.max_frame < MIN_MAX_FRAME || repr.min_version > repr.max_version {
             return Err(Error::Malformed);
@@ -103,15 +125,35 @@ impl HelloRepr {
         Ok(repr)
     }
 
-    /// Writes the payload into the first [`HELLO_LEN`] bytes of `buf`.
+    /// Bytes [`emit`](Self::emit) writes: the addresses only when there are any.
+    pub fn len(&self) -> usize {
+        if self.src == 0 && self.dst == 0 {
+            HELLO_LEN
+        } else {
+            HELLO_ADDR_LEN
+        }
+    }
+
+    /// Whether the payload would be empty (never).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the payload into the first [`len`](Self::len) bytes of `buf`;
+    /// returns that length.
     pub fn emit(&self, buf: &mut [u8]) -> usize {
-        let b = &mut buf[..HELLO_LEN];
+        let n = self.len();
+        let b = &mut buf[..n];
         b[field::MIN_VERSION] = self.min_version;
         b[field::MAX_VERSION] = self.max_version;
         b[field::MAX_FRAME].copy_from_slice(&self.max_frame.to_be_bytes());
         b[field::WINDOW].copy_from_slice(&self.window.to_be_bytes());
         b[field::ECHO].copy_from_slice(&self.echo.to_be_bytes());
-        HELLO_LEN
+        if n == HELLO_ADDR_LEN {
+            b[field::SRC].copy_from_slice(&self.src.to_be_bytes());
+            b[field::DST].copy_from_slice(&self.dst.to_be_bytes());
+        }
+        n
     }
 }
 
@@ -121,7 +163,15 @@ mod tests {
 
     #[test]
     fn round_trip_and_validation() {
-        let r = HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 128, echo: 7 };
+        let r = HelloRepr {
+            min_version: 1,
+            max_version: 1,
+            max_frame: 4079,
+            window: 128,
+            echo: 7,
+            src: 0,
+            dst: 0,
+        };
         let mut b = [0u8; HELLO_LEN];
         r.emit(&mut b);
         assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Ok(r));
@@ -133,5 +183,25 @@ mod tests {
         let closed = HelloRepr { window: 0, ..r };
         closed.emit(&mut b);
         assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Ok(closed));
+    }
+
+    #[test]
+    fn addresses_follow_the_kept_ten_bytes_only_when_there_are_any() {
+        let r = HelloRepr {
+            min_version: 2,
+            max_version: 2,
+            max_frame: 253,
+            window: 8,
+            echo: 0,
+            src: 7,
+            dst: 0x0102,
+        };
+        let mut b = [0u8; HELLO_ADDR_LEN];
+        assert_eq!(r.emit(&mut b), HELLO_ADDR_LEN);
+        assert_eq!(&b[10..], &[0, 7, 1, 2]);
+        assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Ok(r));
+        // A peer that sends only the kept ten bytes has no addresses.
+        let p = HelloRepr::parse(&HelloPayload::new_checked(&b[..HELLO_LEN]).unwrap()).unwrap();
+        assert_eq!((p.src, p.dst), (0, 0));
     }
 }

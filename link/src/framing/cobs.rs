@@ -1,10 +1,14 @@
-//! Spec section 2: COBS framing on the byte stream.
+//! Spec section 2: COBS framing on the byte stream — the encoder and the
+//! accumulator that finds frames in arbitrary chunks of a line (postcard's
+//! `CobsAccumulator` idea), over the caller's buffer.
 //!
 //! Each frame is COBS-encoded (so it holds no 0x00) and followed by a 0x00
 //! delimiter. A receiver that sees garbage, a dropped byte or a truncated frame
 //! loses at most the frames around it: the next delimiter resynchronises it.
 //! Empty frames (consecutive delimiters) are ignored, which lets a sender put a
 //! delimiter *before* a frame after an idle gap to flush line noise.
+
+use crate::storage::Buf;
 
 /// The frame delimiter.
 pub const DELIMITER: u8 = 0x00;
@@ -59,25 +63,26 @@ pub enum FeedResult<'f, 'i> {
 }
 
 /// Accumulates line bytes and yields decoded frames, with no allocation.
-/// `N` is the largest COBS-encoded frame accepted, delimiter excluded.
+/// Its buffer's length is the largest COBS-encoded frame accepted,
+/// delimiter excluded.
 #[derive(Debug)]
-pub struct Deframer<const N: usize> {
-    buf: [u8; N],
+pub struct Deframer<'a> {
+    buf: Buf<'a, u8>,
     len: usize,
     /// Set once a frame overflowed; bytes are skipped until the next delimiter.
     overflowed: bool,
 }
 
-impl<const N: usize> Default for Deframer<N> {
-    fn default() -> Self {
-        Self::new()
+impl<'a> Deframer<'a> {
+    /// An empty accumulator over `buf`.
+    pub fn new(buf: impl Into<Buf<'a, u8>>) -> Self {
+        Deframer { buf: buf.into(), len: 0, overflowed: false }
     }
-}
 
-impl<const N: usize> Deframer<N> {
-    /// An empty accumulator.
-    pub const fn new() -> Self {
-        Deframer { buf: [0; N], len: 0, overflowed: false }
+    /// An accumulator that owns a buffer for encoded frames of up to `n` bytes.
+    #[cfg(feature = "alloc")]
+    pub fn with_capacity(n: usize) -> Deframer<'static> {
+        Deframer::new(Buf::filled(n, 0))
     }
 
     /// Forgets a partial frame (e.g. after the line was reopened).
@@ -133,7 +138,13 @@ impl<const N: usize> Deframer<N> {
 mod tests {
     use super::*;
 
-    fn frames_of(d: &mut Deframer<64>, mut input: &[u8]) -> ([u8; 256], usize, usize) {
+    extern crate std;
+
+    fn deframer() -> Deframer<'static> {
+        Deframer::new(std::vec![0u8; 64].leak() as &mut [u8])
+    }
+
+    fn frames_of(d: &mut Deframer<'_>, mut input: &[u8]) -> ([u8; 256], usize, usize) {
         // Concatenate decoded frames into a flat buffer with 0xEE separators; count errors.
         let mut out = [0u8; 256];
         let (mut n, mut errors) = (0, 0);
@@ -161,7 +172,7 @@ mod tests {
         let mut wire = [0u8; 16];
         let n = encode(&raw, &mut wire).unwrap();
         assert!(!wire[..n - 1].contains(&0));
-        let mut d = Deframer::<64>::new();
+        let mut d = deframer();
         let (_, n1, _) = frames_of(&mut d, &wire[..3]);
         assert_eq!(n1, 0);
         let (out, n2, e) = frames_of(&mut d, &wire[3..n]);
@@ -182,7 +193,7 @@ mod tests {
         wire[at] = 0;
         at += 1;
         at += encode(b"yes", &mut wire[at..]).unwrap();
-        let mut d = Deframer::<64>::new();
+        let mut d = deframer();
         let (out, n, errors) = frames_of(&mut d, &wire[..at]);
         assert_eq!(&out[..n], b"ok\xEEyes\xEE");
         assert_eq!(errors, 2);
@@ -191,12 +202,11 @@ mod tests {
     #[test]
     fn a_long_run_of_delimiters_is_skipped_without_recursion() {
         // One stack frame per empty frame would overflow long before 4 MiB.
-        extern crate std;
         let mut wire = std::vec![0u8; 4 << 20];
         let at = wire.len() - 8;
         let n = encode(b"end", &mut wire[at..]).unwrap();
         wire.truncate(at + n);
-        let mut d = Deframer::<64>::new();
+        let mut d = deframer();
         match d.feed(&wire) {
             FeedResult::Frame { frame, rest } => assert_eq!((&frame[..], rest.len()), (&b"end"[..], 0)),
             other => panic!("expected the frame after the delimiters, got {other:?}"),

@@ -10,6 +10,7 @@
 //! old session left undelivered, so acknowledged data is still handed over
 //! exactly once.
 
+use crate::storage::Buf;
 use crate::wire::{flags, AckRepr, MAX_SACK_BYTES};
 
 /// One fragment handed to the application.
@@ -41,18 +42,27 @@ pub(crate) enum Accept {
     OutOfWindow,
 }
 
-#[derive(Debug, Clone)]
-struct Slot<const N: usize> {
+/// One slot of the receive ring: a fragment's metadata (its bytes live in
+/// the arena). Public so a caller can provide the memory.
+#[derive(Debug, Clone, Copy)]
+pub struct RxSlot {
     present: bool,
     channel: u8,
     flags: u8,
     len: u16,
-    data: [u8; N],
+}
+
+impl RxSlot {
+    /// An empty slot, to fill the caller's array with.
+    pub const EMPTY: Self = RxSlot { present: false, channel: 0, flags: 0, len: 0 };
 }
 
 /// The receiving half of the ARQ.
-pub(crate) struct RecvBuffer<const W: usize, const N: usize> {
-    slots: [Slot<N>; W],
+pub(crate) struct RecvBuffer<'a> {
+    slots: Buf<'a, RxSlot>,
+    /// The slots' payloads, `n` bytes each.
+    data: Buf<'a, u8>,
+    n: usize,
     /// Ring position = sequence number + offset.
     offset: u16,
     /// Next position to hand to the application.
@@ -67,10 +77,16 @@ pub(crate) struct RecvBuffer<const W: usize, const N: usize> {
     rebased: bool,
 }
 
-impl<const W: usize, const N: usize> RecvBuffer<W, N> {
-    pub fn new() -> Self {
+impl<'a> RecvBuffer<'a> {
+    /// A ring over the caller's memory: `slots` (W of them, a power of two)
+    /// and `data` (W times the largest payload), initialised here.
+    pub fn new(mut slots: Buf<'a, RxSlot>, data: Buf<'a, u8>) -> Self {
+        slots.fill(RxSlot::EMPTY);
+        let n = data.len() / slots.len().max(1);
         RecvBuffer {
-            slots: [const { Slot { present: false, channel: 0, flags: 0, len: 0, data: [0; N] } }; W],
+            slots,
+            data,
+            n,
             offset: 0,
             deliver: 0,
             next: 0,
@@ -80,14 +96,30 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
         }
     }
 
+    fn w(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Slots in the ring: the window.
+    pub fn window(&self) -> usize {
+        self.w()
+    }
+
+    /// Largest payload one slot holds.
+    pub fn slot_size(&self) -> usize {
+        self.n
+    }
+
     /// Stores a DATA frame.
     pub fn on_data(&mut self, seq: u16, channel: u8, fl: u8, payload: &[u8]) -> Accept {
+        let (w, n) = (self.w(), self.n);
         let pos = seq.wrapping_add(self.offset);
-        if pos.wrapping_sub(self.deliver) as usize >= W || payload.len() > N {
+        if pos.wrapping_sub(self.deliver) as usize >= w || payload.len() > n {
             let behind = self.next.wrapping_sub(pos);
             return if behind != 0 && behind <= 0x8000 { Accept::Duplicate } else { Accept::OutOfWindow };
         }
-        let slot = &mut self.slots[pos as usize % W];
+        let at = pos as usize % w;
+        let slot = &mut self.slots[at];
         if slot.present || pos.wrapping_sub(self.deliver) < self.next.wrapping_sub(self.deliver) {
             return Accept::Duplicate;
         }
@@ -95,12 +127,12 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
         slot.channel = channel;
         slot.flags = fl & (flags::MORE | flags::FIN | flags::RST);
         slot.len = payload.len() as u16;
-        slot.data[..payload.len()].copy_from_slice(payload);
+        self.data[at * n..at * n + payload.len()].copy_from_slice(payload);
         if pos.wrapping_sub(self.deliver) >= self.highest.wrapping_sub(self.deliver) {
             self.highest = pos.wrapping_add(1);
         }
         let in_order = pos == self.next;
-        while self.next.wrapping_sub(self.deliver) < W as u16 && self.slots[self.next as usize % W].present {
+        while self.next.wrapping_sub(self.deliver) < w as u16 && self.slots[self.next as usize % w].present {
             if self.next == self.highest {
                 break;
             }
@@ -116,7 +148,7 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
 
     /// The receive limit to advertise.
     pub fn limit(&self) -> u16 {
-        self.deliver.wrapping_add(W as u16).wrapping_sub(self.offset)
+        self.deliver.wrapping_add(self.w() as u16).wrapping_sub(self.offset)
     }
 
     /// Frames received beyond a hole.
@@ -136,7 +168,7 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
         let span = self.highest.wrapping_sub(self.next) as usize;
         for k in 0..span.saturating_sub(1).min(MAX_SACK_BYTES * 8) {
             let pos = self.next.wrapping_add(1 + k as u16);
-            if self.slots[pos as usize % W].present {
+            if self.slots[pos as usize % self.w()].present {
                 ack.sack[k / 8] |= 1 << (k % 8);
                 len = k / 8 + 1;
             }
@@ -147,7 +179,7 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
 
     /// The channel of the next in-order fragment, without taking it.
     pub fn peek_channel(&self) -> Option<u8> {
-        (self.deliver != self.next).then(|| self.slots[self.deliver as usize % W].channel)
+        (self.deliver != self.next).then(|| self.slots[self.deliver as usize % self.w()].channel)
     }
 
     /// Hands the next in-order fragment to `f` and frees its slot.
@@ -156,7 +188,9 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
             return None;
         }
         let pos = self.deliver;
-        let slot = &mut self.slots[pos as usize % W];
+        let (w, n) = (self.w(), self.n);
+        let at = pos as usize % w;
+        let slot = &mut self.slots[at];
         slot.present = false;
         self.deliver = self.deliver.wrapping_add(1);
         let ch = slot.channel;
@@ -174,7 +208,8 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
             reset: slot.flags & flags::RST != 0,
             restart,
         };
-        Some(f(d, &slot.data[..slot.len as usize]))
+        let len = slot.len as usize;
+        Some(f(d, &self.data[at * n..at * n + len]))
     }
 
     /// A new peer session begins: drop frames held beyond a hole (never
@@ -183,7 +218,8 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
     pub fn rebase(&mut self) {
         let mut pos = self.next;
         while pos != self.highest {
-            self.slots[pos as usize % W].present = false;
+            let at = pos as usize % self.w();
+            self.slots[at].present = false;
             pos = pos.wrapping_add(1);
         }
         self.highest = self.next;
@@ -197,15 +233,24 @@ impl<const W: usize, const N: usize> RecvBuffer<W, N> {
 mod tests {
     use super::*;
 
-    type Buf = RecvBuffer<8, 16>;
+    extern crate std;
 
-    fn take(b: &mut Buf) -> Option<(u8, heapless::Vec<u8, 16>)> {
+    type Ring = RecvBuffer<'static>;
+
+    /// A ring of 8 slots of 16 bytes, in leaked test memory.
+    fn ring() -> Ring {
+        let slots: &'static mut [RxSlot] = std::vec![RxSlot::EMPTY; 8].leak();
+        let data: &'static mut [u8] = std::vec![0u8; 8 * 16].leak();
+        RecvBuffer::new(Buf::Borrowed(slots), Buf::Borrowed(data))
+    }
+
+    fn take(b: &mut Ring) -> Option<(u8, heapless::Vec<u8, 16>)> {
         b.recv(|d, p| (d.channel, heapless::Vec::from_slice(p).unwrap()))
     }
 
     #[test]
     fn reorders_suppresses_duplicates_and_sacks() {
-        let mut b = Buf::new();
+        let mut b = ring();
         assert_eq!(b.on_data(1, 1, 0, b"b"), Accept::New { in_order: false });
         assert_eq!(b.on_data(3, 1, 0, b"d"), Accept::New { in_order: false });
         assert_eq!(b.cum_ack(), 0);
@@ -223,7 +268,7 @@ mod tests {
 
     #[test]
     fn window_closes_when_application_does_not_read() {
-        let mut b = Buf::new();
+        let mut b = ring();
         for s in 0..8 {
             assert_eq!(b.on_data(s, 1, 0, b"x"), Accept::New { in_order: true });
         }
@@ -236,7 +281,7 @@ mod tests {
 
     #[test]
     fn wraps_around_the_sequence_space() {
-        let mut b = Buf::new();
+        let mut b = ring();
         for s in 0..70_000u32 {
             assert_eq!(b.on_data(s as u16, 0, 0, b"w"), Accept::New { in_order: true }, "seq {s}");
             assert!(take(&mut b).is_some());
@@ -245,7 +290,7 @@ mod tests {
 
     #[test]
     fn rebase_keeps_in_order_data_and_drops_the_rest() {
-        let mut b = Buf::new();
+        let mut b = ring();
         b.on_data(0, 1, 0, b"old0");
         b.on_data(2, 1, 0, b"old2");
         b.rebase();
@@ -253,7 +298,7 @@ mod tests {
         assert!(!b.has_gap());
         assert_eq!(b.on_data(0, 2, 0, b"new0"), Accept::New { in_order: true });
         assert_eq!(b.on_data(1, 2, 0, b"new1"), Accept::New { in_order: true });
-        let flags = |b: &mut Buf| b.recv(|d, _| d.restart).unwrap();
+        let flags = |b: &mut Ring| b.recv(|d, _| d.restart).unwrap();
         assert!(!flags(&mut b), "old0 is from the old session");
         assert!(flags(&mut b), "new0 opens the new session on channel 2");
         assert!(!flags(&mut b), "new1 continues it");
