@@ -1,44 +1,70 @@
-//! Ports as the drive loop sees them: non-blocking, either a byte stream (a
-//! UART, USB-CDC) or a datagram medium with its own framing (a radio).
+//! Ports as the core's drive step sees them: each is a
+//! [`strand_link::drive::Transport`] — a byte stream (a UART, USB-CDC) that
+//! the driver frames with [`StreamFraming`](strand_link::framing::StreamFraming),
+//! or a datagram medium (a radio) framed with
+//! [`DatagramFraming`](strand_link::framing::DatagramFraming), one frame per
+//! datagram. Nothing here knows the protocol: the driver builds a unit only
+//! when the port says it takes one whole, and hands it over.
 
-use embedded_io::{Read, ReadReady, Write, WriteReady};
+use embedded_io::{Read, ReadReady, Write};
+pub use strand_link::drive::{Capabilities, Transport};
+use strand_link::framing::StreamFraming;
 
-/// A node port. Neither call ever waits.
-pub trait Port {
-    /// Whether each `recv` returns one whole datagram and each `send` must
-    /// take a whole frame or nothing (a radio), rather than any run of bytes
-    /// (a UART).
-    const DATAGRAM: bool;
-    /// Moves received bytes (or one datagram) into `buf`; 0 if none.
-    fn recv(&mut self, buf: &mut [u8]) -> usize;
-    /// Takes bytes of `data` to send, as many as fit now (a datagram port:
-    /// all of them or none); returns how many.
-    fn send(&mut self, data: &[u8]) -> usize;
-    /// Errors the port saw (UART overrun, framing, failed radio transfer).
+/// A node port: a transport for the drive step, and the errors it saw for
+/// the node's counters (see [`crate::service`]).
+pub trait Port: Transport {
+    /// Errors the port saw (UART overrun, framing, a failed radio transfer).
     fn errors(&self) -> u32 {
         0
     }
 }
 
+/// Room in a byte-stream device's transmit buffer.
+pub trait TxRoom {
+    /// How many bytes one `write` takes now, all of them (0: none). A device
+    /// may say less than its free space to keep its queue short: what it
+    /// holds delays every frame behind it, acknowledgements included.
+    fn tx_room(&self) -> usize;
+}
+
 /// A byte-stream port over any `embedded-io` device that says when it can be
-/// read and written without blocking (a UART with interrupt-fed rings, a
-/// buffered USB-CDC class). Device errors drop the call's bytes and are
-/// counted: the link's CRC and ARQ recover whatever they touched.
+/// read without blocking and how much one write takes (a UART with
+/// interrupt-fed rings, a buffered USB-CDC class). It takes a unit only when
+/// the largest one the framing writes fits whole, so a frame is never cut
+/// and nothing is staged outside the device. Device errors lose the call's
+/// bytes and are counted: the link's CRC and ARQ recover what they touched.
 pub struct ByteStream<T> {
     /// The device.
     pub io: T,
+    caps: Capabilities,
+    unit: usize,
     errors: u32,
 }
 
 impl<T> ByteStream<T> {
-    /// Wraps a device.
-    pub fn new(io: T) -> Self {
-        ByteStream { io, errors: 0 }
+    /// Wraps a device carrying raw frames of up to `max_raw` bytes (the
+    /// connection's [`max_raw`](strand_link::Connection::max_raw)) at
+    /// `rate` bytes per second (0: unknown).
+    pub fn new(io: T, max_raw: usize, rate: u32) -> Self {
+        ByteStream {
+            io,
+            caps: Capabilities::stream(max_raw, rate),
+            unit: StreamFraming::unit_capacity(max_raw),
+            errors: 0,
+        }
+    }
+
+    /// The largest unit the stream framing writes for these frames: the
+    /// room the device must have before a unit is built.
+    pub fn unit(&self) -> usize {
+        self.unit
     }
 }
 
-impl<T: Read + ReadReady + Write + WriteReady> Port for ByteStream<T> {
-    const DATAGRAM: bool = false;
+impl<T: Read + ReadReady + Write + TxRoom> Transport for ByteStream<T> {
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
 
     fn recv(&mut self, buf: &mut [u8]) -> usize {
         match self.io.read_ready() {
@@ -57,44 +83,43 @@ impl<T: Read + ReadReady + Write + WriteReady> Port for ByteStream<T> {
         }
     }
 
-    fn send(&mut self, data: &[u8]) -> usize {
-        if data.is_empty() {
-            return 0;
-        }
-        match self.io.write_ready() {
-            Ok(true) => match self.io.write(data) {
-                Ok(n) => n,
-                Err(_) => {
+    fn ready(&self) -> bool {
+        self.io.tx_room() >= self.unit
+    }
+
+    fn send(&mut self, unit: &[u8]) {
+        let mut at = 0;
+        while at < unit.len() {
+            match self.io.write(&unit[at..]) {
+                Ok(n) if n > 0 => at += n,
+                // Cannot happen after `ready`; the frame is lost like on a
+                // noisy line (the ARQ sends it again), never retried forever.
+                _ => {
                     self.errors = self.errors.wrapping_add(1);
-                    // The frame is lost like on a noisy line; do not retry it forever.
-                    data.len()
+                    return;
                 }
-            },
-            Ok(false) => 0,
-            Err(_) => {
-                self.errors = self.errors.wrapping_add(1);
-                0
             }
         }
     }
+}
 
+impl<T: Read + ReadReady + Write + TxRoom> Port for ByteStream<T> {
     fn errors(&self) -> u32 {
         self.errors
     }
 }
 
-/// A radio (or any datagram medium) as the hooks the radio issue fills in:
-/// one frame per datagram, at most `MTU` bytes. Until frames are separated
-/// from byte-stream framing in the core (issue 13), a datagram carries one
-/// delimited COBS frame exactly as a UART would, so the link's `N + 2` must
-/// not exceed the MTU.
+/// A radio (or any datagram medium) as the hooks a radio driver fills in:
+/// one frame per datagram, at most `MTU` bytes, half duplex.
 pub trait Radio {
     /// Largest datagram the radio carries (255 for LoRa).
     const MTU: usize;
     /// A received datagram, if one is waiting: its length in `buf`.
     fn receive(&mut self, buf: &mut [u8]) -> Option<usize>;
-    /// Queues `frame` for transmission; false if the radio is busy (the drive
-    /// loop offers it again later).
+    /// Whether [`transmit`](Self::transmit) takes a frame now.
+    fn can_transmit(&self) -> bool;
+    /// Queues `frame` for transmission (only after `can_transmit` said
+    /// yes); false if it was dropped.
     fn transmit(&mut self, frame: &[u8]) -> bool;
 }
 
@@ -102,36 +127,40 @@ pub trait Radio {
 pub struct Datagrams<R> {
     /// The radio.
     pub radio: R,
+    rate: u32,
     errors: u32,
 }
 
 impl<R> Datagrams<R> {
-    /// Wraps a radio.
-    pub fn new(radio: R) -> Self {
-        Datagrams { radio, errors: 0 }
+    /// Wraps a radio moving `rate` bytes per second on air (0: unknown).
+    pub fn new(radio: R, rate: u32) -> Self {
+        Datagrams { radio, rate, errors: 0 }
     }
 }
 
-impl<R: Radio> Port for Datagrams<R> {
-    const DATAGRAM: bool = true;
+impl<R: Radio> Transport for Datagrams<R> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::datagram(R::MTU, self.rate, true)
+    }
 
     fn recv(&mut self, buf: &mut [u8]) -> usize {
         self.radio.receive(buf).map_or(0, |n| n.min(buf.len()))
     }
 
-    fn send(&mut self, data: &[u8]) -> usize {
-        if data.len() > R::MTU {
-            // Cannot happen with a link sized for the MTU; drop rather than wedge.
-            self.errors = self.errors.wrapping_add(1);
-            return data.len();
-        }
-        if self.radio.transmit(data) {
-            data.len()
-        } else {
-            0
-        }
+    fn ready(&self) -> bool {
+        self.radio.can_transmit()
     }
 
+    fn send(&mut self, unit: &[u8]) {
+        // A frame longer than the MTU cannot come from a link sized for it;
+        // dropped rather than wedging the port.
+        if unit.len() > R::MTU || !self.radio.transmit(unit) {
+            self.errors = self.errors.wrapping_add(1);
+        }
+    }
+}
+
+impl<R: Radio> Port for Datagrams<R> {
     fn errors(&self) -> u32 {
         self.errors
     }

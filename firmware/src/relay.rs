@@ -1,8 +1,9 @@
-//! One direction of a bridge: deliveries of one link written into another,
-//! with backpressure, and the written-up-to confirmations carried back.
+//! One direction of a bridge: deliveries of one connection written into
+//! another, with backpressure, and the written-up-to confirmations carried
+//! back.
 //!
-//! Backpressure: a delivery is taken from the source link only once the one
-//! before it was written whole into the destination link. The source's
+//! Backpressure: a delivery is taken from the source connection only once
+//! the one before it was written whole into the destination connection. The source's
 //! receive ring then fills and its window closes, so a slow far side slows
 //! the near sender down instead of filling the node.
 //!
@@ -15,7 +16,7 @@
 use crate::channels::ChannelSet;
 use crate::log;
 use crate::service::SERVICE_CHANNEL;
-use strand_link::{Instant, Link, SendError};
+use strand_link::{Connection, Instant, SendError};
 
 /// What a relay step stopped at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub struct RelayStats {
     pub dropped: u32,
     /// Stream resets passed on.
     pub resets: u32,
+    /// Deliveries taken from the source (each frees a slot of its window).
+    pub taken: u32,
 }
 
 /// The carried delivery and what to do with it.
@@ -107,12 +110,7 @@ impl<const N: usize> Relay<N> {
 
     /// Moves deliveries from `src` into `dst` while `dst` takes them, and
     /// passes `dst`'s new written confirmations back to `src`.
-    pub fn step<const W: usize, const M: usize>(
-        &mut self,
-        now: Instant,
-        src: &mut Link<W, M>,
-        dst: &mut Link<W, M>,
-    ) -> Stop {
+    pub fn step(&mut self, now: Instant, src: &mut Connection<'_>, dst: &mut Connection<'_>) -> Stop {
         self.confirm(now, src, dst);
         loop {
             if self.kind.is_some() && !self.flush(dst) {
@@ -129,6 +127,9 @@ impl<const N: usize> Relay<N> {
                 carry[..n].copy_from_slice(&p[..n]);
                 Some((d, n))
             });
+            if taken.is_some() {
+                self.stats.taken = self.stats.taken.wrapping_add(1);
+            }
             let Some(Some((d, n))) = taken else {
                 self.stats.dropped = self.stats.dropped.wrapping_add(1);
                 continue;
@@ -154,7 +155,7 @@ impl<const N: usize> Relay<N> {
     }
 
     /// Writes the carried delivery into `dst`; true once it is all taken.
-    fn flush<const W: usize, const M: usize>(&mut self, dst: &mut Link<W, M>) -> bool {
+    fn flush(&mut self, dst: &mut Connection<'_>) -> bool {
         let ch = self.channel;
         match self.kind {
             None => return true,
@@ -193,7 +194,7 @@ impl<const N: usize> Relay<N> {
     }
 
     /// Records `dst`'s unconfirmed count on the carried channel after a write.
-    fn track<const W: usize, const M: usize>(&mut self, dst: &Link<W, M>) {
+    fn track(&mut self, dst: &Connection<'_>) {
         let ch = self.channel;
         self.seen[usize::from(ch)] = dst.stream_unconfirmed(ch);
         self.watching.insert(ch);
@@ -201,12 +202,7 @@ impl<const N: usize> Relay<N> {
 
     /// Passes confirmations that `dst`'s peer sent since the last step back
     /// to `src`'s peer.
-    fn confirm<const W: usize, const M: usize>(
-        &mut self,
-        now: Instant,
-        src: &mut Link<W, M>,
-        dst: &Link<W, M>,
-    ) {
+    fn confirm(&mut self, now: Instant, src: &mut Connection<'_>, dst: &Connection<'_>) {
         if dst.session() != self.session {
             // A new session on the far side: its counts start again at zero
             // and say nothing about what the old one delivered.

@@ -1,22 +1,39 @@
-//! The roles on the host: simulated hosts (strand-link cores with a small
-//! application) joined to a node by the core's emulated serial lines, stepped
-//! in simulated time. Whatever the node does wrong here, it does on a board.
+//! The roles on the host: simulated hosts (strand-link nodes as the host
+//! builds them, with a small application) joined to a node by the core's
+//! emulated serial lines, stepped in simulated time. Whatever the node does
+//! wrong here, it does on a board.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 use strand_firmware::bridge::{node_config, Bridge, HOST_PACKET_CHANNELS};
 use strand_firmware::loopback::Loopback;
-use strand_firmware::port::Port;
+use strand_firmware::memory::{stream_unit, StreamPortMemory};
+use strand_firmware::port::{Capabilities, Port, Transport};
 use strand_firmware::service::{self, SERVICE_CHANNEL};
-use strand_link::sim::{Direction, LineConfig};
-use strand_link::{Config, Event, Instant, Link};
+use strand_link::framing::{max_raw_for_encoded, StreamFraming};
+use strand_link::sim::{Direction, LineConfig, Node as HostNode};
+use strand_link::{Config, Event, Instant};
 
-/// The node's link: 8 frames of 256 bytes, as on the boards.
-type Node = Bridge<8, 256, 258>;
-type Host = Link<32, 1024>;
+/// The node's links as on the boards: 8 frames of window, payloads of 236
+/// bytes (raw frames of 256), 32 stream channels.
+const W: usize = 8;
+const P: usize = 236;
+const S: usize = 32;
+const U: usize = stream_unit(P);
+type Memory = StreamPortMemory<'static, W, P, S, U>;
+const MAX_RAW: usize = Memory::MAX_RAW;
+type Node = Bridge<'static, StreamFraming<'static>, StreamFraming<'static>, P>;
+/// The hosts' links: 32 frames of up to 1024 bytes on the line.
+const HOST_W: usize = 32;
+const HOST_N: usize = 1024;
 const PIPE: u8 = 1;
 const CONTROL: u8 = 0;
 const STEP_NS: u64 = 250_000;
+
+/// A port link in leaked memory (a board's is a static).
+fn memory() -> &'static mut Memory {
+    Box::leak(Box::new(Memory::new()))
+}
 
 /// One port of the node: the line from a host and the line back.
 struct SimPort {
@@ -38,8 +55,10 @@ impl SimPort {
     }
 }
 
-impl Port for SimPort {
-    const DATAGRAM: bool = false;
+impl Transport for SimPort {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::stream(MAX_RAW, 11_520)
+    }
     fn recv(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.inbox.len());
         for b in buf.iter_mut().take(n) {
@@ -47,16 +66,21 @@ impl Port for SimPort {
         }
         n
     }
-    fn send(&mut self, data: &[u8]) -> usize {
-        let n = self.down.writable(self.now_ns).min(data.len());
-        self.down.write(self.now_ns, &data[..n]);
-        n
+    /// Like a UART's ring: a unit is taken only when it fits whole.
+    fn ready(&self) -> bool {
+        self.down.writable(self.now_ns) >= StreamFraming::unit_capacity(MAX_RAW)
+    }
+    fn send(&mut self, unit: &[u8]) {
+        assert!(self.down.writable(self.now_ns) >= unit.len(), "a unit the port said it had no room for");
+        self.down.write(self.now_ns, unit);
     }
 }
 
-/// A host: its link, a stream to send, what it received.
+impl Port for SimPort {}
+
+/// A host: its node, a stream to send, what it received.
 struct App {
-    link: Box<Host>,
+    node: HostNode,
     out: Vec<u8>,
     at: usize,
     finish: bool,
@@ -73,7 +97,7 @@ struct App {
 impl App {
     fn new(seed: u64, out: Vec<u8>) -> App {
         App {
-            link: Box::new(Host::new(Config::default(), Instant::ZERO, seed)),
+            node: HostNode::new(Config::default(), HOST_W, max_raw_for_encoded(HOST_N), Instant::ZERO, seed),
             out,
             at: 0,
             finish: true,
@@ -87,29 +111,37 @@ impl App {
         }
     }
 
+    fn link(&self) -> &strand_link::Connection<'static> {
+        self.node.link()
+    }
+
+    fn link_mut(&mut self) -> &mut strand_link::Connection<'static> {
+        self.node.link_mut()
+    }
+
     fn step(&mut self, now_ns: u64, port: &mut SimPort) {
         let now = Instant::from_micros(now_ns / 1000);
         let input = port.down.read(now_ns);
-        self.link.handle_input(now, &input);
+        self.node.input(now, &input);
+        let link = self.node.link_mut();
         if self.at < self.out.len() {
-            self.at += self.link.write_stream(PIPE, &self.out[self.at..]);
+            self.at += link.write_stream(PIPE, &self.out[self.at..]);
         }
-        if self.at == self.out.len() && self.finish && self.link.finish_stream(PIPE) {
+        if self.at == self.out.len() && self.finish && link.finish_stream(PIPE) {
             self.finish = false;
         }
-        self.link.handle_timeout(now);
-        let mut buf = vec![0u8; Host::MAX_WIRE];
-        while port.up.writable(now_ns) >= Host::MAX_WIRE {
-            let Some(n) = self.link.poll_transmit(now, &mut buf) else { break };
-            port.up.write(now_ns, &buf[..n]);
+        while port.up.writable(now_ns) > 0 {
+            let Some(unit) = self.node.output(now) else { break };
+            port.up.write(now_ns, &unit);
         }
-        while let Some(e) = self.link.poll_event() {
+        let link = self.node.link_mut();
+        while let Some(e) = link.poll_event() {
             self.events.push(e);
         }
         loop {
             let (got, fin, resets, packets) =
                 (&mut self.got, &mut self.fin, &mut self.resets, &mut self.packets);
-            let r = self.link.recv(|d, p| {
+            let r = link.recv(|d, p| {
                 if d.channel != PIPE {
                     packets.push((d.channel, p.to_vec()));
                     0
@@ -124,7 +156,9 @@ impl App {
             });
             match r {
                 None => break,
-                Some(n) if self.confirm => self.link.stream_written(now, PIPE, n),
+                Some(n) if self.confirm => {
+                    link.stream_written(now, PIPE, n);
+                }
                 Some(n) => self.held += n,
             }
         }
@@ -147,9 +181,11 @@ struct World {
 
 impl World {
     fn new(ab: Vec<u8>, ba: Vec<u8>, ber_a: f64, seed: u64) -> World {
-        let cfg = node_config(115_200, 256);
+        let cfg = node_config(115_200, MAX_RAW);
+        let a = memory().link(cfg.clone(), Instant::ZERO, seed);
+        let b = memory().link(cfg, Instant::ZERO, !seed);
         World {
-            node: Node::new(cfg.clone(), cfg, HOST_PACKET_CHANNELS, Instant::ZERO, seed),
+            node: Node::new(a, b, HOST_PACKET_CHANNELS, Instant::ZERO),
             pa: SimPort::new(115_200, ber_a, seed + 1),
             pb: SimPort::new(115_200, 0.0, seed + 2),
             a: App::new(seed + 3, ab),
@@ -213,7 +249,7 @@ fn streams_cross_both_ways_byte_exact_and_confirmations_come_back() {
         ba.len()
     );
     // Every byte and both ends of stream confirmed written end to end.
-    assert!(w.run(5, |w| w.a.link.stream_unconfirmed(PIPE) == 0 && w.b.link.stream_unconfirmed(PIPE) == 0));
+    assert!(w.run(5, |w| w.a.link().stream_unconfirmed(PIPE) == 0 && w.b.link().stream_unconfirmed(PIPE) == 0));
     let s = w.node.node_stats(Instant::ZERO);
     assert_eq!((s.relayed_ab as usize, s.relayed_ba as usize), (ab.len(), ba.len()));
 }
@@ -230,7 +266,8 @@ fn a_noisy_line_on_one_side_is_repaired() {
         w.a.got.len(),
         ba.len()
     );
-    let damaged = w.node.a.link.stats().crc_errors + w.node.a.link.stats().fec_corrected;
+    let s = w.node.a.ep.stats();
+    let damaged = s.crc_errors + s.fec_corrected;
     assert!(damaged > 0, "the line was meant to be noisy");
 }
 
@@ -239,17 +276,17 @@ fn the_node_confirms_only_what_the_far_host_wrote() {
     let ab = data(5, 8_000);
     let mut w = World::new(ab.clone(), Vec::new(), 0.0, 30);
     w.b.confirm = false; // host B's output is stuck: it holds what it took
-    assert!(w.run(20, |w| w.b.got == ab && w.b.fin && w.a.link.is_send_idle()));
+    assert!(w.run(20, |w| w.b.got == ab && w.b.fin && w.a.link().is_send_idle()));
     w.run(2, |_| false);
     // Host A's link acknowledged everything, yet nothing counts as delivered.
-    assert_eq!(w.a.link.stream_unconfirmed(PIPE), ab.len() as u32 + 1);
+    assert_eq!(w.a.link().stream_unconfirmed(PIPE), ab.len() as u32 + 1);
     let held = w.b.held;
     assert_eq!(held, ab.len() as u32 + 1);
     // Host B writes half: exactly that much comes back to host A.
-    w.b.link.stream_written(Instant::from_micros(w.t / 1000), PIPE, 4000);
-    assert!(w.run(5, |w| w.a.link.stream_unconfirmed(PIPE) == ab.len() as u32 + 1 - 4000));
-    w.b.link.stream_written(Instant::from_micros(w.t / 1000), PIPE, held - 4000);
-    assert!(w.run(5, |w| w.a.link.stream_unconfirmed(PIPE) == 0), "the end of stream is confirmed too");
+    w.b.link_mut().stream_written(Instant::from_micros(w.t / 1000), PIPE, 4000);
+    assert!(w.run(5, |w| w.a.link().stream_unconfirmed(PIPE) == ab.len() as u32 + 1 - 4000));
+    w.b.link_mut().stream_written(Instant::from_micros(w.t / 1000), PIPE, held - 4000);
+    assert!(w.run(5, |w| w.a.link().stream_unconfirmed(PIPE) == 0), "the end of stream is confirmed too");
 }
 
 #[test]
@@ -257,7 +294,7 @@ fn a_stream_reset_crosses_with_its_reason() {
     let mut w = World::new(data(6, 100_000), Vec::new(), 0.0, 40);
     w.a.finish = false;
     assert!(w.run(20, |w| w.b.got.len() > 5_000));
-    assert!(w.a.link.abort_stream(PIPE, b"disk full"));
+    assert!(w.a.link_mut().abort_stream(PIPE, b"disk full"));
     w.a.out.truncate(w.a.at); // the application stops writing
     assert!(w.run(20, |w| !w.b.resets.is_empty()));
     assert_eq!(w.b.resets, vec![b"disk full".to_vec()]);
@@ -286,9 +323,9 @@ fn a_restarted_host_makes_the_other_host_see_a_restart() {
 #[test]
 fn small_packets_cross_on_packet_channels_and_the_node_answers_for_its_counters() {
     let mut w = World::new(data(10, 5_000), Vec::new(), 0.0, 60);
-    assert!(w.run(10, |w| w.a.link.is_connected() && w.node.b.link.is_connected() && w.b.link.is_connected()));
-    w.a.link.send(CONTROL, b"open 16").unwrap();
-    w.b.link.send(SERVICE_CHANNEL, b"?").unwrap();
+    assert!(w.run(10, |w| w.a.link().is_connected() && w.node.b.conn().is_connected() && w.b.link().is_connected()));
+    w.a.link_mut().send(CONTROL, b"open 16").unwrap();
+    w.b.link_mut().send(SERVICE_CHANNEL, b"?").unwrap();
     assert!(w.run(10, |w| w.b.packets.iter().any(|p| p.0 == SERVICE_CHANNEL)
         && w.b.packets.iter().any(|p| p.0 == CONTROL)));
     assert!(w.b.packets.contains(&(CONTROL, b"open 16".to_vec())));
@@ -301,8 +338,9 @@ fn small_packets_cross_on_packet_channels_and_the_node_answers_for_its_counters(
 #[test]
 fn the_loopback_echoes_a_stream_and_its_end() {
     let sent = data(11, 10_000);
-    let mut node: Loopback<8, 256, 258> =
-        Loopback::new(node_config(115_200, 256), HOST_PACKET_CHANNELS, Instant::ZERO, 70);
+    let link = memory().link(node_config(115_200, MAX_RAW), Instant::ZERO, 70);
+    let mut node: Loopback<'static, StreamFraming<'static>, P> =
+        Loopback::new(link, HOST_PACKET_CHANNELS, Instant::ZERO);
     let mut port = SimPort::new(115_200, 0.0, 71);
     let mut host = App::new(72, sent.clone());
     let mut t = 0;
