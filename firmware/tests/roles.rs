@@ -249,7 +249,9 @@ fn streams_cross_both_ways_byte_exact_and_confirmations_come_back() {
         ba.len()
     );
     // Every byte and both ends of stream confirmed written end to end.
-    assert!(w.run(5, |w| w.a.link().stream_unconfirmed(PIPE) == 0 && w.b.link().stream_unconfirmed(PIPE) == 0));
+    assert!(
+        w.run(5, |w| w.a.link().stream_unconfirmed(PIPE) == 0 && w.b.link().stream_unconfirmed(PIPE) == 0)
+    );
     let s = w.node.node_stats(Instant::ZERO);
     assert_eq!((s.relayed_ab as usize, s.relayed_ba as usize), (ab.len(), ba.len()));
 }
@@ -323,7 +325,9 @@ fn a_restarted_host_makes_the_other_host_see_a_restart() {
 #[test]
 fn small_packets_cross_on_packet_channels_and_the_node_answers_for_its_counters() {
     let mut w = World::new(data(10, 5_000), Vec::new(), 0.0, 60);
-    assert!(w.run(10, |w| w.a.link().is_connected() && w.node.b.conn().is_connected() && w.b.link().is_connected()));
+    assert!(w.run(10, |w| w.a.link().is_connected()
+        && w.node.b.conn().is_connected()
+        && w.b.link().is_connected()));
     w.a.link_mut().send(CONTROL, b"open 16").unwrap();
     w.b.link_mut().send(SERVICE_CHANNEL, b"?").unwrap();
     assert!(w.run(10, |w| w.b.packets.iter().any(|p| p.0 == SERVICE_CHANNEL)

@@ -30,10 +30,9 @@ pub fn dispatch(irqn: i16) {
         }
         1 | 3 => {
             let n = (irqn as usize) / 2;
-            uart::on_tx(n, &UART_RINGS[n]);
-            // Only an empty ring needs the main loop (it may hold a frame
-            // that did not fit): byte-by-byte wake-ups would cost cycles.
-            if !UART_RINGS[n].tx.is_empty() {
+            // Only a ring that can take the next frame needs the main loop:
+            // byte-by-byte wake-ups would cost cycles.
+            if !uart::on_tx(n, &UART_RINGS[n]) {
                 return;
             }
         }

@@ -3,16 +3,15 @@
 //! They catch what host tests cannot: code that panics, overflows its stack
 //! or misbehaves on a 32-bit Cortex-M (usize is 32 bits here).
 
-use crate::node::{NodeBridge, N, W};
-use core::mem::{size_of, MaybeUninit};
+use crate::node::{NodeBridge, PortMemory, MAX_RAW, P, U, W};
+use core::mem::size_of;
 use core::ptr::addr_of_mut;
 use cortex_m_semihosting::hprintln;
+use strand_link::drive::{Capabilities, Transport};
 use strand_link::fec::{self, Repair, Strength};
 use strand_link::framing::{self, Deframer, FeedResult};
 use strand_link::wire::frame::crc32c;
-use strand_link::{Config, Instant, Link};
-
-type L = Link<W, N>;
+use strand_link::{Config, Connection, Endpoint, Instant};
 
 /// A named on-target test.
 type Test = (&'static str, fn() -> bool);
@@ -39,7 +38,8 @@ fn framing_round_trip() -> bool {
     if wire[..n - 1].contains(&0) || wire[n - 1] != 0 {
         return false;
     }
-    let mut d = Deframer::<64>::new();
+    let mut acc = [0u8; 64];
+    let mut d = Deframer::new(&mut acc[..]);
     // Junk first: the delimiter resynchronises.
     matches!(d.feed(&[9, 9, 0]), FeedResult::Error { .. } | FeedResult::Consumed);
     match d.feed(&wire[..n]) {
@@ -66,51 +66,83 @@ fn fec_repairs_damage() -> bool {
     }
 }
 
-/// Two endpoints over an in-memory line with byte errors, in simulated time:
-/// a stream each way, byte-exact, both ends of stream confirmed written.
+/// One direction of an in-memory serial line: what one side sent and the
+/// other has not read yet, damaged on the way.
+struct Wire {
+    buf: [u8; 1024],
+    len: usize,
+}
+
+/// One side's view of the line, as a transport for the drive step.
+struct Line<'w> {
+    rx: &'w mut Wire,
+    tx: &'w mut Wire,
+    noise: &'w mut Rng,
+}
+
+impl Transport for Line<'_> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::stream(MAX_RAW, 0)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.rx.len.min(buf.len());
+        buf[..n].copy_from_slice(&self.rx.buf[..n]);
+        self.rx.buf.copy_within(n..self.rx.len, 0);
+        self.rx.len -= n;
+        n
+    }
+    fn ready(&self) -> bool {
+        self.tx.len + U <= self.tx.buf.len()
+    }
+    fn send(&mut self, unit: &[u8]) {
+        let at = self.tx.len;
+        self.tx.buf[at..at + unit.len()].copy_from_slice(unit);
+        for byte in &mut self.tx.buf[at..at + unit.len()] {
+            // About one damaged byte in 5,000.
+            if self.noise.next() % 5000 == 0 {
+                *byte ^= 1 << (self.noise.next() % 8);
+            }
+        }
+        self.tx.len += unit.len();
+    }
+}
+
+/// Two nodes as the bridge builds its ports (static memory, stream framing,
+/// the core's drive step) over an in-memory line with byte errors, in
+/// simulated time: a stream each way, byte-exact, both ends of stream
+/// confirmed written.
 fn links_transfer_over_a_noisy_line() -> bool {
-    static mut A: MaybeUninit<L> = MaybeUninit::uninit();
-    static mut B: MaybeUninit<L> = MaybeUninit::uninit();
+    static mut MEM: [PortMemory; 2] = [PortMemory::new(), PortMemory::new()];
+    static mut WIRES: [Wire; 2] = [Wire { buf: [0; 1024], len: 0 }, Wire { buf: [0; 1024], len: 0 }];
     const LEN: usize = 24_000;
-    // SAFETY: the only references to A and B.
-    let (a, b) = unsafe {
-        (
-            (*addr_of_mut!(A)).write(L::new(Config::default(), Instant::ZERO, 11)),
-            (*addr_of_mut!(B)).write(L::new(Config::default(), Instant::ZERO, 12)),
-        )
-    };
+    // SAFETY: the only references to MEM and WIRES.
+    let ([ma, mb], [ab, ba]) = unsafe { (&mut *addr_of_mut!(MEM), &mut *addr_of_mut!(WIRES)) };
+    let mut nodes =
+        [ma.link(Config::default(), Instant::ZERO, 11), mb.link(Config::default(), Instant::ZERO, 12)];
     let data = |seed: u64, i: usize| (seed.wrapping_mul(i as u64 + 1) >> 3) as u8;
     let (mut sent, mut got, mut fin, mut finished) = ([0usize; 2], [0usize; 2], [false; 2], [false; 2]);
-    let mut line = Rng(99);
-    let mut buf = [0u8; N + 2];
+    let mut noise = Rng(99);
     let mut chunk = [0u8; 64];
     for ms in 0..120_000u64 {
         let now = Instant::from_millis(ms);
-        for side in 0..2 {
-            let (me, peer) = if side == 0 { (&mut *a, &mut *b) } else { (&mut *b, &mut *a) };
+        for (side, node) in nodes.iter_mut().enumerate() {
+            let conn = node.ep.connection_mut(0);
             let seed = side as u64 + 3;
             if sent[side] < LEN {
                 let n = (LEN - sent[side]).min(chunk.len());
                 for (i, c) in chunk[..n].iter_mut().enumerate() {
                     *c = data(seed, sent[side] + i);
                 }
-                sent[side] += me.write_stream(1, &chunk[..n]);
+                sent[side] += conn.write_stream(1, &chunk[..n]);
             } else if !finished[side] {
-                finished[side] = me.finish_stream(1);
+                finished[side] = conn.finish_stream(1);
             }
-            me.handle_timeout(now);
-            while let Some(n) = me.poll_transmit(now, &mut buf) {
-                for byte in &mut buf[..n] {
-                    // About one damaged byte in 5,000.
-                    if line.next() % 5000 == 0 {
-                        *byte ^= 1 << (line.next() % 8);
-                    }
-                }
-                peer.handle_input(now, &buf[..n]);
-            }
+            let (rx, tx) = if side == 0 { (&mut *ba, &mut *ab) } else { (&mut *ab, &mut *ba) };
+            node.driver.step(&mut node.ep, &mut Line { rx, tx, noise: &mut noise }, now);
             let other = 1 - side;
             let mut ok = true;
-            while let Some(n) = me.recv(|d, p| {
+            let conn = node.ep.connection_mut(0);
+            while let Some(n) = conn.recv(|d, p| {
                 for (i, &x) in p.iter().enumerate() {
                     ok &= x == data(other as u64 + 3, got[side] + i);
                 }
@@ -118,16 +150,16 @@ fn links_transfer_over_a_noisy_line() -> bool {
                 p.len() as u32 + u32::from(d.fin)
             }) {
                 got[side] += n as usize;
-                me.stream_written(now, 1, n);
+                conn.stream_written(now, 1, n);
             }
             if !ok {
                 hprintln!("  byte mismatch on side {}", side);
                 return false;
             }
         }
-        let done = fin == [true, true] && a.stream_unconfirmed(1) == 0 && b.stream_unconfirmed(1) == 0;
-        if done {
-            let s = a.stats();
+        let unconfirmed = |ep: &Endpoint<'_>| ep.connection(0).stream_unconfirmed(1);
+        if fin == [true, true] && unconfirmed(&nodes[0].ep) == 0 && unconfirmed(&nodes[1].ep) == 0 {
+            let s = nodes[0].ep.stats();
             hprintln!(
                 "  {} bytes each way in {} simulated ms; A: {} CRC errors, {} FEC-corrected, {} retransmitted",
                 LEN,
@@ -148,17 +180,18 @@ fn links_transfer_over_a_noisy_line() -> bool {
 /// if all passed, 1 otherwise.
 pub fn run() -> ! {
     hprintln!(
-        "strand-link on target: size_of Link<{}, {}> = {} bytes, bridge (two links) = {} bytes",
+        "strand-link on target: a port's link ({} frames of {} payload bytes) = {} bytes of memory, Connection = {} bytes, bridge (two endpoints and relays) = {} bytes",
         W,
-        N,
-        size_of::<L>(),
+        P,
+        size_of::<PortMemory>(),
+        size_of::<Connection<'static>>(),
         size_of::<NodeBridge>()
     );
     let tests: [Test; 4] = [
         ("crc32c check value", crc_check_value),
         ("COBS framing round trip", framing_round_trip),
         ("FEC repairs 4 damaged bytes", fec_repairs_damage),
-        ("two links over a noisy line", links_transfer_over_a_noisy_line),
+        ("two nodes over a noisy line (the drive step)", links_transfer_over_a_noisy_line),
     ];
     let mut failed = 0;
     for (name, test) in tests {

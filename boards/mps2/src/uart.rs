@@ -7,6 +7,7 @@
 //! by the baud rate.
 
 use core::ptr::{read_volatile, write_volatile};
+use strand_firmware::port::TxRoom;
 use strand_firmware::ring::ByteRing;
 
 /// Base addresses of UART0..UART4.
@@ -35,13 +36,18 @@ mod int {
 }
 
 /// Ring sizes: RX holds what arrives while the main loop is busy (a few
-/// frames). TX is small on purpose: bytes handed to the UART cannot be
-/// overtaken, so an ACK the link wants out now waits behind whatever the ring
-/// holds (plus the one frame staged in `Drive`). With 512 bytes the host's
-/// round trips swung by ~40 ms more and its timers fired needlessly.
+/// frames). TX holds a whole frame (the drive step hands the port a unit
+/// only when it fits whole) behind at most [`TX_AHEAD`] bytes.
 pub const RX_RING: usize = 1024;
 /// See [`RX_RING`].
-pub const TX_RING: usize = 64;
+pub const TX_RING: usize = 512;
+/// Bytes the TX ring may still hold when it takes the next frame. Kept
+/// small on purpose: bytes handed to the UART cannot be overtaken, so an ACK
+/// the link wants out now waits behind whatever the ring holds. With 512
+/// bytes of queue the host's round trips swung by ~40 ms more and its timers
+/// fired needlessly; 64 ahead plus one frame is what the node ran with before
+/// (a 64-byte ring and one frame staged in the firmware's own drive loop).
+pub const TX_AHEAD: usize = 64;
 
 /// The rings of one UART, shared with its interrupt handlers.
 pub struct Rings {
@@ -129,8 +135,10 @@ pub fn on_rx(n: usize, rings: &Rings) -> bool {
     wake || rings.rx.len() >= RX_RING / 2
 }
 
-/// The TX interrupt of a UART: the next byte, if any.
-pub fn on_tx(n: usize, rings: &Rings) {
+/// The TX interrupt of a UART: the next byte, if any. Returns whether the
+/// main loop should look now: the ring just drained to [`TX_AHEAD`], so it
+/// takes the next frame (once per frame, not per byte).
+pub fn on_tx(n: usize, rings: &Rings) -> bool {
     let base = BASES[n];
     write(base, reg::INTSTATUS, int::TX);
     if read(base, reg::STATE) & state::TX_FULL == 0 {
@@ -138,8 +146,10 @@ pub fn on_tx(n: usize, rings: &Rings) {
         // only with interrupts masked.
         if let Some(b) = unsafe { rings.tx.pop() } {
             write(base, reg::DATA, u32::from(b));
+            return rings.tx.len() == TX_AHEAD;
         }
     }
+    false
 }
 
 /// RX overruns (bytes lost to a full ring).
@@ -162,7 +172,7 @@ impl embedded_io::ReadReady for Uart {
 
 impl embedded_io::Read for Uart {
     /// Never blocks when `read_ready` said yes; otherwise returns 0 (the
-    /// drive loop only reads when ready).
+    /// port only reads when ready).
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
         // SAFETY: the main loop is the only consumer of the RX ring.
         Ok(unsafe { self.rings.rx.pop_into(buf) })
@@ -172,6 +182,18 @@ impl embedded_io::Read for Uart {
 impl embedded_io::WriteReady for Uart {
     fn write_ready(&mut self) -> Result<bool, Self::Error> {
         Ok(self.rings.tx.free() > 0)
+    }
+}
+
+impl TxRoom for Uart {
+    /// The ring's free space while it holds at most [`TX_AHEAD`] bytes, else
+    /// nothing: the next frame waits until the queue ahead of it is short.
+    fn tx_room(&self) -> usize {
+        if self.rings.tx.len() <= TX_AHEAD {
+            self.rings.tx.free()
+        } else {
+            0
+        }
     }
 }
 

@@ -16,7 +16,6 @@
 #![no_std]
 #![no_main]
 
-use core::mem::MaybeUninit;
 #[cfg(feature = "defmt")]
 use defmt_rtt as _;
 use embassy_executor::Spawner;
@@ -35,9 +34,8 @@ use lora_phy::sx127x::{self, Sx1276, Sx127x};
 use lora_phy::LoRa;
 use panic_halt as _;
 use static_cell::StaticCell;
-use strand_embassy_node::node::{self, RadioBridge};
+use strand_embassy_node::node::{self, NodeMemory};
 use strand_embassy_node::radio::{self, RadioParams};
-use strand_firmware::bridge::node_config;
 
 bind_interrupts!(struct Irqs {
     USART2 => usart::BufferedInterruptHandler<USART2>;
@@ -62,7 +60,8 @@ type Radio = LoRa<
     Delay,
 >;
 
-static mut BRIDGE: MaybeUninit<RadioBridge> = MaybeUninit::uninit();
+/// The node's links and bridge: uninitialised at boot, filled in place.
+static mut NODE: NodeMemory = NodeMemory::new();
 
 #[embassy_executor::task]
 async fn serial_rx(rx: BufferedUartRx<'static>) -> ! {
@@ -116,7 +115,7 @@ async fn main(spawner: Spawner) {
     let uid = embassy_stm32::uid::uid();
     let entropy = u64::from_le_bytes([uid[0], uid[1], uid[2], uid[3], uid[4], uid[5], uid[6], uid[7]])
         ^ u64::from(u32::from_le_bytes([uid[8], uid[9], uid[10], uid[11]])) << 17;
-    // SAFETY: the only reference to BRIDGE, made once, here.
-    let bridge = unsafe { &mut *core::ptr::addr_of_mut!(BRIDGE) };
-    node::run(bridge, node_config(BAUD, node::N), node::radio_config(params.byte_rate()), entropy).await
+    // SAFETY: the only reference to NODE, made once, here.
+    let memory = unsafe { &mut *core::ptr::addr_of_mut!(NODE) };
+    node::run(memory, BAUD, params.byte_rate(), entropy).await
 }

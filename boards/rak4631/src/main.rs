@@ -6,7 +6,6 @@
 #![no_std]
 #![no_main]
 
-use core::mem::MaybeUninit;
 #[cfg(feature = "defmt")]
 use defmt_rtt as _;
 use embassy_executor::Spawner;
@@ -23,9 +22,8 @@ use lora_phy::sx126x::{self, Sx1262, Sx126x, TcxoCtrlVoltage};
 use lora_phy::LoRa;
 use panic_halt as _;
 use static_cell::StaticCell;
-use strand_embassy_node::node::{self, RadioBridge};
+use strand_embassy_node::node::{self, NodeMemory};
 use strand_embassy_node::radio::{self, RadioParams};
-use strand_firmware::bridge::node_config;
 
 bind_interrupts!(struct Irqs {
     UARTE0 => buffered_uarte::InterruptHandler<UARTE0>;
@@ -49,7 +47,8 @@ type Radio = LoRa<
     Delay,
 >;
 
-static mut BRIDGE: MaybeUninit<RadioBridge> = MaybeUninit::uninit();
+/// The node's links and bridge: uninitialised at boot, filled in place.
+static mut NODE: NodeMemory = NodeMemory::new();
 
 #[embassy_executor::task]
 async fn serial_rx(rx: BufferedUarteRx<'static>) -> ! {
@@ -115,8 +114,8 @@ async fn main(spawner: Spawner) {
         }
     }
 
-    // SAFETY: the only reference to BRIDGE, made once, here.
-    let bridge = unsafe { &mut *core::ptr::addr_of_mut!(BRIDGE) };
+    // SAFETY: the only reference to NODE, made once, here.
+    let memory = unsafe { &mut *core::ptr::addr_of_mut!(NODE) };
     let entropy = u64::from_le_bytes(seed);
-    node::run(bridge, node_config(BAUD, node::N), node::radio_config(params.byte_rate()), entropy).await
+    node::run(memory, BAUD, params.byte_rate(), entropy).await
 }

@@ -10,7 +10,6 @@
 #![no_std]
 #![no_main]
 
-use core::mem::MaybeUninit;
 use embassy_executor::Spawner;
 use embassy_rp::bind_interrupts;
 use embassy_rp::clocks::RoscRng;
@@ -26,9 +25,8 @@ use lora_phy::LoRa;
 #[cfg(not(feature = "defmt"))]
 use panic_halt as _;
 use static_cell::StaticCell;
-use strand_embassy_node::node::{self, RadioBridge};
+use strand_embassy_node::node::{self, NodeMemory};
 use strand_embassy_node::radio::{self, RadioParams};
-use strand_firmware::bridge::node_config;
 #[cfg(feature = "defmt")]
 use {defmt_rtt as _, panic_halt as _};
 
@@ -53,7 +51,8 @@ type Radio = LoRa<
     Delay,
 >;
 
-static mut BRIDGE: MaybeUninit<RadioBridge> = MaybeUninit::uninit();
+/// The node's links and bridge: uninitialised at boot, filled in place.
+static mut NODE: NodeMemory = NodeMemory::new();
 
 #[embassy_executor::task]
 async fn serial_rx(rx: BufferedUartRx) -> ! {
@@ -107,7 +106,7 @@ async fn main(spawner: Spawner) {
     }
 
     let entropy = RoscRng.next_u64();
-    // SAFETY: the only reference to BRIDGE, made once, here.
-    let bridge = unsafe { &mut *core::ptr::addr_of_mut!(BRIDGE) };
-    node::run(bridge, node_config(BAUD, node::N), node::radio_config(params.byte_rate()), entropy).await
+    // SAFETY: the only reference to NODE, made once, here.
+    let memory = unsafe { &mut *core::ptr::addr_of_mut!(NODE) };
+    node::run(memory, BAUD, params.byte_rate(), entropy).await
 }
