@@ -59,12 +59,22 @@ pub fn enable() {
 }
 
 /// Sleeps until an interrupt brings work, unless some is already waiting.
+/// Interrupts that bring none (a byte in the middle of a frame, a byte sent
+/// while the TX ring is still long) end the sleep only to start it again:
+/// the main loop runs once per frame, not once per byte.
 pub fn wait_for_work() {
-    cortex_m::interrupt::free(|_| {
-        if !WORK.swap(false, Ordering::AcqRel) {
+    loop {
+        let work = cortex_m::interrupt::free(|_| {
+            if WORK.swap(false, Ordering::AcqRel) {
+                return true;
+            }
             // WFI wakes on a pending interrupt even while PRIMASK masks it;
             // the handler runs once the critical section ends.
             cortex_m::asm::wfi();
+            false
+        });
+        if work {
+            return;
         }
-    });
+    }
 }
