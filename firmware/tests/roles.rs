@@ -359,3 +359,127 @@ fn the_loopback_echoes_a_stream_and_its_end() {
     assert_eq!(host.got, sent);
     assert!(host.fin);
 }
+
+/// The radio boards' bridge: a UART on side A, a radio on side B (datagram
+/// framing, one frame per 255-byte datagram, every 15th one lost on air).
+mod radio_side {
+    use super::*;
+    use strand_firmware::memory::DatagramPortMemory;
+    use strand_firmware::port::{Datagrams, Radio};
+    use strand_link::framing::DatagramFraming;
+    use strand_link::wire::OVERHEAD;
+    use strand_link::{Buf, ConnStorage, Connection, Driver, Endpoint};
+
+    const MTU: usize = 255;
+    const RADIO_P: usize = MTU - OVERHEAD;
+    type RadioMemory = DatagramPortMemory<'static, W, RADIO_P, S, MTU>;
+    type RadioNode = Bridge<'static, StreamFraming<'static>, DatagramFraming, P>;
+
+    /// The air between the node's radio and host B's: datagrams each way.
+    #[derive(Default)]
+    struct Air {
+        to_node: VecDeque<Vec<u8>>,
+        to_host: VecDeque<Vec<u8>>,
+        sent: usize,
+    }
+
+    impl Air {
+        /// A datagram goes on air; every 15th is lost.
+        fn carry(&mut self, d: &[u8], to_node: bool) {
+            self.sent += 1;
+            if self.sent % 15 == 0 {
+                return;
+            }
+            if to_node { &mut self.to_node } else { &mut self.to_host }.push_back(d.to_vec());
+        }
+    }
+
+    /// The node's radio: a queue of two datagrams to send, as on the boards.
+    struct TestRadio<'a>(&'a mut Air);
+
+    impl Radio for TestRadio<'_> {
+        const MTU: usize = MTU;
+        fn receive(&mut self, buf: &mut [u8]) -> Option<usize> {
+            let d = self.0.to_node.pop_front()?;
+            buf[..d.len()].copy_from_slice(&d);
+            Some(d.len())
+        }
+        fn can_transmit(&self) -> bool {
+            self.0.to_host.len() < 2
+        }
+        fn transmit(&mut self, frame: &[u8]) -> bool {
+            assert!(frame.len() <= MTU);
+            self.0.carry(frame, false);
+            true
+        }
+    }
+
+    /// Host B's radio, as a transport of its own drive step.
+    struct HostRadio<'a>(&'a mut Air);
+
+    impl Transport for HostRadio<'_> {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::datagram(MTU, 0, true)
+        }
+        fn recv(&mut self, buf: &mut [u8]) -> usize {
+            self.0.to_host.pop_front().map_or(0, |d| {
+                buf[..d.len()].copy_from_slice(&d);
+                d.len()
+            })
+        }
+        fn ready(&self) -> bool {
+            self.0.to_node.len() < 2
+        }
+        fn send(&mut self, unit: &[u8]) {
+            self.0.carry(unit, true);
+        }
+    }
+
+    #[test]
+    fn streams_cross_between_a_uart_and_a_radio() {
+        let (ab, ba) = (data(20, 20_000), data(21, 10_000));
+        let now = Instant::ZERO;
+        let a = memory().link(node_config(115_200, MAX_RAW), now, 80);
+        let radio_memory: &'static mut RadioMemory = Box::leak(Box::new(RadioMemory::new()));
+        let b = radio_memory.link(Config::default(), now, 81);
+        let mut node: RadioNode = Bridge::new(a, b, HOST_PACKET_CHANNELS, now);
+        let mut pa = SimPort::new(115_200, 0.0, 82);
+        let mut host_a = App::new(83, ab.clone());
+        // Host B: an endpoint of one connection on the radio, the core's drive step.
+        let conn = Connection::new(Config::default(), ConnStorage::owned(8, RADIO_P, 4), 0, now, 84);
+        let mut ep_b = Endpoint::new(Config::default(), 0, Buf::from(vec![conn]), now);
+        let mut driver_b = Driver::owned(DatagramFraming::new(MTU), MTU);
+        let (mut b_sent, mut b_got, mut b_fin, mut b_finished) = (0, Vec::new(), false, false);
+        let mut air = Air::default();
+        let mut t = 0;
+        while t < 60_000_000_000 && !(b_fin && b_got == ab && host_a.fin && host_a.got == ba) {
+            t += STEP_NS;
+            let now = Instant::from_micros(t / 1000);
+            pa.now_ns = t;
+            let bytes = pa.up.read(t);
+            pa.inbox.extend(bytes);
+            let mut pb = Datagrams::new(TestRadio(&mut air), 0);
+            node.poll(now, &mut pa, &mut pb);
+            host_a.step(t, &mut pa);
+            let conn = ep_b.connection_mut(0);
+            if b_sent < ba.len() {
+                b_sent += conn.write_stream(PIPE, &ba[b_sent..]);
+            } else if !b_finished {
+                b_finished = conn.finish_stream(PIPE);
+            }
+            driver_b.step(&mut ep_b, &mut HostRadio(&mut air), now);
+            let conn = ep_b.connection_mut(0);
+            while let Some(n) = conn.recv(|d, p| {
+                b_got.extend_from_slice(p);
+                b_fin |= d.fin;
+                p.len() as u32 + u32::from(d.fin)
+            }) {
+                conn.stream_written(now, PIPE, n);
+            }
+        }
+        assert_eq!((b_got.len(), host_a.got.len()), (ab.len(), ba.len()));
+        assert!(b_got == ab && b_fin, "A->B over the radio");
+        assert!(host_a.got == ba && host_a.fin, "B->A from the radio");
+        assert!(node.b.ep.stats().retransmits > 0, "the air was meant to lose frames");
+    }
+}
