@@ -175,7 +175,7 @@ fn send_recv_resumes_after_the_receiver_restarts() {
     assert!(or.status.success(), "recv failed: {}", or.stderr);
     assert_eq!(hash(&std::fs::read(out.join("big.bin")).unwrap()), hash(&content));
     assert!(
-        !or.stderr.contains(" 0 of them resumed"),
+        or.stderr.contains("resumed from an earlier run"),
         "the second receiver should have resumed from its partial file: {}",
         or.stderr
     );
@@ -214,9 +214,9 @@ fn busy_device() {
 }
 
 #[test]
+#[cfg_attr(not(have_runuser), ignore = "runuser is not installed (apt-get install util-linux)")]
 fn permission_denied() {
-    if !is_root() || !have("runuser") {
-        eprintln!("skipped: needs root and runuser to open a pty as an unprivileged user");
+    if !needs_root("permission_denied", "to open a pty as an unprivileged user (runuser -u nobody)") {
         return;
     }
     let line = Linkem::start(&[]);
@@ -261,10 +261,11 @@ fn peer_of_another_protocol_version() {
     use strand_link::framing;
     use strand_link::wire::{FrameType, Header, HelloRepr};
     let line = Linkem::start(&["--baud", "2000000"]);
-    // The previous strand (protocol version 1): its HELLO frames, as it sends them.
+    // The previous strand (protocol version 2, before core 2.0's frame counter): its HELLO
+    // frames, as it sends them (every version keeps the HELLO layout).
     let mut raw = [0u8; 26];
     let mut p = [0u8; 10];
-    HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
+    HelloRepr { min_version: 2, max_version: 2, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
         .emit(&mut p);
     let n = Header {
         frame_type: FrameType::Hello,
@@ -290,13 +291,12 @@ fn peer_of_another_protocol_version() {
     let o = spawn(&args(&["pipe", line.a.to_str().unwrap(), "--connect-timeout", "3"], FAST), None)
         .finish(Duration::from_secs(20));
     writer.join().unwrap();
-    fails_with(&o, "the peer speaks strand protocol version 1 but this strand speaks version 2");
+    fails_with(&o, "the peer speaks strand protocol version 2 but this strand speaks version 3");
 }
 
 #[test]
 fn disk_full_on_the_receiver_keeps_the_partial_and_resumes() {
-    if !is_root() {
-        eprintln!("skipped: needs root to mount a small tmpfs");
+    if !needs_root("disk_full_on_the_receiver_keeps_the_partial_and_resumes", "to mount a small tmpfs") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -308,7 +308,11 @@ fn disk_full_on_the_receiver_keeps_the_partial_and_resumes() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here");
+        skip_at_run_time(
+            "disk_full_on_the_receiver_keeps_the_partial_and_resumes",
+            "root",
+            "cannot mount a tmpfs here",
+        );
         return;
     }
     struct Unmount(std::path::PathBuf);
@@ -340,13 +344,16 @@ fn disk_full_on_the_receiver_keeps_the_partial_and_resumes() {
     let (ot, or) = (tx.finish(Duration::from_secs(60)), rx.finish(Duration::from_secs(60)));
     assert!(ot.status.success() && or.status.success(), "resume failed: {} / {}", ot.stderr, or.stderr);
     assert_eq!(hash(&std::fs::read(out.join("big.bin")).unwrap()), hash(&content));
-    assert!(!or.stderr.contains(" 0 of them resumed"), "it resumed from the partial file: {}", or.stderr);
+    assert!(
+        or.stderr.contains("resumed from an earlier run"),
+        "it resumed from the partial file: {}",
+        or.stderr
+    );
 }
 
 #[test]
 fn refusing_to_run_out_of_space_before_sending() {
-    if !is_root() {
-        eprintln!("skipped: needs root to mount a small tmpfs");
+    if !needs_root("refusing_to_run_out_of_space_before_sending", "to mount a small tmpfs") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -358,7 +365,7 @@ fn refusing_to_run_out_of_space_before_sending() {
         .status()
         .is_ok_and(|s| s.success())
     {
-        eprintln!("skipped: cannot mount a tmpfs here");
+        skip_at_run_time("refusing_to_run_out_of_space_before_sending", "root", "cannot mount a tmpfs here");
         return;
     }
     let line = Linkem::start(&["--baud", "2000000"]);
@@ -392,4 +399,21 @@ fn hostile_file_name_is_refused() {
         .filter(|e| !e.file_name().to_string_lossy().starts_with(".strand"))
         .collect();
     assert!(written.is_empty(), "nothing written: {written:?} (recv: {})", or.stderr);
+}
+
+// ---- pipe --exec: the command's exit status is both ends' ----
+
+#[test]
+fn pipe_exec_status_becomes_the_status_of_both_ends() {
+    for (script, want) in [("cat; exit 7", 7), ("cat", 0), ("cat; kill -TERM $$", 128 + 15)] {
+        let line = Linkem::start(&["--baud", "2000000", "--seed", "71"]);
+        let input = data(71, 20_000);
+        let server = spawn(&args(&["pipe", line.b.to_str().unwrap(), "--exec", script], FAST), None);
+        let client = spawn(&args(&["pipe", line.a.to_str().unwrap()], FAST), Some(input.clone()));
+        let (c, s) = (client.finish(Duration::from_secs(30)), server.finish(Duration::from_secs(30)));
+        assert_eq!(hash(&c.stdout), hash(&input), "{script}: the command's output arrived");
+        assert_eq!(s.status.code(), Some(want), "{script}: serving end: {}", s.stderr);
+        assert_eq!(c.status.code(), Some(want), "{script}: client end: {}", c.stderr);
+        assert!(c.stderr.is_empty(), "{script}: no message of strand's own: {}", c.stderr);
+    }
 }

@@ -7,7 +7,8 @@
 //!   STRAND_TEST_BAUD=2000000 cargo test -p strand-hil --test hardware
 //! ```
 //!
-//! Without them each test says it was skipped and passes.
+//! Without them (when the tests are built) each test is ignored, and the summary says why; run with
+//! `--include-ignored` to try anyway. Built with them but run without, a test says it was skipped.
 
 mod common;
 
@@ -21,13 +22,21 @@ fn ports() -> Option<(String, String, String)> {
     Some((a, b, baud))
 }
 
-fn skipped() {
-    eprintln!("skipped: no hardware attached (set STRAND_TEST_PORT_A and STRAND_TEST_PORT_B to two cross-wired ports)");
+fn skipped(test: &str) {
+    skip_at_run_time(
+        test,
+        "hardware",
+        "no hardware attached (set STRAND_TEST_PORT_A and STRAND_TEST_PORT_B to two cross-wired ports)",
+    );
 }
 
 #[test]
+#[cfg_attr(
+    not(have_hw_ports),
+    ignore = "no hardware attached: set STRAND_TEST_PORT_A and STRAND_TEST_PORT_B"
+)]
 fn pipe_across_a_real_cable() {
-    let Some((a, b, baud)) = ports() else { return skipped() };
+    let Some((a, b, baud)) = ports() else { return skipped("pipe_across_a_real_cable") };
     let (ab, ba) = (data(11, 4 << 20), data(12, 1 << 20));
     let pa = spawn(&["pipe", &a, "--baud", &baud, "--stats"], Some(ab.clone()));
     let pb = spawn(&["pipe", &b, "--baud", &baud, "--stats"], Some(ba.clone()));
@@ -39,8 +48,12 @@ fn pipe_across_a_real_cable() {
 }
 
 #[test]
+#[cfg_attr(
+    not(have_hw_ports),
+    ignore = "no hardware attached: set STRAND_TEST_PORT_A and STRAND_TEST_PORT_B"
+)]
 fn send_recv_across_a_real_cable() {
-    let Some((a, b, baud)) = ports() else { return skipped() };
+    let Some((a, b, baud)) = ports() else { return skipped("send_recv_across_a_real_cable") };
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
     std::fs::create_dir(&out).unwrap();

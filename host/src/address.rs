@@ -1,8 +1,13 @@
 //! Link addresses: what the user writes wherever a link is named.
 //!
 //! `/dev/ttyUSB0` (any path) — a serial device or pty; `tcp:HOST:PORT`;
-//! `tcp-listen:PORT` or `tcp-listen:ADDR:PORT`; `stdio` or `-`; `exec:COMMAND`
-//! (a child's stdin/stdout); any other word — a named link from the config file.
+//! `tcp-listen:PORT` or `tcp-listen:ADDR:PORT`; `unix:PATH` and `unix-listen:PATH` (a Unix
+//! socket); `udp:HOST:PORT` and `udp-listen:PORT` or `udp-listen:ADDR:PORT` (one-way transfer
+//! only: `diode-tx`, `diode-rx`); `stdio` or `-`; `exec:COMMAND` (a child's stdin/stdout); any
+//! other word — a named
+//! link from the config file, or failing that a file of that name in the current directory
+//! (resolved in `main`, which warns when a word is both). Schemes are case-insensitive
+//! (`TCP:host:7000`); what follows them is not.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,6 +25,14 @@ pub enum Address {
     Stdio,
     /// A child process's standard input and output (`sh -c COMMAND`).
     Exec(String),
+    /// Connect to a Unix stream socket.
+    Unix(PathBuf),
+    /// Accept one connection on a Unix stream socket made at this path.
+    UnixListen(PathBuf),
+    /// Send datagrams to `HOST:PORT` (one-way transfer: `diode-tx`).
+    Udp(String),
+    /// Receive datagrams on `ADDR:PORT` (one-way transfer: `diode-rx`).
+    UdpListen(String),
     /// A name to look up in the config file.
     Named(String),
 }
@@ -36,6 +49,15 @@ pub enum AddressError {
     /// `exec:` with no command.
     #[error("bad link address {0:?}: write exec:COMMAND")]
     Exec(String),
+    /// `unix:` or `unix-listen:` with no path.
+    #[error("bad link address {0:?}: write unix:PATH or unix-listen:PATH")]
+    Unix(String),
+    /// `udp:` without a usable host and port.
+    #[error("bad link address {0:?}: write udp:HOST:PORT, e.g. udp:192.0.2.7:7100")]
+    Udp(String),
+    /// `udp-listen:` without a usable port.
+    #[error("bad link address {0:?}: write udp-listen:PORT or udp-listen:ADDR:PORT")]
+    UdpListen(String),
     /// Empty.
     #[error("empty link address: name a device (/dev/ttyUSB0), tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:CMD or a configured link")]
     Empty,
@@ -48,25 +70,48 @@ impl Address {
         if s.is_empty() {
             return Err(AddressError::Empty);
         }
-        if s == "stdio" || s == "-" {
+        if s.eq_ignore_ascii_case("stdio") || s == "-" {
             return Ok(Address::Stdio);
         }
-        if let Some(rest) = s.strip_prefix("tcp:") {
-            let ok = rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            return if ok { Ok(Address::Tcp(rest.to_string())) } else { Err(AddressError::Tcp(s.into())) };
-        }
-        if let Some(rest) = s.strip_prefix("tcp-listen:") {
-            if rest.parse::<u16>().is_ok() {
-                return Ok(Address::TcpListen(format!("0.0.0.0:{rest}")));
+        // The scheme, whatever its case; the rest as written.
+        let scheme = |name: &str| {
+            let (head, rest) = s.split_once(':')?;
+            head.eq_ignore_ascii_case(name).then_some(rest)
+        };
+        for (name, listen) in [("unix", false), ("unix-listen", true)] {
+            if let Some(rest) = scheme(name) {
+                if rest.is_empty() {
+                    return Err(AddressError::Unix(s.into()));
+                }
+                let path = PathBuf::from(rest);
+                return Ok(if listen { Address::UnixListen(path) } else { Address::Unix(path) });
             }
-            let ok = rest.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            return if ok {
-                Ok(Address::TcpListen(rest.to_string()))
+        }
+        if let Some(rest) = scheme("tcp") {
+            return if host_port(rest) {
+                Ok(Address::Tcp(rest.into()))
             } else {
-                Err(AddressError::TcpListen(s.into()))
+                Err(AddressError::Tcp(s.into()))
             };
         }
-        if let Some(rest) = s.strip_prefix("exec:") {
+        if let Some(rest) = scheme("tcp-listen") {
+            return listen_addr(rest)
+                .map(Address::TcpListen)
+                .ok_or_else(|| AddressError::TcpListen(s.into()));
+        }
+        if let Some(rest) = scheme("udp") {
+            return if host_port(rest) {
+                Ok(Address::Udp(rest.into()))
+            } else {
+                Err(AddressError::Udp(s.into()))
+            };
+        }
+        if let Some(rest) = scheme("udp-listen") {
+            return listen_addr(rest)
+                .map(Address::UdpListen)
+                .ok_or_else(|| AddressError::UdpListen(s.into()));
+        }
+        if let Some(rest) = scheme("exec") {
             return if rest.trim().is_empty() {
                 Err(AddressError::Exec(s.into()))
             } else {
@@ -82,7 +127,21 @@ impl Address {
     /// Whether the transport can be reopened after it fails (a cable pulled
     /// and plugged back, a USB adapter that re-enumerates).
     pub fn reopenable(&self) -> bool {
-        matches!(self, Address::Serial(_) | Address::Tcp(_))
+        matches!(self, Address::Serial(_) | Address::Tcp(_) | Address::Unix(_))
+    }
+}
+
+/// `HOST:PORT` with a host and a port number.
+fn host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+}
+
+/// `PORT` (every interface) or `ADDR:PORT`, as the address to bind.
+fn listen_addr(s: &str) -> Option<String> {
+    if s.parse::<u16>().is_ok() {
+        Some(format!("0.0.0.0:{s}"))
+    } else {
+        host_port(s).then(|| s.to_string())
     }
 }
 
@@ -94,6 +153,10 @@ impl fmt::Display for Address {
             Address::TcpListen(a) => write!(f, "tcp-listen:{a}"),
             Address::Stdio => f.write_str("stdio"),
             Address::Exec(c) => write!(f, "exec:{c}"),
+            Address::Unix(p) => write!(f, "unix:{}", p.display()),
+            Address::UnixListen(p) => write!(f, "unix-listen:{}", p.display()),
+            Address::Udp(a) => write!(f, "udp:{a}"),
+            Address::UdpListen(a) => write!(f, "udp-listen:{a}"),
             Address::Named(n) => f.write_str(n),
         }
     }
@@ -118,6 +181,25 @@ mod tests {
         assert_eq!(Address::parse("-"), Ok(Address::Stdio));
         assert_eq!(Address::parse("exec:cat -u"), Ok(Address::Exec("cat -u".into())));
         assert_eq!(Address::parse("backup-serial"), Ok(Address::Named("backup-serial".into())));
+        assert_eq!(Address::parse("unix:/run/s.sock"), Ok(Address::Unix("/run/s.sock".into())));
+        assert_eq!(Address::parse("unix-listen:rel.sock"), Ok(Address::UnixListen("rel.sock".into())));
+        assert_eq!(Address::parse("UDP:10.0.0.2:7000"), Ok(Address::Udp("10.0.0.2:7000".into())));
+        assert_eq!(Address::parse("udp-listen:7000"), Ok(Address::UdpListen("0.0.0.0:7000".into())));
+        assert!(matches!(Address::parse("udp:nohost"), Err(AddressError::Udp(_))));
+        assert!(matches!(Address::parse("udp-listen:x"), Err(AddressError::UdpListen(_))));
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive_and_the_rest_is_kept() {
+        assert_eq!(Address::parse("TCP:Host:7000"), Ok(Address::Tcp("Host:7000".into())));
+        assert_eq!(Address::parse("Tcp-Listen:7000"), Ok(Address::TcpListen("0.0.0.0:7000".into())));
+        assert_eq!(Address::parse("EXEC:Cat"), Ok(Address::Exec("Cat".into())));
+        assert_eq!(Address::parse("Unix:/S"), Ok(Address::Unix("/S".into())));
+        assert_eq!(Address::parse("STDIO"), Ok(Address::Stdio));
+        assert!(matches!(Address::parse("unix:"), Err(AddressError::Unix(_))));
+        for a in ["tcp:h:1", "unix:/x", "unix-listen:/y", "exec:cat"] {
+            assert_eq!(Address::parse(a).unwrap().to_string(), a, "displayed as parsed");
+        }
     }
 
     #[test]

@@ -81,8 +81,9 @@ pub async fn run(args: DemoArgs, progress: bool) -> anyhow::Result<()> {
     let b = driver::start(&Address::Serial(em.path_b().to_path_buf()), &serial, cfg, give_up).await?;
     a.wait_connected(Duration::from_secs(10)).await?;
     b.wait_connected(Duration::from_secs(10)).await?;
-    let send_opts = SendOptions { files: vec![src.clone()], progress };
-    let recv_opts = RecvOptions { dir: out_dir.clone(), overwrite: true, progress: false };
+    let send_opts = SendOptions { files: vec![src.clone()], progress, ..Default::default() };
+    let recv_opts =
+        RecvOptions { dir: out_dir.clone(), overwrite: true, progress: false, spool: false, ordered: false };
     let (mut ia, mut ib) =
         (ChannelIo::new(a.clone(), channel::FILES), ChannelIo::new(b.clone(), channel::FILES));
     let (sent, received) =

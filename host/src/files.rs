@@ -89,3 +89,59 @@ pub async fn recv(
 ) -> Result<transfer::RecvReport, TransferError> {
     resuming(link, wait, |mut io| async move { transfer::recv_files(&mut io, opts).await }).await
 }
+
+/// The summary of `strand send`: files the receiver now has, bytes sent, and what it had already.
+pub fn send_summary(
+    report: &transfer::SendReport,
+    elapsed: Duration,
+    stats: strand_link::Stats,
+) -> crate::summary::Summary {
+    let mut what = format!("sent {} {}", report.files, plural(report.files, "file", "files"));
+    if report.bytes_skipped > 0 {
+        what.push_str(&format!(
+            " ({} the receiver already had, resumed or identical)",
+            transfer::fmt_bytes(report.bytes_skipped)
+        ));
+    }
+    let mut s = crate::summary::Summary::new("send", what, report.bytes_sent, 0)
+        .with("files", report.files)
+        .with("bytes_already_there", report.bytes_skipped);
+    s.elapsed = elapsed;
+    s.stats = Some(stats);
+    s
+}
+
+/// The summary of `strand recv`: files written, files already here, bytes taken over from an
+/// earlier run (only when there were some).
+pub fn recv_summary(
+    report: &transfer::RecvReport,
+    elapsed: Duration,
+    stats: strand_link::Stats,
+) -> crate::summary::Summary {
+    let n = report.files.len();
+    let mut what = format!("received {n} {}", plural(n, "file", "files"));
+    if !report.already_had.is_empty() {
+        what.push_str(&format!(", {} already here", report.already_had.len()));
+    }
+    if report.bytes_resumed > 0 {
+        what.push_str(&format!(
+            ", {} resumed from an earlier run",
+            transfer::fmt_bytes(report.bytes_resumed)
+        ));
+    }
+    let mut s = crate::summary::Summary::new("recv", what, 0, report.bytes_received)
+        .with("files", n)
+        .with("files_already_here", report.already_had.len())
+        .with("bytes_resumed", report.bytes_resumed);
+    s.elapsed = elapsed;
+    s.stats = Some(stats);
+    s
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}

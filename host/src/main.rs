@@ -4,13 +4,21 @@
 mod address;
 mod airtime;
 mod config;
+mod console;
 mod demo;
 mod diode;
 mod driver;
+mod exec_status;
+mod exit;
 mod files;
 mod forward;
 mod linkem;
+mod list;
+mod manpages;
 mod pipe;
+mod shell;
+mod spool;
+mod summary;
 mod transfer;
 mod transport;
 
@@ -29,13 +37,7 @@ use transport::{Flow, Parity, SerialSettings};
     long_about = "strand moves data reliably over serial lines (RS-232, USB-serial, up to several Mbit/s), \
                   one-way data diodes and low-power radios. LINK is a device path (/dev/ttyUSB0, a pty), \
                   tcp:HOST:PORT, tcp-listen:PORT, stdio, exec:COMMAND, or a name from the config file.",
-    after_long_help = "Exit status: 0 success (for pipe: every byte delivered both ways, confirmed written at the \
-                       far end); 1 link errors (no peer, another protocol version); 2 usage (send/recv: refused); \
-                       3 local I/O failed; 4 link lost (the peer silent for --connect-timeout, the line closed, \
-                       the peer restarted); 5 verification failed twice; 6 the peer stopped with an error; \
-                       128+N interrupted by signal N. diode-rx: 0 complete, 1 error, 2 partial, 3 nothing \
-                       received."
-)]
+    after_long_help = format!("{}  diode-rx, shell and console have their own: see their --help or man pages.", exit::text("strand")))]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -66,6 +68,10 @@ struct LinkOpts {
     /// later is declared gone (pending work fails, the command exits non-zero).
     #[arg(long, default_value_t = 30.0)]
     connect_timeout: f64,
+    /// Every SECONDS, one JSON line of the link's counters on stderr (for long-running
+    /// forwarders, servers and spools).
+    #[arg(long, value_name = "SECONDS")]
+    stats_interval: Option<f64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +112,9 @@ enum Cmd {
         /// Never show a progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Print the summary as one JSON object on stdout instead of a line on stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Receive files into DIR; each appears only when complete and verified.
     Recv {
@@ -122,10 +131,40 @@ enum Cmd {
         /// Never show a progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Print the summary as one JSON object on stdout instead of a line on stderr.
+        #[arg(long)]
+        json: bool,
     },
-    /// Send files one way (data diode, TX-only cable, UDP, a file): nothing comes back.
+    /// List serial ports: USB VID:PID, serial number, manufacturer and the stable /dev/serial/by-id path.
+    List {
+        /// Print a JSON array on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A raw terminal on a plain serial line, like picocom or tio (no strand peer; Ctrl-T ? for help).
+    Console(console::ConsoleArgs),
+    /// A login shell on the far side, over the link (run `strand serve LINK --allow-shell` there).
+    Shell {
+        /// The link.
+        link: String,
+        #[command(flatten)]
+        opts: LinkOpts,
+    },
+    /// Serve the far side's `strand shell` (with --allow-shell); runs until stopped.
+    Serve {
+        /// The link.
+        link: String,
+        #[command(flatten)]
+        opts: LinkOpts,
+        /// Give clients a login shell of the user running serve, on a pseudo-terminal.
+        #[arg(long)]
+        allow_shell: bool,
+    },
+    /// Two-way sync of spool directories (nncp-xfer layout): --out to the peer's --in and back.
+    Spool(spool::SpoolArgs),
+    /// Send files, or an nncp-xfer spool's packets (--spool), one way (data diode, TX-only cable, UDP, a file): nothing comes back.
     DiodeTx(diode::TxArgs),
-    /// Receive files sent by `strand diode-tx` into DIR (exit status: 0 complete, 1 error, 2 partial, 3 nothing/never seen).
+    /// Receive files sent by `strand diode-tx` into DIR, or packets into a spool (--spool) (exit status: 0 complete, 1 error, 2 partial, 3 nothing/never seen).
     DiodeRx(diode::RxArgs),
     /// Emulate a serial line between two pseudo-terminals (rate, noise, bursts, one-way).
     Linkem(linkem::LinkemArgs),
@@ -133,8 +172,14 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Time on air of a LoRa frame and what a duty cycle leaves of an hour (like Semtech's calculator).
     Airtime(airtime::AirtimeArgs),
-    /// Print a man page (roff) to stdout.
-    Man,
+    /// Print a man page (roff): strand(1), or a subcommand's; --dir writes them all.
+    Man {
+        /// The subcommand whose page to print (strand-SUBCOMMAND(1)).
+        subcommand: Option<String>,
+        /// Write strand.1 and every strand-SUBCOMMAND.1 into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print shell completions to stdout.
     Completions {
         /// The shell.
@@ -200,11 +245,21 @@ fn resolve(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<(Address, SerialSet
     let mut serial = SerialSettings::default();
     if let Address::Named(name) = &addr {
         let (cfg, path) = config::load(cli.config.as_deref())?;
-        let (a, entry) = cfg.resolve(name, path.as_deref())?;
-        addr = a;
-        serial.baud = entry.baud.unwrap_or(serial.baud);
-        serial.parity = entry.parity.unwrap_or(serial.parity);
-        serial.flow = entry.flow.unwrap_or(serial.flow);
+        // A word is a configured link first, else a file here (a pty, a device's symlink).
+        let here = std::path::Path::new(name).exists();
+        match cfg.resolve(name, path.as_deref()) {
+            Ok((a, entry)) => {
+                if here {
+                    tracing::warn!("{name:?} is both a configured link and a file here; using the link (write ./{name} for the file)");
+                }
+                addr = a;
+                serial.baud = entry.baud.unwrap_or(serial.baud);
+                serial.parity = entry.parity.unwrap_or(serial.parity);
+                serial.flow = entry.flow.unwrap_or(serial.flow);
+            }
+            Err(_) if here => addr = Address::Serial(PathBuf::from(name)),
+            Err(e) => return Err(e.into()),
+        }
     }
     serial.baud = opts.baud.unwrap_or(serial.baud);
     serial.parity = opts.parity.unwrap_or(serial.parity);
@@ -213,6 +268,13 @@ fn resolve(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<(Address, SerialSet
 }
 
 async fn connect(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkHandle, Failure> {
+    let handle = start_link(cli, opts, link).await?;
+    handle.wait_connected(wait(opts)).await?;
+    Ok(handle)
+}
+
+/// Opens the link and starts driving it, without waiting for a peer.
+async fn start_link(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkHandle, Failure> {
     let (addr, serial) = resolve(cli, opts, link)?;
     // A serial line has a known rate: size frames and the data in flight to it.
     let cfg = match addr {
@@ -220,7 +282,9 @@ async fn connect(cli: &Cli, opts: &LinkOpts, link: &str) -> Result<driver::LinkH
         _ => strand_link::Config::default(),
     };
     let handle = driver::start(&addr, &serial, cfg, wait(opts)).await?;
-    handle.wait_connected(wait(opts)).await?;
+    if let Some(every) = opts.stats_interval.filter(|s| *s > 0.0) {
+        tokio::spawn(summary::stats_lines(handle.clone(), Duration::from_secs_f64(every)));
+    }
     Ok(handle)
 }
 
@@ -228,9 +292,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.cmd {
         Cmd::Pipe { link, opts, exec } => {
             let handle = connect(&cli, opts, link).await?;
+            let generation = handle.generation();
             let r = match exec {
-                None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout()).await,
-                Some(cmd) => pipe::relay_exec(&handle, cmd).await,
+                None => pipe::relay(&handle, tokio::io::stdin(), tokio::io::stdout()).await.map(|()| 0),
+                Some(cmd) => exec_status::relay_exec(&handle, cmd).await,
             };
             // Both directions are done; the peer may still need our last
             // acknowledgement (its end, written here): stay while it speaks.
@@ -239,7 +304,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if opts.stats {
                 eprintln!("{}", handle.stats_report());
             }
-            r.map_err(|f| Failure { code: f.code, message: f.message })?;
+            let mut status = r.map_err(|f| Failure { code: f.code, message: f.message })?;
+            if exec.is_none() {
+                status = exec_status::peer_status(&handle, generation).await.unwrap_or(0);
+            }
+            if status != 0 {
+                // The command's status, as ssh returns it; the command has said what happened.
+                return Err(Failure { code: exec_status::exit_code(status), message: String::new() });
+            }
         }
         Cmd::Forward { link, opts, local, remote } => {
             // Listen first: a port that cannot be bound fails the command at
@@ -248,44 +320,90 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let handle = connect(&cli, opts, link).await?;
             forward::run(handle, listeners, remote.clone(), wait(opts)).await?;
         }
-        Cmd::Send { link, opts, files, no_progress } => {
+        Cmd::Send { link, opts, files, no_progress, json } => {
+            let started = std::time::Instant::now();
+            let r = async {
+                let handle = connect(&cli, opts, link).await?;
+                let send_opts = transfer::SendOptions {
+                    files: files.clone(),
+                    progress: !no_progress && stderr_tty(),
+                    ..Default::default()
+                };
+                let r = files::send(&handle, &send_opts, wait(opts)).await;
+                handle.linger(transfer_linger(&handle), Duration::ZERO).await;
+                if opts.stats {
+                    eprintln!("{}", handle.stats_report());
+                }
+                let report = r.map_err(transfer_failure)?;
+                Ok(files::send_summary(&report, started.elapsed(), handle.stats()))
+            }
+            .await;
+            summarise("send", *json, r)?;
+        }
+        Cmd::Recv { link, opts, dir, overwrite, no_progress, json } => {
+            let started = std::time::Instant::now();
+            let r = async {
+                let handle = connect(&cli, opts, link).await?;
+                let recv_opts = transfer::RecvOptions {
+                    dir: dir.clone(),
+                    overwrite: *overwrite,
+                    progress: !no_progress && stderr_tty(),
+                    spool: false,
+                    ordered: false,
+                };
+                let r = files::recv(&handle, &recv_opts, wait(opts)).await;
+                handle.linger(transfer_linger(&handle), Duration::ZERO).await;
+                if opts.stats {
+                    eprintln!("{}", handle.stats_report());
+                }
+                let report = r.map_err(transfer_failure)?;
+                Ok(files::recv_summary(&report, started.elapsed(), handle.stats()))
+            }
+            .await;
+            summarise("recv", *json, r)?;
+        }
+        Cmd::Spool(args) => spool_command(&cli, args).await?,
+        Cmd::List { json } => {
+            let ports = list::ports()?;
+            if *json {
+                println!("{}", serde_json::to_string(&ports)?);
+            } else {
+                print!("{}", list::render(&ports));
+            }
+        }
+        Cmd::Console(args) => console::run(args).await?,
+        Cmd::Shell { link, opts } => {
             let handle = connect(&cli, opts, link).await?;
-            let send_opts =
-                transfer::SendOptions { files: files.clone(), progress: !no_progress && stderr_tty() };
-            let r = files::send(&handle, &send_opts, wait(opts)).await;
+            let r = shell::client(&handle).await;
             handle.linger(transfer_linger(&handle), Duration::ZERO).await;
             if opts.stats {
                 eprintln!("{}", handle.stats_report());
             }
-            let report = r.map_err(transfer_failure)?;
-            eprintln!(
-                "sent {} file(s): {} bytes sent, {} already there or resumed",
-                report.files, report.bytes_sent, report.bytes_skipped
-            );
-        }
-        Cmd::Recv { link, opts, dir, overwrite, no_progress } => {
-            let handle = connect(&cli, opts, link).await?;
-            let recv_opts = transfer::RecvOptions {
-                dir: dir.clone(),
-                overwrite: *overwrite,
-                progress: !no_progress && stderr_tty(),
-            };
-            let r = files::recv(&handle, &recv_opts, wait(opts)).await;
-            handle.linger(transfer_linger(&handle), Duration::ZERO).await;
-            if opts.stats {
-                eprintln!("{}", handle.stats_report());
+            match r {
+                Ok(0) => {}
+                // The remote shell's status, as ssh returns it; it has said what happened.
+                Ok(code) => return Err(Failure { code, message: String::new() }),
+                Err(f) => return Err(Failure { code: f.code, message: f.message }),
             }
-            let report = r.map_err(transfer_failure)?;
-            eprintln!(
-                "received {} file(s): {} bytes, {} of them resumed from an earlier run",
-                report.files.len(),
-                report.bytes_received,
-                report.bytes_resumed
-            );
         }
-        Cmd::DiodeTx(args) => diode::tx::run(args, cli.config.as_deref())
-            .await
-            .map_err(|message| Failure { code: 1, message })?,
+        Cmd::Serve { link, opts, allow_shell } => {
+            let handle = start_link(&cli, opts, link).await?;
+            let what = if *allow_shell { "shells" } else { "nothing yet (pass --allow-shell)" };
+            eprintln!("strand serve: serving {what} on {link}");
+            shell::serve(&handle, *allow_shell).await.map_err(|message| Failure { code: 4, message })?;
+        }
+        Cmd::DiodeTx(args) => {
+            if let Some(why) = args.usage_error() {
+                // A usage error like the parser's own (exit 2, with the usage line).
+                let mut cmd = Cli::command();
+                cmd.build();
+                let sub = cmd.find_subcommand_mut("diode-tx").expect("diode-tx is a subcommand");
+                sub.error(clap::error::ErrorKind::ArgumentConflict, why).exit();
+            }
+            diode::tx::run(args, cli.config.as_deref())
+                .await
+                .map_err(|message| Failure { code: 1, message })?
+        }
         Cmd::DiodeRx(args) => {
             let code = diode::rx::run(args, cli.config.as_deref())
                 .await
@@ -297,14 +415,62 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Linkem(args) => linkem::run(args.clone()).await?,
         Cmd::Demo(args) => demo::run(args.clone(), stderr_tty()).await?,
         Cmd::Airtime(args) => print!("{}", airtime::report(args)?),
-        Cmd::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-        }
+        Cmd::Man { subcommand, dir } => match dir {
+            Some(dir) => {
+                for path in manpages::write_all(&Cli::command(), dir)? {
+                    println!("{}", path.display());
+                }
+            }
+            None => match manpages::page(&Cli::command(), subcommand.as_deref()) {
+                Some(text) => print!("{text}"),
+                None => {
+                    return Err(Failure {
+                        code: 2,
+                        message: format!("no such subcommand: {}", subcommand.as_deref().unwrap_or_default()),
+                    })
+                }
+            },
+        },
         Cmd::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "strand", &mut std::io::stdout());
         }
     }
     Ok(())
+}
+
+/// Prints a command's summary: a line on stderr, or with `--json` one JSON object on stdout —
+/// also for a failure, whose one-line message goes to stderr as always.
+fn summarise(command: &str, json: bool, r: Result<summary::Summary, Failure>) -> Result<(), Failure> {
+    match r {
+        Ok(s) => {
+            s.print(json);
+            Ok(())
+        }
+        Err(f) => {
+            if json {
+                println!("{}", summary::failure_json(command, f.code, &f.message));
+            }
+            Err(f)
+        }
+    }
+}
+
+/// `strand spool`: the sync, then the summary.
+async fn spool_command(cli: &Cli, args: &spool::SpoolArgs) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let result = async {
+        let handle = connect(cli, &args.opts, &args.link).await?;
+        let progress = !args.no_progress && stderr_tty();
+        let r = spool::run(&handle, args, progress, wait(&args.opts)).await;
+        handle.linger(transfer_linger(&handle), Duration::ZERO).await;
+        if args.opts.stats {
+            eprintln!("{}", handle.stats_report());
+        }
+        let report = r.map_err(|(e, _)| transfer_failure(e))?;
+        Ok(spool::summary(&report, started.elapsed(), handle.stats()))
+    }
+    .await;
+    summarise("spool", args.json, result)
 }
 
 fn main() -> ExitCode {

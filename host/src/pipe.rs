@@ -309,6 +309,7 @@ async fn receive_side<Wr: AsyncWrite + Unpin>(
 /// Relays the stream to a child's stdin and from its stdout (`sh -c COMMAND`):
 /// the serving end (`--exec 'nncp-daemon -ucspi'`, `--exec 'sshd -i'`). The
 /// child's stdout closing ends our stream; the peer's end closes its stdin.
+#[allow(dead_code)] // `strand pipe --exec` now runs exec_status::relay_exec, which also sends the status
 pub async fn relay_exec(link: &LinkHandle, cmd: &str) -> Result<(), PipeFailure> {
     let (mut child, stdin, stdout) =
         crate::transport::spawn_child(cmd).map_err(|e| PipeFailure { code: 1, message: e.to_string() })?;

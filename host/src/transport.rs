@@ -178,7 +178,8 @@ pub async fn open_patiently(
     loop {
         match open(addr, serial).await {
             Err(OpenError::Tcp { .. })
-                if matches!(addr, Address::Tcp(_)) && tokio::time::Instant::now() < deadline =>
+                if matches!(addr, Address::Tcp(_) | Address::Unix(_))
+                    && tokio::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
@@ -222,7 +223,14 @@ pub async fn open(addr: &Address, serial: &SerialSettings) -> Result<Opened, Ope
             Ok(Opened::plain(Box::new(tokio::io::join(tokio::io::stdin(), tokio::io::stdout()))))
         }
         Address::Exec(cmd) => Ok(Opened::plain(Box::new(ChildPipe::spawn(cmd)?))),
+        Address::Udp(_) | Address::UdpListen(_) => Err(OpenError::Other {
+            dev: addr.to_string(),
+            msg: "udp: carries one-way transfer only (strand diode-tx / diode-rx); a two-way link runs \
+                  over a serial device, tcp:, unix:, stdio or exec:"
+                .into(),
+        }),
         Address::Named(n) => Err(OpenError::Other { dev: n.clone(), msg: "unresolved link name".into() }),
+        Address::Unix(_) | Address::UnixListen(_) => open_unix(addr).await,
     }
 }
 
@@ -327,5 +335,27 @@ impl AsyncWrite for ChildPipe {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stdin).poll_shutdown(cx)
+    }
+}
+
+// ---- Unix sockets (issue 16), kept apart from the transports above ----
+
+/// Opens `unix:PATH` (connect) or `unix-listen:PATH` (make the socket, accept one connection,
+/// remove the socket file again). Connect failures are `OpenError::Tcp`, so `open_patiently`
+/// retries them like a TCP server that is still starting.
+async fn open_unix(addr: &Address) -> Result<Opened, OpenError> {
+    let err = |err: io::Error| OpenError::Tcp { addr: addr.to_string(), err };
+    match addr {
+        Address::Unix(path) => {
+            Ok(Opened::plain(Box::new(tokio::net::UnixStream::connect(path).await.map_err(err)?)))
+        }
+        Address::UnixListen(path) => {
+            let l = tokio::net::UnixListener::bind(path).map_err(err)?;
+            tracing::info!("waiting for a connection on {}", path.display());
+            let accepted = l.accept().await;
+            let _ = std::fs::remove_file(path);
+            Ok(Opened::plain(Box::new(accepted.map_err(err)?.0)))
+        }
+        _ => Err(OpenError::Other { dev: addr.to_string(), msg: "not a unix socket address".into() }),
     }
 }

@@ -22,7 +22,9 @@ fn help_lists_every_command() {
 #[test]
 fn man_page_and_completions_are_generated() {
     let (ok, out, _) = strand(&["man"]);
-    assert!(ok && out.contains(".TH strand"), "{out}");
+    assert!(ok && out.contains(".TH STRAND 1") && out.contains(".SH \"EXIT STATUS\""), "{out}");
+    let (ok, out, _) = strand(&["man", "pipe"]);
+    assert!(ok && out.contains(".TH STRAND-PIPE 1") && out.contains(".SH \"EXIT STATUS\""), "{out}");
     let (ok, out, _) = strand(&["completions", "bash"]);
     assert!(ok && out.contains("_strand"), "{out}");
 }

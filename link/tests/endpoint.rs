@@ -188,9 +188,16 @@ fn one_node_and_three_peers_on_one_medium_all_transfer_at_once() {
 /// Frames a stranger (address 9, sessions no one knows) puts on the medium:
 /// a HELLO for node 1's address and a DATA frame.
 fn stranger_frames(seed: u64) -> Vec<Vec<u8>> {
-    use strand_link::wire::{flags, FrameType, Header, HelloRepr, HELLO_OVERHEAD};
-    let hello =
-        HelloRepr { min_version: 2, max_version: 2, max_frame: 255, window: 8, echo: 0, src: 9, dst: 1 };
+    use strand_link::wire::{flags, FrameType, Header, HelloRepr, HELLO_OVERHEAD, PROTOCOL};
+    let hello = HelloRepr {
+        min_version: PROTOCOL,
+        max_version: PROTOCOL,
+        max_frame: 255,
+        window: 8,
+        echo: 0,
+        src: 9,
+        dst: 1,
+    };
     let mut p = [0u8; 14];
     let n = hello.emit(&mut p);
     let mut f1 = vec![0u8; HELLO_OVERHEAD + n];

@@ -10,14 +10,10 @@
 //!
 //! `cargo run --release -p strand-hil --bin peerbench -- --help`
 
-#[path = "../peerbench/line.rs"]
-mod line;
 #[path = "../peerbench/peers.rs"]
 mod peers;
 #[path = "../peerbench/plot.rs"]
 mod plot;
-#[path = "../peerbench/procs.rs"]
-mod procs;
 #[path = "../peerbench/report.rs"]
 mod report;
 #[path = "../peerbench/run.rs"]
@@ -28,6 +24,8 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use clap::Parser;
+// The line emulator and process groups are shared with streambench (and its tests) through the library.
+use strand_hil::{line, procs};
 
 use peers::Peer;
 use report::{fmt_bytes, Record};
@@ -138,19 +136,9 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `--strand`, or the workspace's release build.
+/// `--strand`, or the release build beside this benchmark.
 fn strand_binary(args: &Args) -> Result<PathBuf, String> {
-    let path = match &args.strand {
-        Some(p) => p.clone(),
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join("target"))
-            .join("release/strand"),
-    };
-    if !path.is_file() {
-        return Err(format!("{} is missing: run `cargo build --release -p strand` first", path.display()));
-    }
-    Ok(path)
+    procs::release_strand(args.strand.as_deref())
 }
 
 /// strand's version column: `--strand-rev`, else `strand --version` and, for the workspace's own binary,

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::peers::Peer;
+pub use strand_hil::report::fmt_ber;
+use strand_hil::report::{csv_text, write_atomically};
 
 /// The CSV columns, in order: the issue's twelve, then the run's seed and what the line counted.
 pub const COLUMNS: [&str; 16] = [
@@ -123,40 +125,15 @@ impl Record {
     }
 }
 
-/// A BER in short form: `0`, `1e-6`, `2.5e-5`.
-pub fn fmt_ber(ber: f64) -> String {
-    if ber == 0.0 {
-        return "0".into();
-    }
-    let s = format!("{ber:.1e}");
-    s.replace(".0e", "e")
-}
-
-/// One CSV field, quoted when it holds a comma, quote or line break.
-fn quote(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
-}
-
 /// The whole CSV text of `records`.
 pub fn to_csv(records: &[Record]) -> String {
-    let mut out = COLUMNS.join(",") + "\n";
-    for r in records {
-        out += &r.fields().iter().map(|f| quote(f)).collect::<Vec<_>>().join(",");
-        out += "\n";
-    }
-    out
+    let rows: Vec<Vec<String>> = records.iter().map(|r| r.fields().to_vec()).collect();
+    csv_text(&COLUMNS, &rows)
 }
 
 /// Writes `records` to `path` (through a temporary file, so a reader never sees half a file).
 pub fn write_csv(path: &Path, records: &[Record]) -> Result<(), String> {
-    let tmp = path.with_extension("csv.tmp");
-    std::fs::write(&tmp, to_csv(records))
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_atomically(path, &to_csv(records))
 }
 
 /// Splits CSV text into rows of fields (RFC 4180 quoting; what [`to_csv`] writes).

@@ -212,27 +212,40 @@ impl Running {
     }
 }
 
-/// Deterministic test data.
-pub fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// BLAKE3 of `bytes`, as hex.
-pub fn hash(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
-}
+/// Deterministic test data and its hash: the library's, shared with the benchmarks.
+#[allow(unused_imports)] // not every test file uses both
+pub use strand_hil::testdata::{data, hash};
 
 /// Whether we run as root (some fault tests need it, some need not to be).
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
+}
+
+/// Whether `STRAND_REQUIRE_PEERS` (comma-separated; `.ci/run` sets it) names `what`.
+pub fn required(what: &str) -> bool {
+    std::env::var("STRAND_REQUIRE_PEERS").is_ok_and(|v| v.split(',').any(|s| s.trim() == what))
+}
+
+/// A test that cannot run here for a reason only known at run time (not root, no tmpfs), so it cannot
+/// be compiled `#[ignore]` like a test whose peer program is missing (see build.rs). It says so in a
+/// line that reaches the terminal even while the harness captures test output (written to stderr
+/// directly, not through `eprintln!`), between the `test ... ok` lines of the summary; and if
+/// `STRAND_REQUIRE_PEERS` names `requirement` it fails instead.
+pub fn skip_at_run_time(test: &str, requirement: &str, why: &str) {
+    if required(requirement) {
+        panic!("{test}: {why}, but STRAND_REQUIRE_PEERS requires {requirement}");
+    }
+    let _ =
+        writeln!(std::io::stderr(), "SKIPPED {test}: {why} (its result line says ok, but it ran nothing)");
+}
+
+/// True when running as root; otherwise reports `test` skipped (or fails it when root is required).
+pub fn needs_root(test: &str, what_for: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    skip_at_run_time(test, "root", &format!("needs root {what_for}"));
+    false
 }
 
 /// Whether a program is on PATH.
@@ -242,4 +255,45 @@ pub fn have(program: &str) -> bool {
         .arg(format!("command -v {program}"))
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Spool tests: packets (regular files, hidden names aside) below `dir`, by relative path, with their content.
+pub fn packets(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, rel: &str, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if name.starts_with('.') {
+                continue;
+            }
+            let r = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &r, out);
+            } else {
+                out.insert(r, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, "", &mut out);
+    out
+}
+
+/// Creates each of `names` below `base`; returns their paths.
+pub fn mkdirs(base: &Path, names: &[&str]) -> Vec<PathBuf> {
+    names
+        .iter()
+        .map(|n| {
+            let d = base.join(n);
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        })
+        .collect()
+}
+
+/// Runs an NNCP program (`args[0]`) with config `cfg`, quietly; fails the test if it fails.
+pub fn nncp(args: &[&str], cfg: &Path) {
+    // Go's flag package: options before the operands.
+    let out = Command::new(args[0]).arg("-cfg").arg(cfg).arg("-quiet").args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }

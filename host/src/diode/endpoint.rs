@@ -32,61 +32,45 @@ pub enum Side {
     Rx,
 }
 
-fn host_port_ok(s: &str) -> bool {
-    s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-}
-
 impl Endpoint {
-    /// Parses a LINK argument for `side`, with a one-line hint when it is wrong.
+    /// Parses a LINK argument for `side` (the grammar of every LINK, `crate::address`), with a
+    /// one-line hint when it is wrong or not a one-way link.
     pub fn parse(s: &str, side: Side) -> Result<Endpoint, String> {
-        let s = s.trim();
-        if s.is_empty() {
+        if s.trim().is_empty() {
             return Err(
                 "empty link: name a serial device, udp:HOST:PORT (tx), udp-listen:PORT (rx), - or a file"
                     .into(),
             );
         }
-        if s == "-" || s == "stdio" {
-            return Ok(Endpoint::Stdio);
-        }
-        if let Some(rest) = s.strip_prefix("udp:") {
-            if side == Side::Rx {
+        let path = match Address::parse(s).map_err(|e| e.to_string())? {
+            Address::Stdio => return Ok(Endpoint::Stdio),
+            Address::Udp(_) if side == Side::Rx => {
+                return Err(format!("{s}: a receiver listens: write udp-listen:PORT or udp-listen:ADDR:PORT"))
+            }
+            Address::Udp(a) => return Ok(Endpoint::Udp(a)),
+            Address::UdpListen(_) if side == Side::Tx => {
+                return Err(format!("{s}: a sender sends: write udp:HOST:PORT"))
+            }
+            Address::UdpListen(a) => return Ok(Endpoint::UdpListen(a)),
+            other @ (Address::Tcp(_)
+            | Address::TcpListen(_)
+            | Address::Exec(_)
+            | Address::Unix(_)
+            | Address::UnixListen(_)) => {
+                let scheme = other.to_string().split(':').next().unwrap_or_default().to_string();
                 return Err(format!(
-                    "{s}: a receiver listens: write udp-listen:PORT or udp-listen:ADDR:PORT"
+                    "{s}: one-way transfer runs over a serial device, udp:, udp-listen:, - or a file, not {scheme}:"
                 ));
             }
-            return if host_port_ok(rest) {
-                Ok(Endpoint::Udp(rest.into()))
-            } else {
-                Err(format!("bad link address {s:?}: write udp:HOST:PORT, e.g. udp:192.0.2.7:7100"))
-            };
-        }
-        if let Some(rest) = s.strip_prefix("udp-listen:") {
-            if side == Side::Tx {
-                return Err(format!("{s}: a sender sends: write udp:HOST:PORT"));
-            }
-            if rest.parse::<u16>().is_ok() {
-                return Ok(Endpoint::UdpListen(format!("0.0.0.0:{rest}")));
-            }
-            return if host_port_ok(rest) {
-                Ok(Endpoint::UdpListen(rest.into()))
-            } else {
-                Err(format!("bad link address {s:?}: write udp-listen:PORT or udp-listen:ADDR:PORT"))
-            };
-        }
-        for other in ["tcp:", "tcp-listen:", "exec:"] {
-            if s.starts_with(other) {
-                return Err(format!(
-                    "{s}: one-way transfer runs over a serial device, udp:, udp-listen:, - or a file, not {other}"
-                ));
-            }
-        }
-        let path = PathBuf::from(s);
+            Address::Serial(p) => p,
+            // Resolved as a name by `resolve` already: here a file of that name.
+            Address::Named(n) => PathBuf::from(n),
+        };
         if is_device(&path) {
             return Ok(Endpoint::Serial(path));
         }
         if side == Side::Rx && !path.exists() {
-            return Err(format!("no such file or device: {s}"));
+            return Err(format!("no such file or device: {}", path.display()));
         }
         Ok(Endpoint::File(path))
     }

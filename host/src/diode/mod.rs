@@ -26,7 +26,7 @@ pub mod exit {
     /// Every object the sender announced arrived and was verified.
     pub const COMPLETE: u8 = 0;
     /// An error: bad options, the link would not open, the disk is full, a
-    /// file was refused because it exists.
+    /// file was refused because it exists, or a name was refused.
     pub const ERROR: u8 = 1;
     /// Some objects arrived only in part (or failed their hash).
     pub const PARTIAL: u8 = 2;
@@ -44,14 +44,35 @@ fn fec_parser() -> impl clap::builder::TypedValueParser<Value = Strength> {
 
 /// Options of `strand diode-tx`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["files", "spool"])))]
+#[command(
+    override_usage = "strand diode-tx [OPTIONS] <LINK> <FILES>...\n       strand diode-tx [OPTIONS] <LINK> --spool <DIR>"
+)]
 pub struct TxArgs {
     /// Where frames go: a serial device or pty (written only, never read),
     /// udp:HOST:PORT, - (stdout) or a file path.
     pub link: String,
     /// Files and directories to send (a directory: every regular file below
     /// it, named relative to it); - reads stdin and sends it as "stdin".
-    #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Send the complete packets of this nncp-xfer spool (DIR/RECIPIENT/SENDER/PACKET,
+    /// as nncp-xfer -tx -mkdir writes it; hidden files and nncp-xfer's files in the
+    /// making are skipped) under those paths, to diode-rx --spool. Nothing comes
+    /// back, so they stay in DIR (see --remove-sent). With --forever: a carousel
+    /// over the spool, started again with the new set of packets when, at the end
+    /// of a pass, packets have appeared or gone.
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// With --spool: delete each packet once its --rounds passes have all been
+    /// sent (whether they arrived cannot be known: choose --rounds and
+    /// --expect-loss for the line). With --forever the spool is then sent in
+    /// batches: the packets found, --rounds passes, deleted, the next ones.
+    #[arg(long, requires = "spool", conflicts_with = "files")]
+    pub remove_sent: bool,
+    /// With --spool: seconds between looks at an empty spool, and the least
+    /// time between two looks of a carousel.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub scan_interval: f64,
     /// Repair symbols sent with the first pass, as a percentage of each
     /// block's source symbols.
     #[arg(long, value_name = "PCT", conflicts_with = "expect_loss")]
@@ -60,9 +81,11 @@ pub struct TxArgs {
     /// with a failure chance of 1e-5 per block [default: 1].
     #[arg(long, value_name = "PCT")]
     pub expect_loss: Option<f32>,
-    /// Passes over the files; each later pass sends fresh repair symbols.
-    #[arg(long, default_value_t = 1, conflicts_with = "forever")]
-    pub rounds: u32,
+    /// Passes over the files; each later pass sends fresh repair symbols
+    /// [default: 1]. Not with --forever, except with --spool --remove-sent
+    /// (passes per batch).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u32>,
     /// Start at this pass: a run that continues an earlier one (same files,
     /// same --expect-loss or --redundancy) with --first-round 1 sends repair
     /// symbols the earlier first pass did not, so a receiver that kept that
@@ -102,11 +125,35 @@ pub struct TxArgs {
     pub baud: Option<u32>,
 }
 
+impl TxArgs {
+    /// What the parser cannot say about the options (shown as a usage error).
+    pub fn usage_error(&self) -> Option<&'static str> {
+        if self.forever && self.rounds.is_some() && !(self.spool.is_some() && self.remove_sent) {
+            return Some(
+                "--rounds cannot be used with --forever (a carousel has no last pass), except with --spool --remove-sent (passes per batch)",
+            );
+        }
+        None
+    }
+
+    /// Passes per session: `None` for a carousel.
+    pub fn passes(&self) -> Option<u32> {
+        match (self.forever, self.remove_sent) {
+            (true, false) => None,
+            _ => Some(self.rounds.unwrap_or(1)),
+        }
+    }
+}
+
 /// Options of `strand diode-rx`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("into").required(true).args(["dir", "spool"])))]
+#[command(
+    override_usage = "strand diode-rx [OPTIONS] <LINK> --dir <DIR>\n       strand diode-rx [OPTIONS] <LINK> --spool <DIR>"
+)]
 #[command(after_help = "Exit status:\n  \
     0  every object the sender announced arrived and was verified\n  \
-    1  an error (bad option, link not opened, disk full, existing file refused)\n  \
+    1  an error (bad option, link not opened, disk full, an existing file or a name refused)\n  \
     2  some objects arrived only in part (or failed their hash)\n  \
     3  nothing arrived, or some announced objects were never seen\n\
     SIGTERM and SIGINT print the report and exit with these codes too.")]
@@ -117,7 +164,15 @@ pub struct RxArgs {
     pub link: String,
     /// Directory for received files (partial state is kept in DIR/.strand-diode).
     #[arg(long)]
-    pub dir: PathBuf,
+    pub dir: Option<PathBuf>,
+    /// Receive the packets of a `diode-tx --spool` into this nncp-xfer spool
+    /// (read it with nncp-xfer -rx): each appears under its path
+    /// RECIPIENT/SENDER/PACKET only complete and verified, never over another
+    /// file, and never twice: packets placed are journalled in
+    /// DIR/.strand-spool/received, so one sent again after nncp-xfer -rx took
+    /// it away is not placed again. Other names are refused.
+    #[arg(long, value_name = "DIR", conflicts_with = "overwrite")]
+    pub spool: Option<PathBuf>,
     #[command(flatten)]
     pub key: KeyOpts,
     /// Most bytes of unfinished objects held at once (their sizes summed).
@@ -152,6 +207,13 @@ pub struct RxArgs {
     /// Serial line rate in bit/s [default: the named link's, or 115200].
     #[arg(long)]
     pub baud: Option<u32>,
+}
+
+impl RxArgs {
+    /// Where received files go: `--dir` or `--spool`.
+    pub fn target(&self) -> &Path {
+        self.spool.as_deref().or(self.dir.as_deref()).expect("clap requires --dir or --spool")
+    }
 }
 
 /// Frame authentication (spec 13.6): both ends hold the same key file.

@@ -57,6 +57,8 @@ pub(super) struct Run {
     complete_session: Option<u32>,
     last_expire: StdInstant,
     progress: Option<indicatif::ProgressBar>,
+    /// `--spool`: packets into an nncp-xfer spool.
+    spool: bool,
 }
 
 impl Run {
@@ -92,6 +94,10 @@ impl Run {
                                 .session_start(key.session)
                                 .map_or(0.0, |t| self.now().since(t).as_secs_f64());
                             self.say(&format!("received {name} ({size} bytes, {since:.2} s after the session's first frame)"));
+                        } else if self.spool {
+                            self.say(&format!(
+                                "{name} ({size} bytes) was received before (the spool's journal has it): not placed again"
+                            ));
                         } else {
                             self.say(&format!("{name} ({size} bytes) is already here, identical"));
                         }
@@ -130,7 +136,11 @@ impl Run {
                 Ok(())
             }
             Err(Rejected::Store(e)) if e.recoverable() => {
-                if let StoreError::Exists(_) | StoreError::Outside(_) = &e {
+                if let StoreError::Exists(_)
+                | StoreError::Outside(_)
+                | StoreError::NotAPacket { .. }
+                | StoreError::Taken(_) = &e
+                {
                     // Which object? The one whose commit failed: all its blocks are in.
                     let key = self
                         .rx
@@ -289,7 +299,14 @@ fn open_store(
         limits.max_object = limits.max_object.min(m);
     }
     let keep = Duration::from_secs_f64(args.keep_partial * 3600.0);
-    let (store, opened) = DiskStore::open(&args.dir, args.overwrite, keep).map_err(|e| e.to_string())?;
+    let (store, opened) = match &args.spool {
+        Some(dir) => DiskStore::open_spool(dir, keep),
+        None => DiskStore::open(args.target(), args.overwrite, keep),
+    }
+    .map_err(|e| e.to_string())?;
+    if opened.placed > 0 {
+        eprintln!("diode-rx: placed {} packet(s) whose placement a stop interrupted", opened.placed);
+    }
     let mut rx = Receiver::new(key, limits);
     let (mut symbols, mut blocks) = (0usize, 0usize);
     for r in &opened.partial {
@@ -300,7 +317,7 @@ fn open_store(
     for (key, m) in &opened.complete {
         rx.restore_complete(*key, m.clone());
     }
-    let work = args.dir.join(super::store::WORK_DIR);
+    let work = args.target().join(super::store::WORK_DIR);
     if !opened.partial.is_empty() {
         eprintln!(
             "diode-rx: resumed {} partial object(s) from {}: {symbols} symbols restored, {blocks} blocks already decoded",
@@ -334,6 +351,14 @@ pub async fn run(args: &RxArgs, config: Option<&Path>) -> Result<u8, String> {
     if !(args.keep_partial > 0.0 && args.keep_partial.is_finite()) {
         return Err("--keep-partial must be a positive number of hours".into());
     }
+    // A spool directory is locked against a second receiver (or a strand spool --in) into it.
+    let _lock = match &args.spool {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            Some(crate::spool::lock_dir(dir).map_err(|why| format!("--spool {}: {why}", dir.display()))?)
+        }
+        None => None,
+    };
     let (rx, store) = open_store(args, key)?;
     let serial = SerialSettings {
         baud: args.baud.or(named_baud).unwrap_or(super::DEFAULT_BAUD),
@@ -355,6 +380,7 @@ pub async fn run(args: &RxArgs, config: Option<&Path>) -> Result<u8, String> {
         complete_session: None,
         last_expire: now,
         progress: None,
+        spool: args.spool.is_some(),
     };
     let mut input = match open_source(&ep, &serial).await? {
         Source::Stream(r) => Input::Stream(r, StreamDecoder::default()),

@@ -25,6 +25,16 @@
 //! A committed object's bytes are checked against the manifest's BLAKE3 and
 //! renamed into `DIR/NAME`, created with the process umask and never
 //! world-writable; then its directory is deleted.
+//!
+//! In a spool directory ([`DiskStore::open_spool`], `diode-rx --spool`) names
+//! must be packets (`RECIPIENT/SENDER/PACKET`, [`check_packet_name`]), a file
+//! is never replaced, and every packet placed is recorded, by name and
+//! BLAKE3, in the spool journal `DIR/.strand-spool/received` that `strand
+//! spool --in` keeps too: a packet sent again after a consumer (`nncp-xfer
+//! -rx`) took it away counts as already here and is not placed twice. The
+//! record is made (fsynced) before the rename, and a `placing` marker in the
+//! object's directory, written before the record, lets a receiver stopped
+//! between the two finish the rename when it opens again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -34,6 +44,8 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::spool::check_packet_name;
+use crate::transfer::journal::Journal;
 use strand_link::diode::{safe_name, CodeId, Layout, Manifest, ObjectKey, Store};
 
 /// The receiver's working directory below DIR.
@@ -49,6 +61,9 @@ const WRITEBACK_EVERY: u64 = 2 << 20;
 const SPOOL_BUFFER: usize = 1 << 20;
 
 const META_MAGIC: &str = "strand-diode-meta 1";
+/// Spool mode: in an object's directory, says its verified `part` is being
+/// placed; holds the manifest line it is placed under.
+const PLACING: &str = "placing";
 /// Bytes of a spool record's header.
 const RECORD_HEADER: usize = 6;
 
@@ -66,12 +81,27 @@ pub enum StoreError {
     Exists(PathBuf),
     /// The name would land outside DIR (through a symlinked directory, say).
     Outside(String),
+    /// Spool mode: the name is not a packet's (`RECIPIENT/SENDER/PACKET`).
+    NotAPacket {
+        /// The name the sender gave.
+        name: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// Spool mode: another file of that name is in the spool (never replaced).
+    Taken(PathBuf),
 }
 
 impl StoreError {
     /// Whether the receiver can go on (the object stays pending) rather than stop.
     pub fn recoverable(&self) -> bool {
-        matches!(self, StoreError::Exists(_) | StoreError::Outside(_))
+        matches!(
+            self,
+            StoreError::Exists(_)
+                | StoreError::Outside(_)
+                | StoreError::NotAPacket { .. }
+                | StoreError::Taken(_)
+        )
     }
 }
 
@@ -90,6 +120,12 @@ impl fmt::Display for StoreError {
             }
             StoreError::Outside(n) => {
                 write!(f, "{n:?} would be written outside the target directory: refused")
+            }
+            StoreError::NotAPacket { name, why } => {
+                write!(f, "{name:?} is not a spool packet's name (RECIPIENT/SENDER/PACKET): {why}; refused")
+            }
+            StoreError::Taken(p) => {
+                write!(f, "{} is another file of that name in the spool: not replaced", p.display())
             }
         }
     }
@@ -199,6 +235,8 @@ pub struct Opened {
     pub complete: Vec<(ObjectKey, Manifest)>,
     /// Unfinished objects removed because nothing touched them for the keep time.
     pub expired: usize,
+    /// Spool mode: packets whose placement a stop interrupted, placed now.
+    pub placed: usize,
 }
 
 /// The receiver's files under DIR.
@@ -215,6 +253,8 @@ pub struct DiskStore {
     memory: u64,
     /// BLAKE3 of files already in DIR, by (path, length, mtime in ns).
     hashed: HashMap<(PathBuf, u64, i128), [u8; 32]>,
+    /// Spool mode: every packet ever placed in DIR.
+    spool: Option<Journal>,
 }
 
 /// The process umask, read without changing it for good.
@@ -237,6 +277,22 @@ impl DiskStore {
     /// Opens (creating it if needed) the store of `dir`, reads back what an
     /// earlier run left there, and removes what is older than `keep`.
     pub fn open(dir: &Path, overwrite: bool, keep: Duration) -> Result<(DiskStore, Opened), StoreError> {
+        DiskStore::open_as(dir, overwrite, keep, false)
+    }
+
+    /// Opens the store of spool directory `dir` (see the module's text):
+    /// packets only, never replaced, journalled; placements a stop
+    /// interrupted are finished first.
+    pub fn open_spool(dir: &Path, keep: Duration) -> Result<(DiskStore, Opened), StoreError> {
+        DiskStore::open_as(dir, false, keep, true)
+    }
+
+    fn open_as(
+        dir: &Path,
+        overwrite: bool,
+        keep: Duration,
+        spool: bool,
+    ) -> Result<(DiskStore, Opened), StoreError> {
         fs::create_dir_all(dir).map_err(io_err(|| format!("cannot create {}", dir.display())))?;
         let root = dir.canonicalize().map_err(io_err(|| format!("cannot open {}", dir.display())))?;
         let work = root.join(WORK_DIR);
@@ -250,10 +306,86 @@ impl DiskStore {
             objects: BTreeMap::new(),
             memory: 0,
             hashed: HashMap::new(),
+            spool: None,
         };
+        let mut placed = 0;
+        if spool {
+            let journal = Journal::open(&store.root).map_err(io_err(|| {
+                format!(
+                    "cannot open the spool journal in {}",
+                    store.root.join(crate::transfer::SPOOL_STATE_DIR).display()
+                )
+            }))?;
+            store.spool = Some(journal);
+            placed = store.finish_placements()?;
+        }
         let mut opened = store.scan()?;
         opened.complete = store.read_journal();
+        opened.placed = placed;
         Ok((store, opened))
+    }
+
+    /// Spool mode: finishes the placements a stop interrupted (object
+    /// directories with a [`PLACING`] marker); returns how many it placed.
+    fn finish_placements(&mut self) -> Result<usize, StoreError> {
+        let mut placed = 0;
+        let entries =
+            fs::read_dir(&self.work).map_err(io_err(|| format!("cannot read {}", self.work.display())))?;
+        for e in entries.flatten() {
+            let dir = e.path();
+            if e.file_name().to_str().and_then(parse_dir_name).is_none() {
+                continue;
+            }
+            let Ok(line) = fs::read_to_string(dir.join(PLACING)) else { continue };
+            let Some(m) = parse_manifest(line.trim_end()) else {
+                tracing::warn!("ignoring {}: unreadable", dir.join(PLACING).display());
+                let _ = fs::remove_file(dir.join(PLACING));
+                continue;
+            };
+            let part = dir.join("part");
+            match hash_file(&part) {
+                Ok((len, h)) if len == m.size && Some(h) == m.hash => {
+                    self.record(&m.name, &h)?;
+                    let target = self.target(&m.name)?;
+                    match crate::transfer::place_spool(&part, &target) {
+                        Ok(()) => placed += 1,
+                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                            tracing::warn!("{}", StoreError::Taken(target));
+                            continue;
+                        }
+                        Err(err) => {
+                            return Err(StoreError::Io {
+                                what: format!("cannot create {}", target.display()),
+                                err,
+                            })
+                        }
+                    }
+                }
+                // Renamed before the stop: only the directory was left.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                _ => {
+                    // Not what was verified: received again from the start.
+                    tracing::warn!("{}: does not match its manifest; dropped", part.display());
+                }
+            }
+            let _ = fs::remove_dir_all(&dir);
+        }
+        Ok(placed)
+    }
+
+    /// Spool mode: records a packet in the journal (fsynced).
+    fn record(&mut self, name: &str, hash: &[u8; 32]) -> Result<(), StoreError> {
+        let Some(j) = self.spool.as_mut() else { return Ok(()) };
+        let path = j.path().to_path_buf();
+        j.record(name, hash).map_err(io_err(|| format!("cannot record {name} in {}", path.display())))
+    }
+
+    /// Spool mode: whether this packet was placed before (maybe taken away since).
+    fn placed_before(&self, name: &str, hash: Option<[u8; 32]>) -> bool {
+        match (&self.spool, hash) {
+            (Some(j), Some(h)) => j.contains(name, &h),
+            _ => false,
+        }
     }
 
     /// Reads every object directory; ones without a readable meta file are
@@ -326,7 +458,8 @@ impl DiskStore {
             let Some((at, rest)) = line.split_once(' ') else { continue };
             let Some((key, m)) = parse_journal(rest) else { continue };
             let fresh = at.parse::<u64>().is_ok_and(|t| now.saturating_sub(t) <= self.keep.as_secs());
-            let there = fs::metadata(self.root.join(&m.name)).is_ok_and(|f| f.is_file() && f.len() == m.size);
+            let there = fs::metadata(self.root.join(&m.name)).is_ok_and(|f| f.is_file() && f.len() == m.size)
+                || self.placed_before(&m.name, m.hash);
             if fresh && there {
                 kept += line;
                 kept.push('\n');
@@ -410,9 +543,17 @@ impl DiskStore {
         if !safe_name(name) || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
             return Err(StoreError::Outside(name.into()));
         }
+        if self.spool.is_some() {
+            check_packet_name(name).map_err(|why| StoreError::NotAPacket { name: name.into(), why })?;
+        }
         let target = self.root.join(rel);
         let parent = target.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&parent).map_err(io_err(|| format!("cannot create {}", parent.display())))?;
+        // A spool's new RECIPIENT/SENDER directories are made durable before a packet goes in.
+        let made = match self.spool {
+            Some(_) => crate::transfer::create_synced(&parent),
+            None => fs::create_dir_all(&parent),
+        };
+        made.map_err(io_err(|| format!("cannot create {}", parent.display())))?;
         // A directory of the path may be a symlink planted to lead elsewhere.
         let real = parent.canonicalize().map_err(io_err(|| format!("cannot open {}", parent.display())))?;
         if !real.starts_with(&self.root) || real.starts_with(&self.work) {
@@ -432,6 +573,66 @@ impl DiskStore {
         let (len, h) = hash_file(path).ok()?;
         self.hashed.insert(id, h);
         Some((len, h))
+    }
+
+    /// Gives a verified `part` the mode and time it is published with, and syncs it.
+    fn seal(&self, part: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(part)
+            .map_err(io_err(|| format!("cannot open {}", part.display())))?;
+        f.set_permissions(fs::Permissions::from_mode(received_mode(manifest.mode, self.umask)))
+            .map_err(io_err(|| format!("cannot set the mode of {}", part.display())))?;
+        if manifest.mtime > 0 {
+            let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(manifest.mtime));
+        }
+        tracing::debug!("{}: hash matches; syncing", manifest.name);
+        f.sync_all().map_err(io_err(|| format!("cannot write {}", part.display())))?;
+        tracing::debug!("{}: synced", manifest.name);
+        Ok(())
+    }
+
+    /// Spool mode: publishes a verified packet — unless it was placed before
+    /// (a consumer may have taken it since) — never over another file, with
+    /// the journal record made before the rename (see the module's text).
+    fn place_packet(
+        &mut self,
+        key: ObjectKey,
+        manifest: &Manifest,
+        part: &Path,
+        hash: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        if self.placed_before(&manifest.name, Some(hash)) {
+            tracing::debug!("{}: placed before; not again", manifest.name);
+            self.drop_object(key);
+            self.journal(key, manifest);
+            return Ok(true);
+        }
+        let target = self.target(&manifest.name)?;
+        if fs::symlink_metadata(&target).is_ok() {
+            if self.hash_existing(&target).is_some_and(|(len, h)| len == manifest.size && h == hash) {
+                self.record(&manifest.name, &hash)?;
+                self.drop_object(key);
+                self.journal(key, manifest);
+                return Ok(true);
+            }
+            return Err(StoreError::Taken(target));
+        }
+        self.seal(part, manifest)?;
+        let dir = part.parent().unwrap_or(&self.work).to_path_buf();
+        write_placing(&dir, manifest)?;
+        self.record(&manifest.name, &hash)?;
+        match crate::transfer::place_spool(part, &target) {
+            Ok(()) => {}
+            // Appeared since the look above; the marker makes a later start try again.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(StoreError::Taken(target)),
+            Err(err) => {
+                return Err(StoreError::Io { what: format!("cannot create {}", target.display()), err })
+            }
+        }
+        self.drop_object(key);
+        self.journal(key, manifest);
+        Ok(true)
     }
 
     fn drop_object(&mut self, key: ObjectKey) {
@@ -662,6 +863,9 @@ impl Store for DiskStore {
         if Some(hash) != manifest.hash {
             return Ok(false);
         }
+        if self.spool.is_some() {
+            return self.place_packet(key, manifest, &part, hash);
+        }
         let target = self.target(&manifest.name)?;
         match fs::symlink_metadata(&target) {
             Ok(m)
@@ -676,19 +880,7 @@ impl Store for DiskStore {
             Ok(m) if !self.overwrite || !m.is_file() => return Err(StoreError::Exists(target)),
             _ => {}
         }
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&part)
-            .map_err(io_err(|| format!("cannot open {}", part.display())))?;
-        f.set_permissions(fs::Permissions::from_mode(received_mode(manifest.mode, self.umask)))
-            .map_err(io_err(|| format!("cannot set the mode of {}", part.display())))?;
-        if manifest.mtime > 0 {
-            let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(manifest.mtime));
-        }
-        tracing::debug!("{}: hash matches; syncing", manifest.name);
-        f.sync_all().map_err(io_err(|| format!("cannot write {}", part.display())))?;
-        tracing::debug!("{}: synced", manifest.name);
-        drop(f);
+        self.seal(&part, manifest)?;
         fs::rename(&part, &target).map_err(io_err(|| format!("cannot create {}", target.display())))?;
         self.drop_object(key);
         self.journal(key, manifest);
@@ -724,10 +916,19 @@ impl Store for DiskStore {
     }
 
     fn already_have(&mut self, manifest: &Manifest) -> Result<bool, StoreError> {
+        if self.placed_before(&manifest.name, manifest.hash) {
+            return Ok(true);
+        }
         let Ok(target) = self.target(&manifest.name) else { return Ok(false) };
-        Ok(self
+        let there = self
             .hash_existing(&target)
-            .is_some_and(|(len, h)| len == manifest.size && Some(h) == manifest.hash))
+            .is_some_and(|(len, h)| len == manifest.size && Some(h) == manifest.hash);
+        if let (true, Some(h)) = (there, manifest.hash) {
+            // A packet found in place counts as received: once a consumer takes it, a copy sent
+            // again is not placed a second time.
+            self.record(&manifest.name, &h)?;
+        }
+        Ok(there)
     }
 }
 
@@ -800,6 +1001,20 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
 fn manifest_line(m: &Manifest) -> String {
     let hash = m.hash.as_ref().map_or_else(|| "-".to_string(), |h| hex(h));
     format!("{} {} {} {} {} {hash} {}", m.object, m.objects, m.size, m.mode, m.mtime, m.name)
+}
+
+/// Spool mode: marks an object's directory as placing its `part` as
+/// `manifest` (written and synced, with its directory, before the journal
+/// record that follows it).
+fn write_placing(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+    let path = dir.join(PLACING);
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&path)?;
+        f.write_all(format!("{}\n", manifest_line(manifest)).as_bytes())?;
+        f.sync_all()?;
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(io_err(|| format!("cannot write {}", path.display())))
 }
 
 /// Rewrites an object's meta file atomically.
@@ -1079,6 +1294,99 @@ mod tests {
         s.put_block(key, &Layout::choose(10, 10).unwrap(), 0, &bytes).unwrap();
         assert!(matches!(s.commit(key, &manifest(&bytes, "sneaky/f")), Err(StoreError::Outside(_))));
         assert!(!elsewhere.path().join("f").exists());
+    }
+
+    /// A whole object `bytes` of session `session`, ready to commit.
+    fn object(s: &mut DiskStore, session: u32, bytes: &[u8]) -> ObjectKey {
+        let key = ObjectKey { session, object: 0 };
+        s.put_block(key, &Layout::choose(bytes.len() as u64, 1000).unwrap(), 0, bytes).unwrap();
+        key
+    }
+
+    #[test]
+    fn a_spool_places_a_packet_once_even_after_a_consumer_took_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "BOB/ALICE/PKT";
+        let bytes = vec![7u8; 3000];
+        let m = manifest(&bytes, name);
+        {
+            let (mut s, _) = DiskStore::open_spool(dir.path(), KEEP).unwrap();
+            assert!(!s.already_have(&m).unwrap());
+            let key = object(&mut s, 1, &bytes);
+            assert!(s.commit(key, &m).unwrap());
+        }
+        assert_eq!(fs::read(dir.path().join(name)).unwrap(), bytes);
+        let journal = dir.path().join(crate::transfer::SPOOL_STATE_DIR).join("received");
+        assert!(fs::read_to_string(&journal).unwrap().contains(name), "journalled");
+        // nncp-xfer -rx takes it away; the sender sends it again (another session).
+        fs::remove_file(dir.path().join(name)).unwrap();
+        let (mut s, _) = DiskStore::open_spool(dir.path(), KEEP).unwrap();
+        assert!(s.already_have(&m).unwrap(), "known by its hash before a symbol is needed");
+        let key = object(&mut s, 2, &bytes);
+        assert!(s.commit(key, &m).unwrap(), "counts as complete");
+        assert!(!dir.path().join(name).exists(), "placed a second time");
+        assert!(!dir.path().join(WORK_DIR).join("00000002-0").exists());
+        // Another content under that name is another packet.
+        let other = vec![8u8; 3000];
+        let key = object(&mut s, 3, &other);
+        assert!(s.commit(key, &manifest(&other, name)).unwrap());
+        assert_eq!(fs::read(dir.path().join(name)).unwrap(), other);
+    }
+
+    #[test]
+    fn a_spool_refuses_names_that_are_not_packets_and_never_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DiskStore::open_spool(dir.path(), KEEP).unwrap();
+        let bytes = vec![1u8; 100];
+        for bad in ["A/B/C/D", ".strand-spool/received", "R/.x/P", "R/S/nncpxfer42", "R/S/a\u{202e}b"] {
+            let key = object(&mut s, 9, &bytes);
+            let e = s.commit(key, &manifest(&bytes, bad)).unwrap_err();
+            assert!(matches!(e, StoreError::NotAPacket { .. }) && e.recoverable(), "{bad:?}: {e}");
+            s.discard(key).unwrap();
+        }
+        for bad in ["../x", "/etc/x", "R/../../x"] {
+            let key = object(&mut s, 9, &bytes);
+            assert!(matches!(s.commit(key, &manifest(&bytes, bad)), Err(StoreError::Outside(_))), "{bad:?}");
+            s.discard(key).unwrap();
+        }
+        fs::create_dir_all(dir.path().join("R/S")).unwrap();
+        fs::write(dir.path().join("R/S/P"), b"someone else's").unwrap();
+        let key = object(&mut s, 10, &bytes);
+        let e = s.commit(key, &manifest(&bytes, "R/S/P")).unwrap_err();
+        assert!(matches!(e, StoreError::Taken(_)) && e.recoverable(), "{e}");
+        assert_eq!(fs::read(dir.path().join("R/S/P")).unwrap(), b"someone else's");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names.len(), 3, "only R, .strand-diode and .strand-spool: {names:?}");
+    }
+
+    #[test]
+    fn a_placement_cut_by_a_stop_is_finished_when_the_spool_opens_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "BOB/ALICE/CUT";
+        let bytes = vec![4u8; 5000];
+        let m = manifest(&bytes, name);
+        {
+            // Stopped after the marker and the journal record, before the rename.
+            let (mut s, _) = DiskStore::open_spool(dir.path(), KEEP).unwrap();
+            object(&mut s, 5, &bytes);
+            s.flush().unwrap();
+            let obj = dir.path().join(WORK_DIR).join("00000005-0");
+            write_placing(&obj, &m).unwrap();
+            s.record(name, blake3::hash(&bytes).as_bytes()).unwrap();
+            s.objects.clear();
+        }
+        let (_, opened) = DiskStore::open_spool(dir.path(), KEEP).unwrap();
+        assert_eq!((opened.placed, opened.partial.len()), (1, 0));
+        assert_eq!(fs::read(dir.path().join(name)).unwrap(), bytes);
+        assert!(!dir.path().join(WORK_DIR).join("00000005-0").exists());
+        // Stopped after the rename, before the directory went: it just goes.
+        let obj = dir.path().join(WORK_DIR).join("00000006-0");
+        fs::create_dir_all(&obj).unwrap();
+        write_placing(&obj, &m).unwrap();
+        let (_, opened) = DiskStore::open_spool(dir.path(), KEEP).unwrap();
+        assert_eq!((opened.placed, opened.partial.len()), (0, 0));
+        assert!(!obj.exists());
+        assert_eq!(fs::read(dir.path().join(name)).unwrap(), bytes);
     }
 
     #[test]

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 use strand_link::diode::stream;
 use strand_link::diode::wire::MAX_FRAME;
-use strand_link::diode::{safe_name, Layout, Manifest, Outgoing, Poll, Redundancy, Sender, SenderConfig};
+use strand_link::diode::{
+    safe_name, AuthKey, Layout, Manifest, Outgoing, Poll, Redundancy, Sender, SenderConfig,
+};
 use strand_link::fec::Strength;
 use strand_link::time::Instant;
 use tokio::io::AsyncWriteExt;
@@ -251,18 +253,29 @@ impl Stash {
     }
 }
 
+/// How the sending thread is told to end a session early.
+#[derive(Debug, Default)]
+struct Ending {
+    /// Stop now (a signal): no more frames.
+    stop: AtomicBool,
+    /// End with the end frames (a carousel replaced by a new session).
+    finish: AtomicBool,
+}
+
 /// The sending thread: polls the sender, gathers frames into batches, paces
 /// and sends them; takes the producer's results as the sender asks for them.
 fn drive(
     sender: &mut Sender,
     prepared: &ChanRx<Prepared>,
     out: &mut Out,
-    mut pacer: Option<Pacer>,
+    pacer: &mut Option<Pacer>,
     realtime: bool,
     progress: &Progress,
-    stop: &AtomicBool,
+    ending: &Ending,
 ) -> Result<(), String> {
+    let (stop, finish) = (&ending.stop, &ending.finish);
     let start = StdInstant::now();
+    let mut finishing = false;
     let max_batch = match out {
         Out::Udp { .. } => BATCH,
         Out::Stream { .. } => 16,
@@ -287,8 +300,13 @@ fn drive(
         };
     loop {
         if stop.load(Ordering::Relaxed) {
-            flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+            flush(out, &mut filled, &bufs, &lens, pacer)?;
             return Ok(());
+        }
+        if !finishing && finish.load(Ordering::Relaxed) {
+            // The end frames follow; the producer's results are no longer needed.
+            finishing = true;
+            sender.finish();
         }
         // The producer's results are received only when the sender asks for
         // one (below): the bounded channel then holds the producer back, and
@@ -300,7 +318,7 @@ fn drive(
                 lens[filled] = n;
                 filled += 1;
                 if filled == batch {
-                    flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                    flush(out, &mut filled, &bufs, &lens, pacer)?;
                     let (object, within) = sender.position();
                     progress.round.store(u64::from(sender.round()), Ordering::Relaxed);
                     progress.object.store(u64::from(object), Ordering::Relaxed);
@@ -308,7 +326,7 @@ fn drive(
                 }
             }
             Poll::NeedBlock { object, block, offset, .. } => {
-                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                flush(out, &mut filled, &bufs, &lens, pacer)?;
                 let what = || format!("the stripe at {offset} of block {block} of object {object}");
                 let bytes = wait_for(prepared, &mut stash, sender, stop, what, |s| {
                     s.sources.remove(&(object, block, offset))
@@ -319,7 +337,7 @@ fn drive(
                     .map_err(|e| format!("internal error: block {block}: {e}"))?;
             }
             Poll::NeedRepair { object, block } => {
-                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                flush(out, &mut filled, &bufs, &lens, pacer)?;
                 let what = || format!("the repair of block {block} of object {object}");
                 let repair = wait_for(prepared, &mut stash, sender, stop, what, |s| {
                     s.repairs.remove(&(object, block))
@@ -330,13 +348,13 @@ fn drive(
                     .map_err(|e| format!("internal error: repair of block {block}: {e}"))?;
             }
             Poll::NeedHash { object } => {
-                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                flush(out, &mut filled, &bufs, &lens, pacer)?;
                 // The producer sends the hash after the object's last block; wait for it.
                 let what = || format!("the hash of object {object}");
                 wait_for(prepared, &mut stash, sender, stop, what, |_| None::<()>)?;
             }
             Poll::Wait(t) => {
-                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                flush(out, &mut filled, &bufs, &lens, pacer)?;
                 if realtime {
                     let due = Duration::from_micros(t.as_micros());
                     if let Some(d) = due.checked_sub(start.elapsed()) {
@@ -347,9 +365,9 @@ fn drive(
                 }
             }
             Poll::Done => {
-                flush(out, &mut filled, &bufs, &lens, &mut pacer)?;
+                flush(out, &mut filled, &bufs, &lens, pacer)?;
                 progress.round.store(u64::from(sender.round()), Ordering::Relaxed);
-                return out.finish();
+                return Ok(());
             }
         }
     }
@@ -416,8 +434,280 @@ fn plan(sender: &Sender, config: &SenderConfig, items: Vec<Item>, threads: usize
     }
 }
 
+/// What a run decided from its options, for each of its sessions.
+struct Setup {
+    symbol_size: u16,
+    redundancy: Redundancy,
+    heartbeat: Duration,
+    first_round: u32,
+    key: Option<AuthKey>,
+    threads: usize,
+    /// The link as given, for messages.
+    link: String,
+    /// Pacing in bytes per second, for messages.
+    rate: Option<f64>,
+}
+
+/// One session's objects: what the producer reads and what the sender sends.
+struct Batch {
+    items: Vec<Item>,
+    objects: Vec<Outgoing>,
+}
+
+/// Lays out every object (the sender cuts each into blocks).
+fn batch(items: Vec<Item>, symbol_size: u16) -> Result<Batch, String> {
+    let mut objects = Vec::with_capacity(items.len());
+    for it in &items {
+        let layout = Layout::choose(it.manifest.size, symbol_size).ok_or_else(|| {
+            format!("{}: too big for one-way transfer with {symbol_size}-byte symbols", it.path)
+        })?;
+        objects.push(Outgoing { manifest: it.manifest.clone(), layout });
+    }
+    Ok(Batch { items, objects })
+}
+
+/// A session handed to the sending thread.
+struct Job {
+    sender: Sender,
+    prepared: ChanRx<Prepared>,
+    ending: Arc<Ending>,
+    done: tokio::sync::oneshot::Sender<(Result<(), String>, u64)>,
+}
+
+/// The line: a thread that owns the sink and the pacer and sends the
+/// sessions handed to it one after another (one for files; one per set of
+/// packets for a spool), so pacing and the stream's framing carry on from one
+/// session to the next.
+struct Line {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+    progress: Arc<Progress>,
+}
+
+impl Line {
+    fn start(sink: Sink, fec: Strength, rate: Option<f64>, realtime: bool) -> Result<Line, String> {
+        let rt = tokio::runtime::Handle::current();
+        let progress = Arc::new(Progress::default());
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let shared = progress.clone();
+        let thread = std::thread::Builder::new()
+            .name("diode-tx-send".into())
+            .spawn(move || {
+                // The batch sender's headers stay on this thread.
+                let mut out = match sink {
+                    Sink::Udp(sock, to) => Out::Udp {
+                        sender: BatchSender::new(sock, to),
+                        overhead: if to.is_ipv4() { UDP4_OVERHEAD } else { UDP6_OVERHEAD },
+                    },
+                    Sink::Stream(w) => Out::Stream { sink: w, fec, leading: true, rt },
+                };
+                let mut pacer = rate.map(Pacer::new);
+                for mut job in queue {
+                    let r = drive(
+                        &mut job.sender,
+                        &job.prepared,
+                        &mut out,
+                        &mut pacer,
+                        realtime,
+                        &shared,
+                        &job.ending,
+                    );
+                    let failed = r.is_err();
+                    let _ = job.done.send((r, job.sender.frames_sent()));
+                    if failed {
+                        // Said through `done`; the line is not used again.
+                        return Ok(());
+                    }
+                }
+                out.finish()
+            })
+            .map_err(|e| format!("cannot start the sending thread: {e}"))?;
+        Ok(Line { jobs: Some(jobs), thread: Some(thread), progress })
+    }
+
+    /// Flushes and closes the sink once the last session is sent.
+    fn close(mut self) -> Result<(), String> {
+        drop(self.jobs.take());
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err("internal error: the sending thread panicked".into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, which end a run (a carousel's normal end).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, String> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?,
+            int: signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?,
+        })
+    }
+
+    /// The next one's name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Every pass was sent.
+    Done,
+    /// Stopped by this signal.
+    Signal(&'static str),
+    /// A carousel's look at its spool found other packets: a new session follows.
+    Replaced,
+}
+
+/// A carousel's look at what it sends: at most every `every`, and only at the
+/// end of a pass; `changed` says whether a new session should take over.
+struct Look<'a> {
+    every: Duration,
+    changed: &'a mut dyn FnMut() -> bool,
+}
+
+/// Sends one session: starts the producer, hands the sender to the line,
+/// shows progress, and waits for the end of its passes, a signal, or (a
+/// carousel over a spool) a change of the spool seen at the end of a pass.
+async fn session(
+    line: &Line,
+    setup: &Setup,
+    batch: Batch,
+    rounds: Option<u32>,
+    signals: &mut Signals,
+    bar: Option<&indicatif::ProgressBar>,
+    mut look: Option<Look<'_>>,
+) -> Result<Ended, String> {
+    let config = SenderConfig {
+        redundancy: setup.redundancy,
+        rounds,
+        first_round: setup.first_round,
+        heartbeat: setup.heartbeat,
+    };
+    let session = session_id();
+    let count = batch.items.len();
+    // Layouts come from `Layout::choose` and sizes from the files, so only a bug gets here.
+    let sender = Sender::new(session, batch.objects, config, setup.key.clone())
+        .ok_or("internal error: the diode sender refused a layout it was given")?;
+    let plan = plan(&sender, &config, batch.items, setup.threads);
+    eprintln!(
+        "diode-tx: session {session:08x}: {count} object(s) to {}{}",
+        setup.link,
+        setup.rate.map(|r| format!(" at {:.1} Mbit/s", r * 8.0 / 1e6)).unwrap_or_default()
+    );
+    let progress = &line.progress;
+    progress.round.store(u64::from(config.first_round), Ordering::Relaxed);
+    progress.object.store(0, Ordering::Relaxed);
+    progress.within.store(0, Ordering::Relaxed);
+    let base = (progress.frames.load(Ordering::Relaxed), progress.wire_bytes.load(Ordering::Relaxed));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ptx, prx) = std::sync::mpsc::sync_channel(produce::capacity(&plan));
+    let producer = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("diode-tx-read".into())
+            .spawn(move || produce::run(plan, ptx, stop))
+            .map_err(|e| format!("cannot start the file reader: {e}"))?
+    };
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let ending = Arc::new(Ending::default());
+    let job = Job { sender, prepared: prx, ending: ending.clone(), done: done_tx };
+    if line.jobs.as_ref().is_none_or(|j| j.send(job).is_err()) {
+        stop.store(true, Ordering::Relaxed);
+        let _ = producer.join();
+        return Err("internal error: the sending thread has stopped".into());
+    }
+
+    let start = StdInstant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut rounds_told = u64::from(config.first_round);
+    let mut round_started = (StdInstant::now(), base.0, base.1);
+    let mut looked = (StdInstant::now(), u64::from(config.first_round));
+    let mut ended = Ended::Done;
+    let (result, frames) = loop {
+        tokio::select! {
+            r = &mut done_rx => break r.unwrap_or_else(|_| (Err("internal error: the sending thread stopped".into()), 0)),
+            sig = signals.recv() => {
+                ended = Ended::Signal(sig);
+                stop.store(true, Ordering::Relaxed);
+                ending.stop.store(true, Ordering::Relaxed);
+            }
+            _ = tick.tick() => {
+                let (frames, wire) = (progress.frames.load(Ordering::Relaxed), progress.wire_bytes.load(Ordering::Relaxed));
+                let round = progress.round.load(Ordering::Relaxed);
+                if round > rounds_told && rounds.is_none() {
+                    // A carousel runs until killed: say how each pass went.
+                    let secs = round_started.0.elapsed().as_secs_f64();
+                    let line = format!(
+                        "diode-tx: round {} sent: {} frames, {} bytes in {:.1} s ({:.1} Mbit/s)",
+                        rounds_told,
+                        frames - round_started.1,
+                        wire - round_started.2,
+                        secs,
+                        (wire - round_started.2) as f64 * 8.0 / secs.max(1e-9) / 1e6
+                    );
+                    match bar { Some(b) => b.println(line), None => eprintln!("{line}") }
+                    rounds_told = round;
+                    round_started = (StdInstant::now(), frames, wire);
+                }
+                if let Some(l) = look.as_mut() {
+                    if round > looked.1 && looked.0.elapsed() >= l.every && ended == Ended::Done {
+                        looked = (StdInstant::now(), round);
+                        if (l.changed)() {
+                            // Receivers hear this session finish (about a second of end frames).
+                            ended = Ended::Replaced;
+                            ending.finish.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+                if let Some(b) = bar {
+                    let object = progress.object.load(Ordering::Relaxed);
+                    b.set_position(progress.within.load(Ordering::Relaxed));
+                    b.set_message(format!(
+                        "round {round}, object {}/{count}, {:.1} MB sent, {:.1} Mbit/s",
+                        object + 1,
+                        (wire - base.1) as f64 / 1e6,
+                        (wire - base.1) as f64 * 8.0 / start.elapsed().as_secs_f64().max(1e-9) / 1e6
+                    ));
+                }
+            }
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let _ = producer.join();
+    let wire = progress.wire_bytes.load(Ordering::Relaxed) - base.1;
+    let secs = start.elapsed().as_secs_f64();
+    let round = progress.round.load(Ordering::Relaxed);
+    let how = match ended {
+        Ended::Signal(sig) => format!(", stopped by {sig} in round {round}"),
+        Ended::Replaced => format!(", ended in round {round}: the spool changed"),
+        Ended::Done => String::new(),
+    };
+    eprintln!(
+        "diode-tx: session {session:08x}: {count} object(s), {frames} frames, {wire} bytes in {secs:.1} s ({:.1} Mbit/s){how}",
+        wire as f64 * 8.0 / secs.max(1e-9) / 1e6
+    );
+    result.map_err(|e| format!("writing {}: {e}", setup.link))?;
+    Ok(ended)
+}
+
 /// Runs `strand diode-tx`.
 pub async fn run(args: &TxArgs, config: Option<&Path>) -> Result<(), String> {
+    if let Some(e) = args.usage_error() {
+        return Err(e.into());
+    }
     let (ep, named) = super::endpoint::resolve(&args.link, Side::Tx, config)?;
     let stream = ep.is_stream();
     let symbol_size = args.symbol_size.unwrap_or(if stream { 1024 } else { 1400 });
@@ -439,8 +729,11 @@ pub async fn run(args: &TxArgs, config: Option<&Path>) -> Result<(), String> {
         (None, Some(p)) => return Err(format!("--expect-loss {p}: use a percentage from 0 to 95")),
         (None, None) => Redundancy::ExpectLoss(0.01),
     };
-    if args.rounds == 0 {
+    if args.rounds == Some(0) {
         return Err("--rounds must be at least 1 (or use --forever)".into());
+    }
+    if !(args.scan_interval > 0.0 && args.scan_interval.is_finite()) {
+        return Err("--scan-interval must be a positive number of seconds".into());
     }
     let heartbeat = u16::try_from(args.heartbeat)
         .ok()
@@ -469,74 +762,32 @@ pub async fn run(args: &TxArgs, config: Option<&Path>) -> Result<(), String> {
         (None, _) => None,
     };
     let key = args.key.load()?;
-
-    let items = load(collect(&args.files)?).await?;
-    let mut objects = Vec::with_capacity(items.len());
-    for it in &items {
-        let layout = Layout::choose(it.manifest.size, symbol_size).ok_or_else(|| {
-            format!("{}: too big for one-way transfer with {symbol_size}-byte symbols", it.path)
-        })?;
-        objects.push(Outgoing { manifest: it.manifest.clone(), layout });
-    }
-    let config = SenderConfig {
+    let setup = Setup {
+        symbol_size,
         redundancy,
-        rounds: if args.forever { None } else { Some(args.rounds) },
-        first_round: args.first_round,
         heartbeat: Duration::from_millis(u64::from(heartbeat)),
+        first_round: args.first_round,
+        key,
+        threads: args
+            .encode_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4))),
+        link: args.link.clone(),
+        rate,
     };
-    let session = session_id();
-    let count = items.len();
-    // Layouts come from `Layout::choose` and sizes from the files, so only a bug gets here.
-    let mut sender = Sender::new(session, objects, config, key)
-        .ok_or("internal error: the diode sender refused a layout it was given")?;
-    let threads = args
-        .encode_threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4)));
-    let plan = plan(&sender, &config, items, threads);
+    // Files are listed and laid out before the line opens: a bad name sends nothing.
+    let files = match &args.spool {
+        None => Some(batch(load(collect(&args.files)?).await?, symbol_size)?),
+        Some(dir) => match fs::metadata(dir) {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => return Err(format!("--spool {}: not a directory", dir.display())),
+            Err(e) => return Err(format!("--spool {}: {e}", dir.display())),
+        },
+    };
     let sink = open_sink(&ep, &serial).await?;
-    let rt = tokio::runtime::Handle::current();
-    eprintln!(
-        "diode-tx: session {session:08x}: {count} object(s) to {}{}",
-        args.link,
-        rate.map(|r| format!(" at {:.1} Mbit/s", r * 8.0 / 1e6)).unwrap_or_default()
-    );
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let progress = Arc::new(Progress::default());
-    let (ptx, prx) = std::sync::mpsc::sync_channel(produce::capacity(&plan));
-    let producer = {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("diode-tx-read".into())
-            .spawn(move || produce::run(plan, ptx, stop))
-            .map_err(|e| format!("cannot start the file reader: {e}"))?
-    };
     // Real time where it matters (the spread-out end, heartbeats); a file or
     // stdout has no line to wait for.
     let realtime = matches!(ep, Endpoint::Serial(_) | Endpoint::Udp(_));
-    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
-    let sending = {
-        let (stop, progress) = (stop.clone(), progress.clone());
-        std::thread::Builder::new()
-            .name("diode-tx-send".into())
-            .spawn(move || {
-                // The batch sender's headers stay on this thread.
-                let mut out = match sink {
-                    Sink::Udp(sock, to) => Out::Udp {
-                        sender: BatchSender::new(sock, to),
-                        overhead: if to.is_ipv4() { UDP4_OVERHEAD } else { UDP6_OVERHEAD },
-                    },
-                    Sink::Stream(w) => Out::Stream { sink: w, fec, leading: true, rt },
-                };
-                let pacer = rate.map(Pacer::new);
-                let r = drive(&mut sender, &prx, &mut out, pacer, realtime, &progress, &stop);
-                let _ = done_tx.send(());
-                (r, sender.frames_sent())
-            })
-            .map_err(|e| format!("cannot start the sending thread: {e}"))?
-    };
-
-    let start = StdInstant::now();
+    let line = Line::start(sink, fec, rate, realtime)?;
     let bar = (!args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
         let p = indicatif::ProgressBar::new(1_000_000);
         p.set_style(
@@ -544,69 +795,170 @@ pub async fn run(args: &TxArgs, config: Option<&Path>) -> Result<(), String> {
         );
         p
     });
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let mut rounds_told = u64::from(config.first_round);
-    let mut round_started = (StdInstant::now(), 0u64, 0u64);
-    let mut stopped_by = None;
-    loop {
-        tokio::select! {
-            _ = &mut done_rx => break,
-            _ = sigterm.recv() => { stopped_by = Some("SIGTERM"); stop.store(true, Ordering::Relaxed); }
-            _ = sigint.recv() => { stopped_by = Some("SIGINT"); stop.store(true, Ordering::Relaxed); }
-            _ = tick.tick() => {
-                let (frames, wire) = (progress.frames.load(Ordering::Relaxed), progress.wire_bytes.load(Ordering::Relaxed));
-                let round = progress.round.load(Ordering::Relaxed);
-                if round > rounds_told && args.forever {
-                    // A carousel runs until killed: say how each pass went.
-                    let secs = round_started.0.elapsed().as_secs_f64();
-                    let line = format!(
-                        "diode-tx: round {} sent: {} frames, {} bytes in {:.1} s ({:.1} Mbit/s)",
-                        rounds_told,
-                        frames - round_started.1,
-                        wire - round_started.2,
-                        secs,
-                        (wire - round_started.2) as f64 * 8.0 / secs.max(1e-9) / 1e6
-                    );
-                    match &bar { Some(b) => b.println(line), None => eprintln!("{line}") }
-                    rounds_told = round;
-                    round_started = (StdInstant::now(), frames, wire);
-                }
-                if let Some(b) = &bar {
-                    let object = progress.object.load(Ordering::Relaxed);
-                    b.set_position(progress.within.load(Ordering::Relaxed));
-                    b.set_message(format!(
-                        "round {round}, object {}/{count}, {:.1} MB sent, {:.1} Mbit/s",
-                        object + 1,
-                        wire as f64 / 1e6,
-                        wire as f64 * 8.0 / start.elapsed().as_secs_f64().max(1e-9) / 1e6
-                    ));
-                }
-            }
+    let mut signals = Signals::new()?;
+    let sent = match (files, &args.spool) {
+        (Some(files), _) => {
+            session(&line, &setup, files, args.passes(), &mut signals, bar.as_ref(), None).await.map(|_| ())
         }
-        if stopped_by.is_some() {
-            break;
-        }
-    }
+        (None, Some(dir)) => spool::run(dir, args, &line, &setup, &mut signals, bar.as_ref()).await,
+        (None, None) => unreachable!("files are listed unless --spool is given"),
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    stop.store(true, Ordering::Relaxed);
-    let (result, frames) =
-        sending.join().map_err(|_| "internal error: the sending thread panicked".to_string())?;
-    let _ = producer.join();
-    let wire = progress.wire_bytes.load(Ordering::Relaxed);
-    let secs = start.elapsed().as_secs_f64();
-    let how = match stopped_by {
-        Some(sig) => format!(", stopped by {sig} in round {}", progress.round.load(Ordering::Relaxed)),
-        None => String::new(),
-    };
-    eprintln!(
-        "diode-tx: session {session:08x}: {count} object(s), {frames} frames, {wire} bytes in {secs:.1} s ({:.1} Mbit/s){how}",
-        wire as f64 * 8.0 / secs.max(1e-9) / 1e6
-    );
-    result.map_err(|e| format!("writing {}: {e}", args.link))
+    let closed = line.close().map_err(|e| format!("writing {}: {e}", args.link));
+    sent.and(closed)
+}
+
+/// `diode-tx --spool DIR`: the packets of an nncp-xfer spool, in sessions.
+mod spool {
+    use super::*;
+    use crate::spool::{check_packet_name, outgoing, Outgoing as Packet};
+    use std::collections::{BTreeSet, HashSet};
+
+    /// Most packets in one session (object numbers are 16 bits).
+    const MOST: usize = u16::MAX as usize - 1;
+
+    /// A packet as a look at the spool saw it: a changed one is another packet.
+    type Seen = (String, u64, i128);
+
+    fn seen(p: &Packet) -> Seen {
+        (p.name.clone(), p.size, p.mtime_ns)
+    }
+
+    /// The packets in `dir` that can be sent, oldest first, at most [`MOST`];
+    /// names that cannot are said once (in `warned`).
+    pub(super) fn look(dir: &Path, warned: &mut HashSet<String>) -> Result<Vec<Packet>, String> {
+        let mut found = outgoing(dir).map_err(|e| format!("--spool {}: {e}", dir.display()))?;
+        found.retain(|p| {
+            let why = check_packet_name(&p.name)
+                .err()
+                .or_else(|| (!safe_name(&p.name)).then(|| "a receiver would refuse it".to_string()));
+            if let Some(why) = &why {
+                if warned.insert(p.name.clone()) {
+                    eprintln!("diode-tx: skipping {}: {why}", p.path.display());
+                }
+            }
+            why.is_none()
+        });
+        if found.len() > MOST {
+            tracing::info!("{} packets: the oldest {MOST} go in this session", found.len());
+            found.truncate(MOST);
+        }
+        Ok(found)
+    }
+
+    /// Packets the last session did not carry go first: a carousel restarted
+    /// for a new packet sends it before the ones receivers already had a pass of.
+    pub(super) fn new_first(found: Vec<Packet>, before: &BTreeSet<Seen>) -> Vec<Packet> {
+        let (old, mut new): (Vec<Packet>, Vec<Packet>) =
+            found.into_iter().partition(|p| before.contains(&seen(p)));
+        new.extend(old);
+        new
+    }
+
+    /// Deletes the packets a session sent, each only if it is still the file
+    /// that was sent (same size and modification time); returns how many.
+    pub(super) fn remove_sent(packets: &[Packet]) -> usize {
+        let mut removed = 0;
+        for p in packets {
+            let same = fs::symlink_metadata(&p.path).is_ok_and(|m| {
+                m.is_file()
+                    && m.len() == p.size
+                    && i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()) == p.mtime_ns
+            });
+            if !same {
+                eprintln!("diode-tx: {} changed or went while it was sent: not removed", p.path.display());
+                continue;
+            }
+            match fs::remove_file(&p.path) {
+                Ok(()) => removed += 1,
+                Err(e) => eprintln!("diode-tx: cannot remove {}: {e}", p.path.display()),
+            }
+        }
+        removed
+    }
+
+    /// Opens the packets found; one gone since the look is left out.
+    async fn open(found: Vec<Packet>, symbol_size: u16) -> Result<(Batch, Vec<Packet>), String> {
+        let mut items = Vec::with_capacity(found.len());
+        let mut kept = Vec::with_capacity(found.len());
+        for p in found {
+            match load(vec![(p.name.clone(), Some(p.path.clone()))]).await {
+                Ok(mut one) => {
+                    items.append(&mut one);
+                    kept.push(p);
+                }
+                Err(e) if fs::symlink_metadata(&p.path).is_err() => tracing::debug!("{e}: taken meanwhile"),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((batch(items, symbol_size)?, kept))
+    }
+
+    /// Sends the spool: one session with --rounds passes (--remove-sent:
+    /// then deleted); with --forever a carousel started again when the
+    /// packets change, or (--remove-sent) batch after batch.
+    pub(super) async fn run(
+        dir: &Path,
+        args: &TxArgs,
+        line: &Line,
+        setup: &Setup,
+        signals: &mut Signals,
+        bar: Option<&indicatif::ProgressBar>,
+    ) -> Result<(), String> {
+        let every = Duration::from_secs_f64(args.scan_interval);
+        let passes = args.passes();
+        let mut warned = HashSet::new();
+        let mut before = BTreeSet::new();
+        let (mut sessions, mut removed) = (0usize, 0usize);
+        let mut said_empty = false;
+        let end = loop {
+            let found = look(dir, &mut warned)?;
+            if found.is_empty() {
+                if !args.forever {
+                    break format!("no packets in {}: nothing to send", dir.display());
+                }
+                if !said_empty {
+                    eprintln!("diode-tx: no packets in {}: waiting for some", dir.display());
+                    said_empty = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => continue,
+                    sig = signals.recv() => break format!("stopped by {sig}"),
+                }
+            }
+            said_empty = false;
+            let (files, packets) = open(new_first(found, &before), setup.symbol_size).await?;
+            if packets.is_empty() {
+                continue;
+            }
+            let current: BTreeSet<Seen> = packets.iter().map(seen).collect();
+            let mut changed = || {
+                look(dir, &mut warned)
+                    .is_ok_and(|now| now.iter().map(seen).collect::<BTreeSet<_>>() != current)
+            };
+            let look_at = passes.is_none().then_some(Look { every, changed: &mut changed });
+            let ended = session(line, setup, files, passes, signals, bar, look_at).await?;
+            sessions += 1;
+            before = current;
+            match ended {
+                Ended::Signal(sig) => break format!("stopped by {sig}"),
+                Ended::Replaced => continue,
+                Ended::Done => {
+                    if args.remove_sent {
+                        removed += remove_sent(&packets);
+                    }
+                    if !args.forever {
+                        break "done".into();
+                    }
+                }
+            }
+        };
+        let removed = if args.remove_sent { format!(", {removed} packet(s) removed") } else { String::new() };
+        eprintln!("diode-tx: spool {}: {sessions} session(s){removed}; {end}", dir.display());
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -666,7 +1018,8 @@ mod tests {
         let mut out =
             Out::Stream { sink: Box::new(file), fec: Strength::Off, leading: true, rt: rt.handle().clone() };
         let r =
-            drive(&mut sender, &prx, &mut out, None, false, &Progress::default(), &AtomicBool::new(false));
+            drive(&mut sender, &prx, &mut out, &mut None, false, &Progress::default(), &Ending::default())
+                .and_then(|()| out.finish());
         drop(out);
         (r, fs::read(&path).unwrap())
     }
@@ -716,6 +1069,75 @@ mod tests {
         fs::write(d.path().join("z"), b"3").unwrap();
         let e = collect(&[d.path().join("z"), d.path().join("tree/z")]).unwrap_err();
         assert!(e.contains("\"z\""), "{e}");
+    }
+
+    #[test]
+    fn a_spool_look_takes_packets_only_and_new_ones_go_first() {
+        let d = tempfile::tempdir().unwrap();
+        let put = |rel: &str, secs: u64| {
+            let p = d.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, rel).unwrap();
+            let t = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs);
+            fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
+        };
+        put("BOB/ALICE/OLD", 1);
+        put("BOB/ALICE/NEWER", 2);
+        put("BOB/ALICE/nncpxfer99", 3);
+        put("BOB/ALICE/.part", 3);
+        put("BOB/ALICE/bad\u{202e}name", 3);
+        let mut warned = std::collections::HashSet::new();
+        let names = |v: &[crate::spool::Outgoing]| v.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        let first = spool::look(d.path(), &mut warned).unwrap();
+        assert_eq!(names(&first), ["BOB/ALICE/OLD", "BOB/ALICE/NEWER"]);
+        assert_eq!(warned.len(), 1, "the odd name is said once: {warned:?}");
+        let before = first.iter().map(|p| (p.name.clone(), p.size, p.mtime_ns)).collect();
+        put("BOB/ALICE/LATEST", 3);
+        // A packet rewritten is another packet.
+        put("BOB/ALICE/OLD", 4);
+        let again = spool::new_first(spool::look(d.path(), &mut warned).unwrap(), &before);
+        assert_eq!(names(&again), ["BOB/ALICE/LATEST", "BOB/ALICE/OLD", "BOB/ALICE/NEWER"]);
+    }
+
+    #[test]
+    fn remove_sent_deletes_only_the_files_that_were_sent() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["R/S/A", "R/S/B", "R/S/C"] {
+            fs::create_dir_all(d.path().join("R/S")).unwrap();
+            fs::write(d.path().join(n), n).unwrap();
+        }
+        let sent = crate::spool::outgoing(d.path()).unwrap();
+        // B is replaced while it is sent, C taken by someone else.
+        fs::write(d.path().join("R/S/B"), "a new B, longer").unwrap();
+        fs::remove_file(d.path().join("R/S/C")).unwrap();
+        assert_eq!(spool::remove_sent(&sent), 1);
+        assert!(!d.path().join("R/S/A").exists());
+        assert_eq!(fs::read(d.path().join("R/S/B")).unwrap(), b"a new B, longer");
+        assert!(d.path().join("R/S").is_dir(), "nncp-xfer -tx needs its directories");
+    }
+
+    #[test]
+    fn rounds_go_with_forever_only_for_a_spool_sent_in_batches() {
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            tx: TxArgs,
+        }
+        let parse = |line: &str| {
+            <T as clap::Parser>::try_parse_from(std::iter::once("diode-tx").chain(line.split_whitespace()))
+                .map(|t| t.tx)
+        };
+        let t = parse("L --spool D --forever --remove-sent --rounds 3").unwrap();
+        assert_eq!((t.usage_error(), t.passes()), (None, Some(3)));
+        let t = parse("L --spool D --forever").unwrap();
+        assert_eq!((t.usage_error(), t.passes()), (None, None));
+        let t = parse("L --spool D --remove-sent").unwrap();
+        assert_eq!((t.usage_error(), t.passes()), (None, Some(1)));
+        assert!(parse("L f --forever --rounds 2").unwrap().usage_error().is_some());
+        assert!(parse("L --spool D --forever --rounds 2").unwrap().usage_error().is_some());
+        assert!(parse("L f --remove-sent").is_err(), "--remove-sent is for --spool");
+        assert!(parse("L f --spool D").is_err(), "files or a spool, not both");
+        assert!(parse("L").is_err(), "something to send");
     }
 
     #[test]

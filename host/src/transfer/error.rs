@@ -124,6 +124,23 @@ pub enum TransferError {
         /// The error.
         source: io::Error,
     },
+    /// Spool mode: a delivered file could not be deleted on the sender (it is offered again next
+    /// time and answered `HAVE`).
+    #[error("{} was delivered but cannot be deleted: {source}; fix that (it will not be delivered twice)", path.display())]
+    RemoveFailed {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// `--ordered`: a packet offered out of its sequence.
+    #[error("refusing {name}: {why}; it stays with the sender until the packets before it are in")]
+    OutOfOrder {
+        /// The packet (quoted).
+        name: String,
+        /// Which sequence number was expected.
+        why: String,
+    },
     /// The receiver's free space is less than the rest of an offered file.
     #[error("not enough space in {} for {name}: it needs {need}, {free} are free; free space and run again", dir.display())]
     NoSpace {
@@ -221,7 +238,8 @@ impl TransferError {
             | Exists { .. }
             | NotRegularTarget { .. }
             | Busy { .. }
-            | SameRole { .. } => EXIT_REFUSED,
+            | SameRole { .. }
+            | OutOfOrder { .. } => EXIT_REFUSED,
             PeerRefused { no_space, .. } => {
                 if *no_space {
                     EXIT_IO
@@ -232,6 +250,7 @@ impl TransferError {
             ReadFailed { .. }
             | DiskFull { .. }
             | WriteFailed { .. }
+            | RemoveFailed { .. }
             | NoSpace { .. }
             | PeerStoreFailed { .. } => EXIT_IO,
             LinkLost { .. } => EXIT_LINK_LOST,

@@ -39,6 +39,7 @@
 //! 0 is success; 1 is left to the caller for errors outside the transfer (opening the link).
 
 mod error;
+pub mod journal;
 pub mod names;
 mod progress;
 pub mod proto;
@@ -55,12 +56,19 @@ use std::path::PathBuf;
 // exit codes), hence the allow.
 #[allow(unused_imports)]
 pub use error::{TransferError, EXIT_IO, EXIT_LINK_LOST, EXIT_PEER, EXIT_REFUSED, EXIT_VERIFY};
+pub use progress::fmt_bytes;
 pub use recv::recv_files;
+/// Spool placement (a verified file renamed into place, never over another), shared with
+/// `diode-rx --spool`.
+pub(crate) use recv::{create_synced, place_spool};
 pub use send::send_files;
 pub use wire::TooLong;
 
 /// Name of the directory inside `DIR` where the receiver keeps partial files.
 pub const PARTIAL_DIR: &str = ".strand-partial";
+/// Name of the directory inside a spool directory where `strand spool` keeps its state (the
+/// receiver's journal, locks).
+pub const SPOOL_STATE_DIR: &str = ".strand-spool";
 
 /// One reliable, ordered channel of whole packets (strand's link gives this).
 #[allow(async_fn_in_trait)]
@@ -78,6 +86,11 @@ pub struct SendOptions {
     pub files: Vec<PathBuf>,
     /// Show a progress bar per file on stderr (pass whether stderr is a terminal).
     pub progress: bool,
+    /// Spool mode (`strand spool`), when not empty: the name each of `files` has on the receiver,
+    /// in the same order — a relative path of one to three components (`RECIPIENT/SENDER/PACKET`,
+    /// see [`names::check_spool_name`]). Each file is then deleted here once the receiver has
+    /// confirmed it: `DONE` (written, verified, fsynced, in place) or `HAVE` (it had it already).
+    pub spool_names: Vec<String>,
 }
 
 /// What `strand recv` was asked to do.
@@ -89,6 +102,17 @@ pub struct RecvOptions {
     pub overwrite: bool,
     /// Show a progress bar per file on stderr (pass whether stderr is a terminal).
     pub progress: bool,
+    /// Spool mode (`strand spool`): offered names may be relative paths
+    /// ([`names::check_spool_name`]), whose directories are created; existing files are never
+    /// replaced; and every file placed is recorded in a journal (`DIR/.strand-spool/received`)
+    /// before it is renamed into place, so the same packet is answered `HAVE` ever after — also
+    /// once a consumer (`nncp-xfer -rx`) has taken it away. Nothing is ever delivered twice.
+    pub spool: bool,
+    /// Spool mode, `--ordered`: every name's last component is `SEQ.NAME`
+    /// ([`journal::sequenced`]), and a packet is taken only if SEQ is one more than the last placed
+    /// in its directory (a packet placed before is `HAVE`; any other is refused and stays with the
+    /// sender), so packets appear strictly in the sender's order, across sessions.
+    pub ordered: bool,
 }
 
 /// What a successful `send_files` did.
@@ -100,6 +124,8 @@ pub struct SendReport {
     pub bytes_sent: u64,
     /// File bytes not sent because the receiver had them (resumed partial data or identical files).
     pub bytes_skipped: u64,
+    /// Spool mode: files deleted here after the receiver confirmed them.
+    pub removed: usize,
 }
 
 /// What a successful `recv_files` did.

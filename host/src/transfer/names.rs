@@ -41,6 +41,26 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Why a spool name cannot be used. A spool name is a relative path of one to three components
+/// separated by `/` (NNCP's `RECIPIENT/SENDER/PACKET`), each a valid [`check_name`] and none
+/// starting with `.` (hidden names are temporary files, and `.strand-*` hold strand's state).
+pub fn check_spool_name(name: &str) -> Result<(), String> {
+    if name.starts_with('/') {
+        return Err("it leaves the target directory".into());
+    }
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 3 {
+        return Err("it has more than three path components (RECIPIENT/SENDER/PACKET)".into());
+    }
+    for part in parts {
+        check_name(part)?;
+        if part.starts_with('.') {
+            return Err("a component starts with \".\" (hidden names are not spooled)".into());
+        }
+    }
+    Ok(())
+}
+
 /// `text` as one printable line of bounded length: control characters escaped, long text cut.
 /// Used for everything the peer says that ends up in a message for the user.
 pub fn printable(text: &str) -> String {
@@ -97,6 +117,27 @@ mod tests {
             assert!(check_name(name).is_err(), "{name:?}");
         }
         assert!(check_name(super::super::PARTIAL_DIR).is_err());
+    }
+
+    #[test]
+    fn spool_names() {
+        for name in ["P", "S/P", "R/S/P", "LXCIEL2SU4CZ/JBVKBJNBOH5T/QKHDDZ5EKIBK"] {
+            assert_eq!(check_spool_name(name), Ok(()), "{name}");
+        }
+        for name in [
+            "",
+            "/R/S/P",
+            "R//P",
+            "R/S/P/X",
+            "../S/P",
+            "R/../P",
+            "R/S/.hidden",
+            ".strand-spool/x",
+            "R/S/",
+            "a\\b/c",
+        ] {
+            assert!(check_spool_name(name).is_err(), "{name:?}");
+        }
     }
 
     #[test]

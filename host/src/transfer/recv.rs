@@ -12,7 +12,8 @@ use nix::fcntl::{Flock, FlockArg};
 use tracing::{debug, info, warn};
 
 use super::error::TransferError;
-use super::names::{check_name, printable, quoted};
+use super::journal::{sequenced, Journal};
+use super::names::{check_name, check_spool_name, printable, quoted};
 use super::progress::{fmt_bytes, hash_path, Bars};
 use super::proto::{Failure, Manifest, Message, Refusal, Role, ACK_EVERY, CHUNK, WINDOW};
 use super::wire::{detail_text, garbage, unexpected, RecvError, Wire};
@@ -65,12 +66,22 @@ pub(crate) async fn recv_files_with<P: PacketIo>(
         wire.abort_before_hello(Role::Receiver, &e).await;
         return Err(e);
     }
+    let journal = match opts.spool.then(|| Journal::open(&opts.dir)).transpose() {
+        Ok(journal) => journal,
+        Err(source) => {
+            let e = TransferError::WriteFailed { path: opts.dir.join(super::SPOOL_STATE_DIR), source };
+            wire.abort_before_hello(Role::Receiver, &e).await;
+            return Err(e);
+        }
+    };
     wire.hello(Role::Receiver).await?;
     let mut receiver = Receiver {
         wire,
         dir: opts.dir.clone(),
         partial_dir: opts.dir.join(PARTIAL_DIR),
-        overwrite: opts.overwrite,
+        overwrite: opts.overwrite && !opts.spool,
+        ordered: opts.spool && opts.ordered,
+        journal,
         bars: Bars::new(opts.progress),
         sinks,
         report: RecvReport::default(),
@@ -117,6 +128,10 @@ struct Receiver<'a, 's, P: PacketIo> {
     dir: PathBuf,
     partial_dir: PathBuf,
     overwrite: bool,
+    /// Spool mode: what was ever placed here (see [`RecvOptions::spool`](super::RecvOptions)).
+    journal: Option<Journal>,
+    /// Spool mode, `--ordered`: packets only in sequence.
+    ordered: bool,
     bars: Bars,
     sinks: SinkFactory<'s>,
     report: RecvReport,
@@ -166,16 +181,50 @@ impl<P: PacketIo> Receiver<'_, '_, P> {
                 detail: format!("an OFFER of {name} with an invalid mtime"),
             });
         }
-        let dest = match check_name(&m.name) {
+        let checked = if self.journal.is_some() { check_spool_name(&m.name) } else { check_name(&m.name) };
+        let dest = match checked {
             Ok(()) => self.dir.join(&m.name),
             Err(why) => {
                 let error = TransferError::HostileName { name: name.clone(), why };
                 return self.refuse(&m.name, Refusal::BadName, error).await;
             }
         };
+        if self.journal.as_ref().is_some_and(|j| j.contains(&m.name, &m.hash)) {
+            // Placed before (maybe taken away since): finish a rename a crash interrupted.
+            let part = self.part_path(&m);
+            if part.exists() {
+                if let Err(e) = place_spool(&part, &dest) {
+                    return Err(self.store_failed(write_error(&dest, e)).await);
+                }
+            }
+            info!("{name}: received before");
+            self.send_or_lost(&Message::Have, &name).await?;
+            self.report.already_had.push(dest);
+            self.forget_failure(&m.name);
+            return Ok(());
+        }
+        if let (true, Some(journal)) = (self.ordered, self.journal.as_ref()) {
+            let why = match sequenced(&m.name) {
+                None => Some("it is not an --ordered name (SEQ.NAME, SEQ 12 digits)".to_string()),
+                Some((dir, seq)) if seq != journal.last_seq(dir) + 1 => Some(format!(
+                    "it is number {seq} of {dir:?}, and number {} is the next one due",
+                    journal.last_seq(dir) + 1
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                let error = TransferError::OutOfOrder { name: name.clone(), why };
+                return self.refuse(&m.name, Refusal::Busy, error).await;
+            }
+        }
         match self.decide(&m, &dest).await? {
             Decision::Have => {
                 info!("{name}: already have it");
+                if let Some(journal) = self.journal.as_mut() {
+                    if let Err(e) = journal.record(&m.name, &m.hash) {
+                        return Err(self.store_failed(write_error(&dest, e)).await);
+                    }
+                }
                 self.send_or_lost(&Message::Have, &name).await?;
                 // A crash between placing a file and deleting its .part leaves one behind.
                 let _ = fs::remove_file(self.part_path(&m));
@@ -245,7 +294,11 @@ impl<P: PacketIo> Receiver<'_, '_, P> {
             }
             Err(e) => return Err(self.store_failed(write_error(&part, e)).await),
         }
-        if let Err(e) = finalize(&part, &dest, &m, self.overwrite) {
+        let placed = match self.journal.as_mut() {
+            Some(journal) => finalize_spool(&part, &dest, &m, journal),
+            None => finalize(&part, &dest, &m, self.overwrite),
+        };
+        if let Err(e) = placed {
             return Err(self.store_failed(write_error(&dest, e)).await);
         }
         self.send_or_lost(&Message::Done, &name).await?;
@@ -468,16 +521,93 @@ fn mtime(m: &Manifest) -> Option<SystemTime> {
     base.checked_add(nanos)
 }
 
-/// Gives the verified `.part` the offered mtime and mode and moves it to `dest` atomically.
-fn finalize(part: &Path, dest: &Path, m: &Manifest, overwrite: bool) -> io::Result<()> {
+/// Gives the verified `.part` the offered mtime and mode, durably.
+fn set_attributes(part: &Path, m: &Manifest) -> io::Result<()> {
     let file = OpenOptions::new().write(true).open(part)?;
     if let Some(time) = mtime(m) {
         file.set_times(FileTimes::new().set_modified(time))?;
     }
     // Only rwx bits: a peer must not be able to plant setuid or setgid files.
     file.set_permissions(Permissions::from_mode(m.mode & 0o777))?;
-    file.sync_all()?;
-    drop(file);
+    file.sync_all()
+}
+
+/// Spool mode: records the verified `.part` in the journal, then renames it into place (never
+/// over an existing file), creating the directories of its name; everything fsynced.
+fn finalize_spool(part: &Path, dest: &Path, m: &Manifest, journal: &mut Journal) -> io::Result<()> {
+    set_attributes(part, m)?;
+    journal.record(&m.name, &m.hash).map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot record it in {}: {e}", journal.path().display()))
+    })?;
+    place_spool(part, dest)
+}
+
+/// Moves `part` to `dest` in one rename that fails if `dest` exists, creating and syncing the
+/// directories on the way. An identical file already at `dest` counts as placed.
+pub(crate) fn place_spool(part: &Path, dest: &Path) -> io::Result<()> {
+    if let Some(parent) = dest.parent() {
+        create_synced(parent)?;
+    }
+    match nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        part,
+        nix::fcntl::AT_FDCWD,
+        dest,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    ) {
+        Ok(()) => {}
+        Err(Errno::EEXIST) => {
+            if same_content(part, dest)? {
+                fs::remove_file(part)?;
+            } else {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "another file of that name is in the spool directory",
+                ));
+            }
+        }
+        // File systems without RENAME_NOREPLACE: check, then rename.
+        Err(Errno::EINVAL | Errno::ENOSYS) if fs::symlink_metadata(dest).is_err() => fs::rename(part, dest)?,
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(dir) = dest.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents, fsyncing each new entry's parent.
+pub(crate) fn create_synced(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_synced(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Whether two files have the same bytes.
+fn same_content(a: &Path, b: &Path) -> io::Result<bool> {
+    let hash = |p: &Path| -> io::Result<blake3::Hash> {
+        let mut h = blake3::Hasher::new();
+        h.update_reader(File::open(p)?)?;
+        Ok(h.finalize())
+    };
+    Ok(fs::metadata(a)?.len() == fs::metadata(b)?.len() && hash(a)? == hash(b)?)
+}
+
+/// Gives the verified `.part` the offered mtime and mode and moves it to `dest` atomically.
+fn finalize(part: &Path, dest: &Path, m: &Manifest, overwrite: bool) -> io::Result<()> {
+    set_attributes(part, m)?;
     if overwrite {
         fs::rename(part, dest)?;
     } else {

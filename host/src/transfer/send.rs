@@ -11,7 +11,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::error::TransferError;
-use super::names::{check_name, printable, quoted};
+use super::names::{check_name, check_spool_name, printable, quoted};
 use super::progress::{fmt_bytes, hash_file, Bars};
 use super::proto::{Chunk, Failure, Manifest, Message, Refusal, Role, CHUNK, WINDOW};
 use super::wire::{garbage, unexpected, RecvError, Wire};
@@ -35,7 +35,7 @@ struct Source {
 /// batch; the first such problem is returned after the last file (see the module documentation).
 pub async fn send_files<P: PacketIo>(io: &mut P, opts: &SendOptions) -> Result<SendReport, TransferError> {
     let mut wire = Wire::new(io);
-    let sources = match plan(&opts.files) {
+    let sources = match plan(&opts.files, &opts.spool_names) {
         Ok(sources) => sources,
         Err(e) => {
             wire.abort_before_hello(Role::Sender, &e).await;
@@ -43,8 +43,13 @@ pub async fn send_files<P: PacketIo>(io: &mut P, opts: &SendOptions) -> Result<S
         }
     };
     wire.hello(Role::Sender).await?;
-    let mut sender =
-        Sender { wire, bars: Bars::new(opts.progress), report: SendReport::default(), failures: Vec::new() };
+    let mut sender = Sender {
+        wire,
+        bars: Bars::new(opts.progress),
+        report: SendReport::default(),
+        failures: Vec::new(),
+        spool: !opts.spool_names.is_empty(),
+    };
     match sender.run(&sources).await {
         Ok(()) => TransferError::batch(sender.report, sender.failures),
         Err(e) => {
@@ -64,17 +69,25 @@ pub async fn send_files<P: PacketIo>(io: &mut P, opts: &SendOptions) -> Result<S
     }
 }
 
-/// Checks every path before anything is sent: regular file, usable and distinct base name.
-fn plan(files: &[PathBuf]) -> Result<Vec<Source>, TransferError> {
+/// Checks every path before anything is sent: regular file, usable and distinct name (the base
+/// name, or in spool mode the given `spool_names`).
+fn plan(files: &[PathBuf], spool_names: &[String]) -> Result<Vec<Source>, TransferError> {
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut sources = Vec::with_capacity(files.len());
-    for path in files {
+    for (i, path) in files.iter().enumerate() {
         let meta = std::fs::metadata(path).map_err(|source| read_failed(path, source))?;
         check_regular(path, &meta)?;
         let unsendable = |why: &str| TransferError::UnsendableName { path: path.clone(), why: why.into() };
-        let name = path.file_name().ok_or_else(|| unsendable("is missing (the path ends in \"..\")"))?;
-        let name = name.to_str().ok_or_else(|| unsendable("is not valid UTF-8"))?.to_string();
-        check_name(&name).map_err(|why| unsendable(&why))?;
+        let name = if spool_names.is_empty() {
+            let name = path.file_name().ok_or_else(|| unsendable("is missing (the path ends in \"..\")"))?;
+            let name = name.to_str().ok_or_else(|| unsendable("is not valid UTF-8"))?.to_string();
+            check_name(&name).map_err(|why| unsendable(&why))?;
+            name
+        } else {
+            let name = spool_names.get(i).ok_or_else(|| unsendable("is missing (fewer names than files)"))?;
+            check_spool_name(name).map_err(|why| unsendable(&why))?;
+            name.clone()
+        };
         if let Some(first) = seen.insert(name.clone(), path.clone()) {
             return Err(TransferError::DuplicateName { name: quoted(&name), first, second: path.clone() });
         }
@@ -118,6 +131,8 @@ struct Sender<'a, P: PacketIo> {
     report: SendReport,
     /// Per-file problems that did not stop the batch.
     failures: Vec<TransferError>,
+    /// Spool mode: delete each file once the receiver confirmed it.
+    spool: bool,
 }
 
 impl<P: PacketIo> Sender<'_, P> {
@@ -161,6 +176,7 @@ impl<P: PacketIo> Sender<'_, P> {
                     info!("{name}: the receiver already has it");
                     self.report.files += 1;
                     self.report.bytes_skipped += manifest.size;
+                    self.delivered(source);
                     return Ok(());
                 }
                 Ok(Message::Refuse { why, detail }) => {
@@ -193,6 +209,7 @@ impl<P: PacketIo> Sender<'_, P> {
                     info!("{name}: sent ({})", fmt_bytes(manifest.size));
                     self.report.files += 1;
                     self.report.bytes_skipped += offset;
+                    self.delivered(source);
                     return Ok(());
                 }
                 Outcome::VerifyFailed if !retried => {
@@ -207,6 +224,26 @@ impl<P: PacketIo> Sender<'_, P> {
                     });
                     return Ok(());
                 }
+            }
+        }
+    }
+
+    /// Spool mode: the receiver confirmed `source` (written, verified and synced, or had it
+    /// already), so it is deleted here, durably. If that fails it stays, is offered again next
+    /// time and answered `HAVE`; the failure is reported (exit 3), never a duplicate.
+    fn delivered(&mut self, source: &Source) {
+        if !self.spool {
+            return;
+        }
+        let removed = std::fs::remove_file(&source.path).and_then(|()| match source.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+            _ => Ok(()),
+        });
+        match removed {
+            Ok(()) => self.report.removed += 1,
+            Err(e) => {
+                warn!("{}: delivered, but cannot delete it here: {e}", source.path.display());
+                self.failures.push(TransferError::RemoveFailed { path: source.path.clone(), source: e });
             }
         }
     }

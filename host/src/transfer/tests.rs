@@ -174,11 +174,11 @@ fn setup() -> Setup {
 }
 
 fn send_opts(files: &[PathBuf]) -> SendOptions {
-    SendOptions { files: files.to_vec(), progress: false }
+    SendOptions { files: files.to_vec(), progress: false, ..Default::default() }
 }
 
 fn recv_opts(dir: &Path, overwrite: bool) -> RecvOptions {
-    RecvOptions { dir: dir.to_path_buf(), overwrite, progress: false }
+    RecvOptions { dir: dir.to_path_buf(), overwrite, progress: false, spool: false, ordered: false }
 }
 
 type Both = (Result<SendReport, TransferError>, Result<RecvReport, TransferError>);
@@ -204,7 +204,7 @@ async fn several_files_arrive_exact_with_mode_and_mtime() {
     ];
     let (sent, received) = transfer(&files, &t.dst, false, None).await;
     let (sent, received) = (sent.unwrap(), received.unwrap());
-    assert_eq!(sent, SendReport { files: 3, bytes_sent: MB5 as u64 + 1000, bytes_skipped: 0 });
+    assert_eq!(sent, SendReport { files: 3, bytes_sent: MB5 as u64 + 1000, bytes_skipped: 0, removed: 0 });
     assert_eq!(received.files, ["empty", "small.txt", "big.bin"].map(|n| t.dst.join(n)));
     assert_eq!(received.bytes_received, MB5 as u64 + 1000);
     assert_eq!(received.bytes_resumed, 0);
@@ -251,7 +251,7 @@ async fn an_identical_file_is_not_sent_again() {
     let file = write_file(&t.src, "doc", &content, 0o644, some_mtime(5));
     let existing = write_file(&t.dst, "doc", &content, 0o600, some_mtime(6));
     let (sent, received) = transfer(&[file], &t.dst, false, None).await;
-    assert_eq!(sent.unwrap(), SendReport { files: 1, bytes_sent: 0, bytes_skipped: 300_000 });
+    assert_eq!(sent.unwrap(), SendReport { files: 1, bytes_sent: 0, bytes_skipped: 300_000, removed: 0 });
     let received = received.unwrap();
     assert_eq!(received.already_had, std::slice::from_ref(&existing));
     assert!(received.files.is_empty());
@@ -629,4 +629,148 @@ async fn several_problems_report_the_first_and_count_the_rest() {
     assert_eq!(received.exit_code(), EXIT_REFUSED);
     assert_eq!(sent.unwrap_err().exit_code(), EXIT_REFUSED);
     assert_eq!(fs::read(t.dst.join("f2")).unwrap(), b"new");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spool mode (`strand spool`)
+
+/// Sends `names` (relative to `src`) in spool mode into `dst`, over a link cut after `cut_after`.
+async fn spool(src: &Path, names: &[&str], dst: &Path, cut_after: Option<usize>) -> Both {
+    let (mut a, mut b) = pair(cut_after);
+    let s = SendOptions {
+        files: names.iter().map(|n| src.join(n)).collect(),
+        progress: false,
+        spool_names: names.iter().map(|n| n.to_string()).collect(),
+    };
+    let r = RecvOptions {
+        dir: dst.to_path_buf(),
+        overwrite: false,
+        progress: false,
+        spool: true,
+        ordered: false,
+    };
+    tokio::join!(send_files(&mut a, &s), recv_files(&mut b, &r))
+}
+
+fn spool_file(dir: &Path, name: &str, content: &[u8]) {
+    let path = dir.join(name);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, content).unwrap();
+}
+
+#[tokio::test]
+async fn spool_packets_keep_their_path_and_leave_the_sender_once_confirmed() {
+    let t = setup();
+    let names = ["BOB/ALICE/P1", "BOB/ALICE/P2", "CAROL/ALICE/P3"];
+    for (i, n) in names.iter().enumerate() {
+        spool_file(&t.src, n, &bytes(100_000 + i, i as u64));
+    }
+    let (sent, received) = spool(&t.src, &names, &t.dst, None).await;
+    let (sent, received) = (sent.unwrap(), received.unwrap());
+    assert_eq!((sent.files, sent.removed), (3, 3));
+    assert_eq!(received.files.len(), 3);
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(fs::read(t.dst.join(n)).unwrap(), bytes(100_000 + i, i as u64), "{n}");
+        assert!(!t.src.join(n).exists(), "{n} deleted on the sender after DONE");
+    }
+    assert!(t.src.join("BOB/ALICE").is_dir(), "the sender's directories stay (nncp-xfer -tx needs them)");
+    let journal = fs::read_to_string(t.dst.join(SPOOL_STATE_DIR).join("received")).unwrap();
+    assert_eq!(journal.lines().count(), 3, "{journal}");
+
+    // A consumer takes the packets away; the sender was stopped before deleting one and offers it
+    // again: it is answered HAVE, not delivered twice, and deleted on the sender.
+    fs::remove_file(t.dst.join(names[0])).unwrap();
+    spool_file(&t.src, names[0], &bytes(100_000, 0));
+    let (sent, received) = spool(&t.src, &names[..1], &t.dst, None).await;
+    let (sent, received) = (sent.unwrap(), received.unwrap());
+    assert_eq!((sent.files, sent.bytes_sent, sent.removed), (1, 0, 1));
+    assert!(received.files.is_empty() && received.already_had.len() == 1);
+    assert!(!t.dst.join(names[0]).exists(), "not delivered again after the consumer took it");
+    assert!(!t.src.join(names[0]).exists());
+}
+
+#[tokio::test]
+async fn spool_sender_keeps_what_was_not_confirmed_and_the_next_run_resumes() {
+    let t = setup();
+    let names = ["R/S/small", "R/S/big"];
+    spool_file(&t.src, names[0], &bytes(1000, 1));
+    spool_file(&t.src, names[1], &bytes(MB5, 2));
+    let (sent, received) = spool(&t.src, &names, &t.dst, Some(40)).await;
+    assert_eq!(sent.unwrap_err().exit_code(), EXIT_LINK_LOST);
+    assert_eq!(received.unwrap_err().exit_code(), EXIT_LINK_LOST);
+    assert!(!t.src.join(names[0]).exists(), "the confirmed packet is gone from the sender");
+    assert!(t.src.join(names[1]).exists(), "the cut one stays");
+    assert!(!t.dst.join(names[1]).exists(), "and has not appeared");
+    let (sent, received) = spool(&t.src, &names[1..], &t.dst, None).await;
+    let (sent, received) = (sent.unwrap(), received.unwrap());
+    assert!(sent.bytes_sent < MB5 as u64 && received.bytes_resumed > 0, "resumed");
+    assert_eq!(fs::read(t.dst.join(names[1])).unwrap(), bytes(MB5, 2));
+    assert!(!t.src.join(names[1]).exists());
+}
+
+#[tokio::test]
+async fn spool_receiver_finishes_a_rename_a_crash_interrupted() {
+    let t = setup();
+    let content = bytes(5000, 9);
+    spool_file(&t.src, "R/S/P", &content);
+    // The state a crash leaves between the journal record and the rename.
+    let hash = *blake3::hash(&content).as_bytes();
+    let part = t.dst.join(PARTIAL_DIR).join(format!("{}.part", blake3::Hash::from_bytes(hash).to_hex()));
+    fs::create_dir_all(part.parent().unwrap()).unwrap();
+    fs::write(&part, &content).unwrap();
+    super::journal::Journal::open(&t.dst).unwrap().record("R/S/P", &hash).unwrap();
+    let (sent, received) = spool(&t.src, &["R/S/P"], &t.dst, None).await;
+    assert_eq!(sent.unwrap().bytes_sent, 0);
+    assert_eq!(received.unwrap().already_had.len(), 1);
+    assert_eq!(fs::read(t.dst.join("R/S/P")).unwrap(), content, "placed on recovery");
+    assert!(!part.exists());
+}
+
+#[tokio::test]
+async fn spool_never_replaces_a_different_file() {
+    let t = setup();
+    spool_file(&t.src, "R/S/P", b"new");
+    spool_file(&t.dst, "R/S/P", b"old");
+    let (sent, received) = spool(&t.src, &["R/S/P"], &t.dst, None).await;
+    assert_eq!(sent.unwrap_err().exit_code(), EXIT_REFUSED);
+    assert_eq!(received.unwrap_err().exit_code(), EXIT_REFUSED);
+    assert_eq!(fs::read(t.dst.join("R/S/P")).unwrap(), b"old");
+    assert!(t.src.join("R/S/P").exists(), "a refused packet stays on the sender");
+}
+
+#[tokio::test]
+async fn ordered_spool_takes_packets_only_in_sequence() {
+    let t = setup();
+    let names = ["R/S/000000000001.a", "R/S/000000000003.c", "R/S/000000000002.b"];
+    for (i, n) in names.iter().enumerate() {
+        spool_file(&t.src, n, &bytes(1000, i as u64));
+    }
+    let ordered = |names: &[&str]| {
+        let (s, r) = (
+            SendOptions {
+                files: names.iter().map(|n| t.src.join(n)).collect(),
+                progress: false,
+                spool_names: names.iter().map(|n| n.to_string()).collect(),
+            },
+            RecvOptions { dir: t.dst.clone(), overwrite: false, progress: false, spool: true, ordered: true },
+        );
+        async move {
+            let (mut a, mut b) = pair(None);
+            tokio::join!(send_files(&mut a, &s), recv_files(&mut b, &r))
+        }
+    };
+    // 1, then 3 (a gap: refused, kept by the sender), then 2.
+    let (sent, received) = ordered(&names).await;
+    assert_eq!(sent.unwrap_err().exit_code(), EXIT_REFUSED);
+    let e = received.unwrap_err();
+    assert!(e.to_string().contains("number 3 of \"R/S\", and number 2 is the next one due"), "{e}");
+    assert!(t.dst.join(names[0]).exists() && t.dst.join(names[2]).exists());
+    assert!(!t.dst.join(names[1]).exists() && t.src.join(names[1]).exists(), "3 waited");
+    // Next session: 3 is due now.
+    let (sent, received) = ordered(&names[1..2]).await;
+    assert_eq!((sent.unwrap().removed, received.unwrap().files.len()), (1, 1));
+    // A name without a sequence number is refused in ordered mode.
+    spool_file(&t.src, "R/S/plain", b"x");
+    let (sent, _) = ordered(&["R/S/plain"]).await;
+    assert_eq!(sent.unwrap_err().exit_code(), EXIT_REFUSED);
 }

@@ -379,6 +379,17 @@ impl Sender {
         }
     }
 
+    /// Ends the session where it stands: the frames that follow are the end
+    /// (Done HEARTBEATs and the last MANIFESTs, as after the last round), then
+    /// [`Poll::Done`]. A carousel whose objects changed ends this way before
+    /// the next session starts, so receivers hear it finish rather than fall
+    /// silent (which they would take for a dead link).
+    pub fn finish(&mut self) {
+        if !self.finished_rounds() {
+            self.config.rounds = Some(self.cursor.round.saturating_sub(self.config.first_round));
+        }
+    }
+
     fn finished_rounds(&self) -> bool {
         self.config.rounds.is_some_and(|n| self.cursor.round >= self.config.first_round.saturating_add(n))
             || self.objects.is_empty()
@@ -837,6 +848,23 @@ mod tests {
         let first_done = v.iter().position(|f| f.2 == Some(SenderState::Done)).unwrap();
         let manifests = v[first_done..].iter().filter(|f| f.1 == DiodeType::Manifest).count();
         assert_eq!(manifests as u32, END_ROUNDS);
+    }
+
+    #[test]
+    fn a_carousel_told_to_finish_ends_like_a_last_round() {
+        let (mut tx, bytes) = sender(10_000, SenderConfig { rounds: None, ..SenderConfig::default() }, false);
+        let mut v = Vec::new();
+        run_in_memory(&mut tx, &[&bytes], Duration::from_micros(10), |_, f| {
+            v.push(parse(f, None).unwrap().0.kind);
+            v.len() < 500
+        });
+        assert!(tx.round() >= 1, "a few passes went out first");
+        tx.finish();
+        let end = kinds(&mut tx, &bytes);
+        assert!(end.iter().all(|f| f.1 != DiodeType::Symbol), "no symbol after finish");
+        let done = end.iter().filter(|f| f.2 == Some(SenderState::Done)).count();
+        assert_eq!(done as u32, END_ROUNDS * END_HEARTBEATS);
+        assert_eq!(tx.poll_frame(Instant::from_micros(1 << 40), &mut [0u8; 9000]), Poll::Done);
     }
 
     #[test]

@@ -28,9 +28,10 @@ pub const VERSION: u8 = 1;
 
 /// The protocol version this implementation speaks, announced in HELLO
 /// (spec sections 4.1, 9.2). Version 2 added the stream reset (RST) and the
-/// written-up-to confirmations in ACK frames; a version-1 peer is told apart
-/// by its HELLO and refused with a clear error.
-pub const PROTOCOL: u8 = 2;
+/// written-up-to confirmations in ACK frames; version 3 (core 2.0) the frame
+/// counter in DATA and ACK headers and node addresses in HELLO. A peer of
+/// another version is told apart by its HELLO and refused with a clear error.
+pub const PROTOCOL: u8 = 3;
 
 /// Why a byte sequence is not a valid frame or payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

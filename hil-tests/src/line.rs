@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::procs::{isolate, Group};
+use crate::procs::{isolate, Group};
 
 /// Bytes written into and bit errors applied to one direction of the line.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -19,6 +19,8 @@ pub struct DirCounters {
     pub written: u64,
     /// Bits the emulator flipped.
     pub bit_errors: u64,
+    /// Bytes lost: overrun at a receiver that did not read (64 KiB behind), or on the wire at the end.
+    pub dropped: u64,
 }
 
 /// What linkem reported on exit: (A -> B, B -> A).
@@ -106,7 +108,11 @@ pub fn parse_counters(lines: &[String]) -> Option<LineCounters> {
             let at = words.iter().position(|w| *w == key)?;
             words.get(at + 1)?.parse().ok()
         };
-        Some(DirCounters { written: value("written")?, bit_errors: value("bit_errors")? })
+        Some(DirCounters {
+            written: value("written")?,
+            bit_errors: value("bit_errors")?,
+            dropped: value("dropped").unwrap_or(0),
+        })
     };
     Some(LineCounters { a_to_b: direction("A->B")?, b_to_a: direction("B->A")? })
 }
@@ -123,8 +129,8 @@ mod tests {
             "B->A written 8998 delivered 8998 bit_errors 0 dropped 0 duplicated 0 inserted 0".to_string(),
         ];
         let c = parse_counters(&lines).unwrap();
-        assert_eq!(c.a_to_b, DirCounters { written: 1_060_868, bit_errors: 3 });
-        assert_eq!(c.b_to_a, DirCounters { written: 8998, bit_errors: 0 });
+        assert_eq!(c.a_to_b, DirCounters { written: 1_060_868, bit_errors: 3, dropped: 0 });
+        assert_eq!(c.b_to_a, DirCounters { written: 8998, bit_errors: 0, dropped: 0 });
         assert_eq!(parse_counters(&lines[..1]), None);
     }
 }

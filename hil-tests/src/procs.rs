@@ -1,12 +1,13 @@
 //! Child processes that never outlive a run: each peer program and the line emulator runs in its own
 //! process group (so a timeout kills whatever it forked too) and dies with the benchmark (so Ctrl-C on
-//! the benchmark leaves nothing behind).
+//! the benchmark leaves nothing behind). Shared by peerbench, streambench and the tests that drive
+//! external programs (NNCP, the soak).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -66,6 +67,46 @@ impl Group {
         self.status
     }
 
+    /// Takes the pipes of a child spawned with `Stdio::piped()` stdin and stdout.
+    pub fn take_stdio(&mut self) -> (Option<ChildStdin>, Option<ChildStdout>) {
+        (self.child.stdin.take(), self.child.stdout.take())
+    }
+
+    /// Waits up to `limit` for it to exit; returns its status, or None if it still runs.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while self.poll().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.poll()
+    }
+
+    /// The processes still in its group (what the leader forked, still running after the leader exited).
+    pub fn members(&self) -> Vec<i32> {
+        let pgid = self.pid() as i32;
+        let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| {
+                // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses.
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    stat.rfind(')')
+                        .and_then(|at| stat[at + 1..].split_whitespace().nth(2)?.parse::<i32>().ok())
+                        == Some(pgid)
+                })
+            })
+            .collect()
+    }
+
+    /// Kills every process of its group, also after the leader has exited: each is named by its own
+    /// id, found in /proc with the group's id, so nothing outside the group is touched.
+    pub fn kill_all(&mut self) {
+        self.kill();
+        for pid in self.members() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+
     /// Kills the whole group at once (the leader and anything it forked) and reaps the leader.
     ///
     /// A leader that has already exited and been reaped is left alone: its id could by now belong to
@@ -107,8 +148,31 @@ impl Group {
 
 impl Drop for Group {
     fn drop(&mut self) {
-        self.kill();
+        self.kill_all();
     }
+}
+
+/// The release `strand` a benchmark drives: `explicit` if given, else the one next to the running
+/// benchmark (`cargo build --release` puts both in target/release), else target/release of
+/// `$CARGO_TARGET_DIR` or of this workspace.
+pub fn release_strand(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("strand")));
+            match beside.filter(|p| p.is_file() && p.parent().is_some_and(|d| d.ends_with("release"))) {
+                Some(p) => p,
+                None => std::env::var_os("CARGO_TARGET_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+                    .join("release/strand"),
+            }
+        }
+    };
+    if !path.is_file() {
+        return Err(format!("{} is missing: run `cargo build --release -p strand` first", path.display()));
+    }
+    Ok(path)
 }
 
 /// `s` cut to its last `max` characters (where error messages say what went wrong; gensio's start with
