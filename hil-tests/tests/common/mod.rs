@@ -2,6 +2,8 @@
 //! as a process, and helpers to run commands with a deadline.
 #![allow(dead_code)]
 
+pub mod qemu;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -160,6 +162,37 @@ impl Running {
             stdout: self.out.join().unwrap(),
             stderr: String::from_utf8_lossy(&self.err.join().unwrap()).into_owned(),
         }
+    }
+
+    /// Waits up to `limit`; a process still running then gets SIGTERM (a
+    /// `strand pipe` closes its stream and prints its `--stats`), then is
+    /// killed 5 s later. The flag says whether the limit was reached.
+    pub fn finish_or_stop(mut self, limit: Duration) -> (Outcome, bool) {
+        let mut deadline = Instant::now() + limit;
+        let mut stopped = false;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                if stopped {
+                    let _ = self.child.kill();
+                    break self.child.wait().unwrap();
+                }
+                stopped = true;
+                deadline = Instant::now() + Duration::from_secs(5);
+                let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                continue;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let outcome = Outcome {
+            status,
+            stdout: self.out.join().unwrap(),
+            stderr: String::from_utf8_lossy(&self.err.join().unwrap()).into_owned(),
+        };
+        (outcome, stopped)
     }
 
     /// Kills the process now (a crash, from the peer's point of view).
