@@ -26,11 +26,12 @@ fn section_11_1_data_frame() {
         session: 0x1234_5678,
         seq: 7,
         ack: 3,
-        counter: 9,
+        // The tenth frame: count 9, masked with the session id (3.1).
+        counter: 9 ^ 0x1234_5678,
     };
     assert_eq!(
         wire(h, b"hi"),
-        hex("09 01 03 01 01 12 34 56 78 02 07 02 03 01 01 08 09 68 69 ad 16 b6 8a 00")
+        hex("09 01 03 01 01 12 34 56 78 02 07 0c 03 12 34 56 71 68 69 4e 28 ac 0d 00")
     );
 }
 
@@ -46,11 +47,11 @@ fn section_11_2_hello_frame() {
         counter: 0,
     };
     let mut p = [0u8; 10];
-    HelloRepr { min_version: 1, max_version: 1, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
+    HelloRepr { min_version: 3, max_version: 3, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
         .emit(&mut p);
     assert_eq!(
         wire(h, &p),
-        hex("03 01 01 01 05 12 34 56 78 01 01 01 05 01 01 0f ef 02 40 01 01 01 05 10 f6 ee f0 00")
+        hex("03 01 01 01 05 12 34 56 78 01 01 01 05 03 03 0f ef 02 40 01 01 01 05 ca ad 3f 8e 00")
     );
 }
 
@@ -67,8 +68,8 @@ fn section_11_3_hello_ack_frame() {
     };
     let mut p = [0u8; 10];
     HelloRepr {
-        min_version: 1,
-        max_version: 1,
+        min_version: 3,
+        max_version: 3,
         max_frame: 4079,
         window: 64,
         echo: 0x1234_5678,
@@ -78,7 +79,7 @@ fn section_11_3_hello_ack_frame() {
     .emit(&mut p);
     assert_eq!(
         wire(h, &p),
-        hex("03 01 02 01 05 9a bc de f0 01 01 01 05 01 01 0f ef 0a 40 12 34 56 78 e7 54 b7 97 00")
+        hex("03 01 02 01 05 9a bc de f0 01 01 01 05 03 03 0f ef 0a 40 12 34 56 78 3d 0f 66 e9 00")
     );
 }
 
@@ -92,7 +93,7 @@ fn section_11_4_ack_frame_with_sack() {
         session: 0x9abc_def0,
         seq: 0,
         ack: 5,
-        counter: 2,
+        counter: 2 ^ 0x9abc_def0,
     };
     let mut ack = AckRepr::new(69);
     ack.sack[0] = 0x0a;
@@ -101,6 +102,6 @@ fn section_11_4_ack_frame_with_sack() {
     let n = ack.emit(&mut p);
     assert_eq!(
         wire(h, &p[..n]),
-        hex("04 01 04 01 05 9a bc de f0 01 01 02 05 01 01 02 02 08 45 01 0a a1 d5 91 96 00")
+        hex("04 01 04 01 05 9a bc de f0 01 01 06 05 9a bc de f2 06 45 01 0a 56 c3 02 5f 00")
     );
 }

@@ -348,11 +348,14 @@ impl Connection<'_> {
     }
 
     /// A header of this session; DATA and ACK frames take the next counter
-    /// value (first copies and repeats alike, so no two frames share one).
+    /// value (first copies and repeats alike, so no two frames share one),
+    /// masked with the session id (spec 3.1): a small count would put zero
+    /// bytes in every header, and on a byte stream each zero becomes a COBS
+    /// code byte that in-frame parity cannot repair when it is hit.
     fn header(&mut self, frame_type: FrameType, fl: u8) -> Header {
         let mut counter = 0;
         if matches!(frame_type, FrameType::Data | FrameType::Ack) {
-            counter = self.frames_sent;
+            counter = self.frames_sent ^ self.session;
             self.frames_sent = self.frames_sent.wrapping_add(1);
         }
         Header { frame_type, flags: fl, channel: 0, session: self.session, seq: 0, ack: 0, counter }
