@@ -1,6 +1,7 @@
 //! The core alone: one endpoint of one connection (a window of 8 frames of
-//! up to 256 bytes each way, a 4-channel stream ledger) with stream framing,
-//! driven by the core's drive step over a byte source and sink at made-up
+//! up to 256 bytes each way, a 4-channel stream ledger) with stream framing
+//! (COBS, in-frame FEC: a serial node) or, with feature `datagram`, datagram
+//! framing (a radio node: no COBS, no in-frame FEC), driven by the core's drive step over a byte source and sink at made-up
 //! addresses, so that everything the core does at run time (framing, CRC,
 //! FEC, ARQ, streams, the drive step) is linked in and nothing else is. Its
 //! memory is static arrays lent to the core, as on a node. Sized with
@@ -11,6 +12,8 @@
 use core::mem::MaybeUninit;
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use strand_link::drive::{Capabilities, Driver, Transport};
+#[cfg(feature = "datagram")]
+use strand_link::framing::DatagramFraming;
 use strand_link::framing::StreamFraming;
 use strand_link::wire::OVERHEAD;
 use strand_link::{Buf, Config, ConnStorage, Connection, Endpoint, Instant, RxSlot, StreamEntry, TxSlot};
@@ -25,6 +28,7 @@ const W: usize = 8;
 const MAX_RAW: usize = 256;
 const P: usize = MAX_RAW - OVERHEAD;
 const S: usize = 4;
+#[cfg(not(feature = "datagram"))]
 const ENCODED: usize = StreamFraming::encoded_capacity(MAX_RAW);
 const UNIT: usize = StreamFraming::unit_capacity(MAX_RAW);
 
@@ -33,21 +37,32 @@ static mut RX_SLOTS: MaybeUninit<[RxSlot; W]> = MaybeUninit::uninit();
 static mut STREAMS: MaybeUninit<[StreamEntry; S]> = MaybeUninit::uninit();
 static mut TX_DATA: [u8; W * P] = [0; W * P];
 static mut RX_DATA: [u8; W * P] = [0; W * P];
+#[cfg(not(feature = "datagram"))]
 static mut ACCUMULATOR: [u8; ENCODED] = [0; ENCODED];
+#[cfg(not(feature = "datagram"))]
 static mut FRAME: [u8; MAX_RAW] = [0; MAX_RAW];
+#[cfg(not(feature = "datagram"))]
 static mut PROTECTED: [u8; MAX_RAW] = [0; MAX_RAW];
 static mut RX_BUF: [u8; 64] = [0; 64];
 static mut UNIT_BUF: [u8; UNIT] = [0; UNIT];
 static mut CONN: MaybeUninit<[Connection<'static>; 1]> = MaybeUninit::uninit();
 static mut ENDPOINT: MaybeUninit<Endpoint<'static>> = MaybeUninit::uninit();
-static mut DRIVER: MaybeUninit<Driver<'static, StreamFraming<'static>>> = MaybeUninit::uninit();
+#[cfg(not(feature = "datagram"))]
+type Framing = StreamFraming<'static>;
+#[cfg(feature = "datagram")]
+type Framing = DatagramFraming;
+static mut DRIVER: MaybeUninit<Driver<'static, Framing>> = MaybeUninit::uninit();
 
 /// The byte device at the made-up addresses.
 struct Uart;
 
 impl Transport for Uart {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::stream(MAX_RAW, 0)
+        if cfg!(feature = "datagram") {
+            Capabilities::datagram(MAX_RAW, 0, true)
+        } else {
+            Capabilities::stream(MAX_RAW, 0)
+        }
     }
     fn recv(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;
@@ -88,12 +103,15 @@ fn main() -> ! {
         let conns = (*addr_of_mut!(CONN)).write([conn]);
         let ep =
             (*addr_of_mut!(ENDPOINT)).write(Endpoint::new(config.clone(), 0, Buf::Borrowed(conns), now()));
+        #[cfg(not(feature = "datagram"))]
         let framing = StreamFraming::new(
             Buf::Borrowed(&mut *addr_of_mut!(ACCUMULATOR)),
             Buf::Borrowed(&mut *addr_of_mut!(FRAME)),
             Buf::Borrowed(&mut *addr_of_mut!(PROTECTED)),
             config.idle_resync,
         );
+        #[cfg(feature = "datagram")]
+        let framing = DatagramFraming::new(MAX_RAW);
         let driver = (*addr_of_mut!(DRIVER)).write(Driver::new(
             framing,
             Buf::Borrowed(&mut *addr_of_mut!(RX_BUF)),
