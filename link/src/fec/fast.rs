@@ -570,6 +570,46 @@ pub(super) fn chien8(lambda: &[u8], n: usize, first: u8, roots: &mut [(usize, u8
     found
 }
 
+/// [`rs::Field::chien`] over GF(2^16) for a locator of degree at most 8.
+/// One damaged symbol, the usual case on the lines the frame-wide codes are
+/// chosen for, needs no search: Λ(x) = λ0 + λ1·x has its root at
+/// X = λ1 / λ0 = α^e, the error at index n - 1 - e, and e is a discrete
+/// logarithm below n, found by baby-step giant-step in about 2√n products
+/// where the search takes n/2 steps of eight lanes.
+pub(super) fn chien16(lambda: &[u16], n: usize, first: u16, roots: &mut [(usize, u16)]) -> usize {
+    let (&[l0, l1], Some(root)) = (lambda, roots.first_mut()) else {
+        return chien::<Gf65536>(lambda, n, first, roots);
+    };
+    if l0 == 0 || l1 == 0 || n > gf16::ORDER {
+        return 0;
+    }
+    let x = gf16::mul(l1, gf16::inv(l0));
+    // e = a·m + b, b < m: the baby steps α^b, sorted, then x·α^(-m·a).
+    let m = (1..=256).find(|&m| m * m >= n).unwrap_or(256);
+    let mut baby = [(0u16, 0u16); 256];
+    let mut p = 1u16;
+    for (b, slot) in baby[..m].iter_mut().enumerate() {
+        *slot = (p, b as u16);
+        p = gf16::mul_alpha_pow(p, 1);
+    }
+    let baby = &mut baby[..m];
+    baby.sort_unstable();
+    let giant = gf16::pow(gf16::ALPHA, gf16::ORDER - m);
+    let mut y = x;
+    for a in 0..n.div_ceil(m) {
+        if let Ok(k) = baby.binary_search_by_key(&y, |&(v, _)| v) {
+            let e = a * m + usize::from(baby[k].1);
+            if e >= n {
+                return 0;
+            }
+            *root = (n - 1 - e, gf16::inv(x));
+            return 1;
+        }
+        y = gf16::mul(y, giant);
+    }
+    0
+}
+
 /// [`rs::Field::chien`] for a locator of degree at most 8 (every code of
 /// spec 2.1), all terms in one vector of lanes.
 pub(super) fn chien<F: LaneField>(
@@ -698,6 +738,24 @@ mod tests {
         check_chien::<Gf256>(&mut rnd, chien::<Gf256>);
         check_chien::<Gf256>(&mut rnd, chien8);
         check_chien::<Gf65536>(&mut rnd, chien::<Gf65536>);
+        check_chien::<Gf65536>(&mut rnd, chien16);
+    }
+
+    #[test]
+    fn a_single_root_is_found_by_its_logarithm_anywhere() {
+        for n in [2usize, 3, 100, 2004, 4097, 65_534, 65_535] {
+            let first = gf16::pow(gf16::ALPHA, gf16::ORDER - (n - 1));
+            for e in [0usize, 1, 255, 256, 257, n - 2, n - 1, n, n + 1, 65_534] {
+                // Λ(x) = λ0 · (1 + α^e · x), λ0 arbitrary.
+                let l0 = 0x1234u16;
+                let lambda = [l0, gf16::mul(l0, gf16::pow(gf16::ALPHA, e))];
+                let (mut want, mut got) = ([(0, 0u16)], [(0, 0u16)]);
+                let w = rs::chien::<Gf65536>(&lambda, n, first, &mut want);
+                let g = chien16(&lambda, n, first, &mut got);
+                assert_eq!((g, &got[..g]), (w, &want[..w]), "n {n} e {e}");
+                assert_eq!(g, usize::from(e % gf16::ORDER < n), "n {n} e {e}");
+            }
+        }
     }
 
     #[test]

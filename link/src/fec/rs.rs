@@ -153,7 +153,7 @@ impl Field for Gf65536 {
     fn chien(lambda: &[u16], n: usize, first: u16, roots: &mut [(usize, u16)]) -> usize {
         #[cfg(not(target_os = "none"))]
         if lambda.len() <= 9 {
-            return super::fast::chien::<Self>(lambda, n, first, roots);
+            return super::fast::chien16(lambda, n, first, roots);
         }
         chien::<Self>(lambda, n, first, roots)
     }
