@@ -71,6 +71,37 @@ pub fn div(a: u8, b: u8) -> u8 {
     }
 }
 
+/// h · α^8 for every byte h: the reduction of the bits a shift by up to 8
+/// places pushes out of a byte. 256 bytes, on hosted targets only: a
+/// microcontroller keeps its flash and takes the logarithm path.
+#[cfg(not(target_os = "none"))]
+static OVERFLOW: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut h = 0;
+    while h < 256 {
+        t[h] = mul(h as u8, 0x1D);
+        h += 1;
+    }
+    t
+};
+
+/// a · α^j, for j < 255: the step of Horner's rule for syndrome j and of
+/// term j of the Chien search.
+#[inline]
+pub fn mul_alpha_pow(a: u8, j: usize) -> u8 {
+    #[cfg(not(target_os = "none"))]
+    if j <= 8 {
+        // a · x^j, then the bits above x^7 folded back in one lookup.
+        let w = u32::from(a) << j;
+        return w as u8 ^ OVERFLOW[(w >> 8) as usize];
+    }
+    if a == 0 {
+        0
+    } else {
+        EXP[LOG[a as usize] as usize + j % 255]
+    }
+}
+
 /// α^-i.
 #[inline]
 pub fn exp_neg(i: usize) -> u8 {
@@ -104,5 +135,10 @@ mod tests {
             seen[exp(i) as usize] = true;
         }
         assert_eq!(mul(exp(7), exp_neg(7)), 1);
+        for a in 0..=255u8 {
+            for j in 0..=40 {
+                assert_eq!(mul_alpha_pow(a, j), mul(a, exp(j)), "{a} j {j}");
+            }
+        }
     }
 }

@@ -57,10 +57,64 @@ pub const fn pow(mut a: u16, mut e: usize) -> u16 {
     r
 }
 
+/// a · α^j for j < 16: a shift and the reduction, a tenth of a general product.
+#[inline]
+pub const fn mul_alpha_pow(a: u16, j: u32) -> u16 {
+    reduce((a as u32) << (j & 15))
+}
+
+/// h · α^16 for every byte h: the reduction of the bits a shift by up to 8
+/// places pushes out of a symbol. 512 bytes, on hosted targets only.
+#[cfg(not(target_os = "none"))]
+static OVERFLOW: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut h = 0;
+    while h < 256 {
+        t[h] = reduce((h as u32) << 16);
+        h += 1;
+    }
+    t
+};
+
+/// a · α^j for j < 16, by a table lookup where there is one (j <= 8 on a
+/// hosted target), else by [`mul_alpha_pow`].
+#[inline]
+pub fn mul_alpha_pow_fast(a: u16, j: u32) -> u16 {
+    #[cfg(not(target_os = "none"))]
+    if j <= 8 {
+        let w = u32::from(a) << j;
+        return w as u16 ^ OVERFLOW[(w >> 16) as usize];
+    }
+    mul_alpha_pow(a, j)
+}
+
 /// 1 / a (zero for zero: callers check first, and a zero must never panic).
+///
+/// The extended Euclidean algorithm over GF(2)\[x\] (Hankerson, Menezes and
+/// Vanstone, algorithm 2.48): about 30 shift-and-add steps where a^(2^16 - 2)
+/// takes 30 products.
 pub const fn inv(a: u16) -> u16 {
-    // a^(2^16 - 2) = a^-1 for every a != 0.
-    pow(a, ORDER - 1)
+    if a == 0 {
+        return 0;
+    }
+    // Invariants: a·g1 = u and a·g2 = v (mod POLY); u and v shrink to 1.
+    let (mut u, mut v) = (a as u32, POLY);
+    let (mut g1, mut g2) = (1u32, 0u32);
+    while u != 1 {
+        let (du, dv) = (u.leading_zeros(), v.leading_zeros());
+        if du > dv {
+            // deg u < deg v: swap the roles.
+            let (t, h) = (u, g1);
+            u = v;
+            g1 = g2;
+            v = t;
+            g2 = h;
+        }
+        let j = du.abs_diff(dv);
+        u ^= v << j;
+        g1 ^= g2 << j;
+    }
+    g1 as u16
 }
 
 #[cfg(test)]
@@ -112,6 +166,20 @@ mod tests {
             assert_eq!(mul(a, inv(a)), 1, "{a:#x}");
         }
         assert_eq!(inv(0), 0);
+        // The Euclidean inverse against a^(2^16 - 2), for every element.
+        for a in 1..=u16::MAX {
+            let i = inv(a);
+            assert_eq!(mul(a, i), 1, "{a:#x}");
+            if a % 251 == 0 {
+                assert_eq!(i, pow(a, ORDER - 1), "{a:#x}");
+            }
+        }
+        for a in [1u16, 2, 0x8000, 0xFFFF, 0x1234] {
+            for j in 0..16 {
+                assert_eq!(mul_alpha_pow(a, j), mul(a, pow(ALPHA, j as usize)), "{a:#x} j {j}");
+                assert_eq!(mul_alpha_pow_fast(a, j), mul_alpha_pow(a, j), "{a:#x} j {j}");
+            }
+        }
         assert_eq!(mul(pow(ALPHA, 1000), pow(ALPHA, ORDER - 1000)), 1);
     }
 }

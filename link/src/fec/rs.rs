@@ -12,6 +12,11 @@
 //! reaches, and computes syndromes at ~17 MB/s; this decoder faces the wire,
 //! is fuzzed, and runs only when a frame's CRC already failed.
 //!
+//! This is the generic code, and all of it on a microcontroller. On a hosted
+//! target `fast.rs` takes over the encoder, the syndromes and the Chien
+//! search of strand's six codes with tables built at compile time (50 KiB
+//! of them), and [`solve`] does the rest for both.
+//!
 //! The decoder reads and fixes symbols through [`Codeword`], so an interleaved
 //! codeword is decoded where it lies in the frame (every n-th byte) and a
 //! frame-wide one straight from the frame's bytes, with no copy and no
@@ -42,11 +47,27 @@ pub trait Field {
     fn inv(a: Self::E) -> Self::E;
     /// a^e.
     fn pow(a: Self::E, e: usize) -> Self::E;
-    /// `dst[i] += k · coef[i]`: the encoder's inner loop, which a field
-    /// with log tables does faster than product by product.
-    fn scale_add(dst: &mut [Self::E], coef: &[Self::E], k: Self::E) {
-        for (d, &c) in dst.iter_mut().zip(coef) {
-            *d ^= Self::mul(k, c);
+    /// a · α^j for j <= [`MAX_PARITY`]: the step of Horner's rule for
+    /// syndrome j and of term j of the Chien search, which both fields do
+    /// faster than a general product.
+    fn mul_alpha_pow(a: Self::E, j: usize) -> Self::E {
+        Self::mul(a, Self::pow(Self::ALPHA, j))
+    }
+    /// The Chien search (see [`solve`]): writes to `roots` the indexes
+    /// `i < n` where Λ(X^-1) = 0, X = α^(n-1-i), lowest first, each with its
+    /// X^-1, and stops at the `l`-th; returns how many it found. `lambda` is
+    /// Λ, lowest degree first, of degree `l` (`lambda.len() == l + 1`), and
+    /// `first` is α^-(n-1).
+    fn chien(lambda: &[Self::E], n: usize, first: Self::E, roots: &mut [(usize, Self::E)]) -> usize {
+        chien::<Self>(lambda, n, first, roots)
+    }
+    /// The encoder's step: `par[i] = par[i + 1] + k · coef[i]` (the last
+    /// with a zero shifted in), in one pass and without a memmove.
+    fn shift_scale_add(par: &mut [Self::E], coef: &[Self::E], k: Self::E) {
+        let n = par.len().min(coef.len());
+        for i in 0..n {
+            let next = if i + 1 < n { par[i + 1] } else { Self::ZERO };
+            par[i] = next ^ Self::mul(k, coef[i]);
         }
     }
 }
@@ -74,15 +95,30 @@ impl Field for Gf256 {
             _ => gf::exp(gf::log(a) as usize * (e % 255)),
         }
     }
-    fn scale_add(dst: &mut [u8], coef: &[u8], k: u8) {
+    #[inline]
+    fn mul_alpha_pow(a: u8, j: usize) -> u8 {
+        gf::mul_alpha_pow(a, j)
+    }
+    fn chien(lambda: &[u8], n: usize, first: u8, roots: &mut [(usize, u8)]) -> usize {
+        #[cfg(not(target_os = "none"))]
+        if lambda.len() <= 9 {
+            return super::fast::chien8(lambda, n, first, roots);
+        }
+        chien::<Self>(lambda, n, first, roots)
+    }
+    fn shift_scale_add(par: &mut [u8], coef: &[u8], k: u8) {
+        let n = par.len().min(coef.len());
         if k == 0 {
+            for i in 0..n {
+                par[i] = if i + 1 < n { par[i + 1] } else { 0 };
+            }
             return;
         }
         let lk = gf::log(k);
-        for (d, &c) in dst.iter_mut().zip(coef) {
-            if c != 0 {
-                *d ^= gf::exp_sum(lk, gf::log(c));
-            }
+        for i in 0..n {
+            let next = if i + 1 < n { par[i + 1] } else { 0 };
+            let c = coef[i];
+            par[i] = next ^ if c == 0 { 0 } else { gf::exp_sum(lk, gf::log(c)) };
         }
     }
 }
@@ -105,6 +141,21 @@ impl Field for Gf65536 {
     }
     fn pow(a: u16, e: usize) -> u16 {
         gf16::pow(a, e)
+    }
+    #[inline]
+    fn mul_alpha_pow(a: u16, j: usize) -> u16 {
+        if j < 16 {
+            gf16::mul_alpha_pow_fast(a, j as u32)
+        } else {
+            gf16::mul(a, gf16::pow(gf16::ALPHA, j))
+        }
+    }
+    fn chien(lambda: &[u16], n: usize, first: u16, roots: &mut [(usize, u16)]) -> usize {
+        #[cfg(not(target_os = "none"))]
+        if lambda.len() <= 9 {
+            return super::fast::chien16(lambda, n, first, roots);
+        }
+        chien::<Self>(lambda, n, first, roots)
     }
 }
 
@@ -141,20 +192,23 @@ impl<F: Field> Generator<F> {
         self.nsym
     }
 
+    /// The coefficients below the leading 1, highest degree first.
+    pub fn coefficients(&self) -> &[F::E] {
+        &self.coef[..self.nsym]
+    }
+
     /// Computes the parity of the data symbols `data` into `parity[..nsym]`.
     pub fn encode(&self, data: impl Iterator<Item = F::E>, parity: &mut [F::E]) {
         let n = self.nsym;
         let par = &mut parity[..n];
         par.fill(F::ZERO);
+        if n == 0 {
+            return;
+        }
+        let mut top = F::ZERO;
         for d in data {
-            let fb = d ^ par.first().copied().unwrap_or(F::ZERO);
-            par.copy_within(1.., 0);
-            if let Some(last) = par.last_mut() {
-                *last = F::ZERO;
-            }
-            if fb != F::ZERO {
-                F::scale_add(par, &self.coef[..n], fb);
-            }
+            F::shift_scale_add(par, &self.coef[..n], d ^ top);
+            top = par[0];
         }
     }
 }
@@ -189,21 +243,50 @@ impl<E: Copy + BitXorAssign> Codeword<E> for [E] {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Uncorrectable;
 
-/// Syndromes S_j = c(α^j); true if any is non-zero.
-fn syndromes<F: Field, C: Codeword<F::E> + ?Sized>(cw: &C, nsym: usize, s: &mut [F::E; MAX_PARITY]) -> bool {
-    let mut roots = [F::ONE; MAX_PARITY];
-    for j in 1..nsym {
-        roots[j] = F::mul(roots[j - 1], F::ALPHA);
-    }
+/// Syndromes S_j = c(α^j), by Horner's rule for every syndrome at once in
+/// one pass over the symbols.
+fn syndromes<F: Field, C: Codeword<F::E> + ?Sized>(cw: &C, nsym: usize, s: &mut [F::E; MAX_PARITY]) {
     s[..nsym].fill(F::ZERO);
-    // One pass over the symbols, Horner for every syndrome at once.
     for i in 0..cw.symbols() {
         let c = cw.get(i);
-        for (sj, &r) in s[..nsym].iter_mut().zip(&roots[..nsym]) {
-            *sj = F::mul(*sj, r) ^ c;
+        for (j, sj) in s[..nsym].iter_mut().enumerate() {
+            *sj = F::mul_alpha_pow(*sj, j) ^ c;
         }
     }
-    s[..nsym].iter().any(|&x| x != F::ZERO)
+}
+
+/// The Chien search of [`Field::chien`], for any field and degree.
+pub fn chien<F: Field + ?Sized>(
+    lambda: &[F::E],
+    n: usize,
+    first: F::E,
+    roots: &mut [(usize, F::E)],
+) -> usize {
+    let l = lambda.len() - 1;
+    let mut term = [F::ZERO; MAX_PARITY + 1];
+    let mut x = F::ONE;
+    for (t, &c) in term.iter_mut().zip(lambda) {
+        *t = F::mul(c, x);
+        x = F::mul(x, first);
+    }
+    let mut found = 0;
+    let mut x_inv = first;
+    for i in 0..n {
+        let sum = term[1..=l].iter().fold(term[0], |acc, &t| acc ^ t);
+        if sum == F::ZERO {
+            let Some(root) = roots.get_mut(found) else { break };
+            *root = (i, x_inv);
+            found += 1;
+            if found == roots.len() {
+                break;
+            }
+        }
+        for (j, t) in term[1..=l].iter_mut().enumerate() {
+            *t = F::mul_alpha_pow(*t, j + 1);
+        }
+        x_inv = F::mul_alpha_pow(x_inv, 1);
+    }
+    found
 }
 
 /// Evaluates a polynomial given lowest degree first at `x`.
@@ -223,15 +306,34 @@ pub fn correct<F: Field, C: Codeword<F::E> + ?Sized>(
         return Err(Uncorrectable);
     }
     let mut s = [F::ZERO; MAX_PARITY];
-    if !syndromes::<F, C>(cw, nsym, &mut s) {
+    syndromes::<F, C>(cw, nsym, &mut s);
+    solve::<F, C>(cw, nsym, &s)
+}
+
+/// Corrects the codeword `cw` given its syndromes `s[..nsym]` (S_j = c(α^j),
+/// however they were computed): Berlekamp-Massey, Chien search, Forney.
+/// Returns the number of symbols corrected; on an error `cw` may hold
+/// partial corrections.
+pub(crate) fn solve<F: Field, C: Codeword<F::E> + ?Sized>(
+    cw: &mut C,
+    nsym: usize,
+    s: &[F::E; MAX_PARITY],
+) -> Result<usize, Uncorrectable> {
+    let n = cw.symbols();
+    if nsym == 0 || nsym > MAX_PARITY || n > F::MAX_CODEWORD || n <= nsym {
+        return Err(Uncorrectable);
+    }
+    if s[..nsym].iter().all(|&x| x == F::ZERO) {
         return Ok(0);
     }
-    // Berlekamp-Massey: the error locator Λ(x), lowest degree first.
+    // Berlekamp-Massey: the error locator Λ(x), lowest degree first. `prev`
+    // is the locator before the last length change, of degree at most `lp`;
+    // 1 / b, its discrepancy's inverse, is computed once per length change.
     let mut lambda = [F::ZERO; MAX_PARITY + 1];
     let mut prev = [F::ZERO; MAX_PARITY + 1];
     lambda[0] = F::ONE;
     prev[0] = F::ONE;
-    let (mut l, mut m, mut b) = (0usize, 1usize, F::ONE);
+    let (mut l, mut lp, mut m, mut b_inv) = (0usize, 0usize, 1usize, F::ONE);
     for k in 0..nsym {
         let mut d = s[k];
         for i in 1..=l.min(k) {
@@ -241,17 +343,18 @@ pub fn correct<F: Field, C: Codeword<F::E> + ?Sized>(
             m += 1;
             continue;
         }
-        let coef = F::mul(d, F::inv(b));
-        let saved = lambda;
-        for i in 0..=MAX_PARITY - m.min(MAX_PARITY) {
-            if i + m <= MAX_PARITY {
-                lambda[i + m] ^= F::mul(coef, prev[i]);
+        let coef = F::mul(d, b_inv);
+        let saved = (2 * l <= k).then_some(lambda);
+        // Λ(x) -= coef · x^m · prev(x): degree at most max(l, lp + m).
+        for (i, &p) in prev[..=lp].iter().enumerate() {
+            if let Some(t) = lambda.get_mut(i + m) {
+                *t ^= F::mul(coef, p);
             }
         }
-        if 2 * l <= k {
-            l = k + 1 - l;
+        if let Some(saved) = saved {
+            (lp, l) = (l, k + 1 - l);
             prev = saved;
-            b = d;
+            b_inv = F::inv(d);
             m = 1;
         } else {
             m += 1;
@@ -262,49 +365,31 @@ pub fn correct<F: Field, C: Codeword<F::E> + ?Sized>(
     }
     // Chien search: Λ(X^-1) = 0 marks an error at index i, X = α^(n-1-i).
     // X^-1 grows by a factor α from one index to the next, so term j of
-    // Λ(X^-1) grows by α^j: l products per index, no powers.
-    let mut term = [F::ZERO; MAX_PARITY + 1];
-    let mut step = [F::ONE; MAX_PARITY + 1];
-    let first = F::inv(F::pow(F::ALPHA, n - 1));
-    let mut x = F::ONE;
-    for j in 0..=l {
-        term[j] = F::mul(lambda[j], x);
-        x = F::mul(x, first);
-        if j > 0 {
-            step[j] = F::mul(step[j - 1], F::ALPHA);
-        }
-    }
-    let mut positions = [0usize; MAX_PARITY / 2];
-    let mut found = 0;
-    for i in 0..n {
-        let sum = term[..=l].iter().fold(F::ZERO, |acc, &t| acc ^ t);
-        if sum == F::ZERO {
-            if found == positions.len() {
-                return Err(Uncorrectable);
-            }
-            positions[found] = i;
-            found += 1;
-        }
-        for j in 1..=l {
-            term[j] = F::mul(term[j], step[j]);
-        }
-    }
+    // Λ(X^-1) grows by α^j: l products by a power of α per index, no general
+    // products. A polynomial of degree l has at most l roots: the search ends
+    // at the l-th.
+    let first = F::pow(F::ALPHA, F::MAX_CODEWORD - (n - 1)); // α^-(n-1)
+                                                             // (index, X^-1) of each error found.
+    let mut roots = [(0usize, F::ZERO); MAX_PARITY / 2];
+    let found = F::chien(&lambda[..=l], n, first, &mut roots[..l]);
     if found != l {
         return Err(Uncorrectable);
     }
-    // Forney: Ω(x) = S(x)Λ(x) mod x^nsym; e = X · Ω(X^-1) / Λ'(X^-1) (first root α^0).
-    let mut omega = [F::ZERO; MAX_PARITY];
-    for (i, o) in omega.iter_mut().enumerate().take(nsym) {
+    // Forney: Ω(x) = S(x)Λ(x) mod x^nsym, e = X · Ω(X^-1) / Λ'(X^-1) (first
+    // root α^0). With l distinct roots found, Λ generates all nsym syndromes
+    // and Ω has degree below l: its first l terms are all of it.
+    let mut omega = [F::ZERO; MAX_PARITY / 2];
+    for (i, o) in omega.iter_mut().enumerate().take(l) {
         let mut acc = F::ZERO;
-        for j in 0..=i.min(l) {
+        for j in 0..=i {
             acc ^= F::mul(s[i - j], lambda[j]);
         }
         *o = acc;
     }
-    for &pos in &positions[..found] {
-        let x = F::pow(F::ALPHA, n - 1 - pos);
-        let x_inv = F::inv(x);
-        let num = F::mul(x, eval_low_first::<F>(&omega[..nsym], x_inv));
+    // Per error, (e_k · X_k^j, X_k): the check below steps j up from 0.
+    let mut fixes = [(F::ZERO, F::ZERO); MAX_PARITY / 2];
+    for (&(pos, x_inv), fix) in roots[..found].iter().zip(&mut fixes) {
+        let num = eval_low_first::<F>(&omega[..l], x_inv);
         // Formal derivative: the odd terms, each lowered by one degree.
         let x_inv2 = F::mul(x_inv, x_inv);
         let (mut den, mut xp) = (F::ZERO, F::ONE);
@@ -312,13 +397,30 @@ pub fn correct<F: Field, C: Codeword<F::E> + ?Sized>(
             den ^= F::mul(lambda[i], xp);
             xp = F::mul(xp, x_inv2);
         }
-        if den == F::ZERO || !cw.fix(pos, F::mul(num, F::inv(den))) {
+        // X · Ω(X^-1) / Λ'(X^-1) = Ω(X^-1) / (X^-1 · Λ'(X^-1)).
+        let den = F::mul(den, x_inv);
+        if den == F::ZERO {
             return Err(Uncorrectable);
         }
+        let e = F::mul(num, F::inv(den));
+        if !cw.fix(pos, e) {
+            return Err(Uncorrectable);
+        }
+        *fix = (e, F::inv(x_inv));
     }
-    // Trust only a result that is a codeword again.
-    if syndromes::<F, C>(cw, nsym, &mut s) {
-        return Err(Uncorrectable);
+    // Trust only a result that is a codeword again: the corrections must
+    // account for every syndrome, S_j = Σ e_k · X_k^j (what recomputing the
+    // syndromes of the corrected codeword would check, without a second pass
+    // over it).
+    for &sj in &s[..nsym] {
+        let mut acc = sj;
+        for (term, x) in &mut fixes[..found] {
+            acc ^= *term;
+            *term = F::mul(*term, *x);
+        }
+        if acc != F::ZERO {
+            return Err(Uncorrectable);
+        }
     }
     Ok(found)
 }
