@@ -129,6 +129,13 @@ impl Address {
     pub fn reopenable(&self) -> bool {
         matches!(self, Address::Serial(_) | Address::Tcp(_) | Address::Unix(_))
     }
+
+    /// Whether the far side can end the transport (a socket closed, a pipe at
+    /// end of file): worth waiting a moment for at close. A serial line never
+    /// ends; the tty drains what it holds when closed.
+    pub fn has_end(&self) -> bool {
+        !matches!(self, Address::Serial(_))
+    }
 }
 
 /// `HOST:PORT` with a host and a port number.

@@ -453,10 +453,10 @@ async fn drive(inner: Arc<Inner>, opened: Opened, addr: Address, serial: SerialS
                 }
                 _ = inner.close.notified(), if closing.is_none() => {
                     // Our frames are all out (the handle waited for that): end our
-                    // side and read until the peer ends its own, a little while. A
-                    // serial line has no end to wait for (the tty drains what it
-                    // holds on close), and waiting would add a second to every run.
-                    let drain = if matches!(addr, Address::Serial(_)) { Duration::ZERO } else { CLOSE_DRAIN };
+                    // side and read until the peer ends its own, a little while —
+                    // where it has one (on a serial line the wait would only add a
+                    // second to every run).
+                    let drain = if addr.has_end() { CLOSE_DRAIN } else { Duration::ZERO };
                     closing = Some(tokio::time::Instant::now() + drain);
                     if let Some(c) = conn.as_mut() {
                         c.tx = None;

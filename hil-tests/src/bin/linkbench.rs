@@ -224,13 +224,6 @@ fn target(ber: f64) -> Option<f64> {
 }
 
 fn main() {
-    // Two host-sized links are built by value before they are boxed.
-    let bench =
-        std::thread::Builder::new().stack_size(256 << 20).spawn(bench).expect("spawn the bench thread");
-    bench.join().expect("the bench does not panic");
-}
-
-fn bench() {
     let args = Args::parse();
     let limit = args.bit_rate as f64 / 10.0;
     println!(
