@@ -72,7 +72,7 @@ struct Counters {
 impl Counters {
     fn node(&self, now: Instant, ab: &RelayStats, ba: &RelayStats) -> NodeStats {
         NodeStats {
-            uptime_ms: (now.since(self.started).as_millis() as u64) as u32,
+            uptime_ms: now.since(self.started).as_millis() as u32,
             relayed_ab: ab.bytes,
             relayed_ba: ba.bytes,
             dropped: ab.dropped.wrapping_add(ba.dropped),

@@ -379,7 +379,7 @@ impl Inner {
 
     /// Declares the peer gone after `give_up` of silence, and back when heard.
     fn check_gone(&self, st: &mut State, now: Instant) {
-        let silent = now.since(st.link().last_heard());
+        let silent: Duration = now.since(st.link().last_heard()).into();
         if st.gone.is_some() {
             if silent < self.give_up && st.link().is_connected() {
                 tracing::info!("{}: the peer is back", self.label);

@@ -1,7 +1,7 @@
 //! Tunables of a link. Defaults suit a 2 Mbit/s USB-serial line; radios and
 //! slow lines pass their own.
 
-use core::time::Duration;
+use crate::time::Duration;
 
 /// Number of channels with a configurable priority; higher channels use priority 0.
 pub const PRIORITY_CHANNELS: usize = 16;
@@ -153,8 +153,7 @@ impl Config {
     pub fn for_serial_line(baud: u32, bits_per_byte: u32, frame_capacity: usize) -> Config {
         let rate = (u64::from(baud) / u64::from(bits_per_byte.max(1))).max(1);
         let cap = frame_capacity as u64;
-        let payload_for =
-            |t: Duration| (rate * t.as_millis() as u64 / 1000).clamp(256, u64::from(u16::MAX)) as u16;
+        let payload_for = |t: Duration| (rate * t.as_millis() / 1000).clamp(256, u64::from(u16::MAX)) as u16;
         let shared = payload_for(MAX_FRAME_TIME);
         let bulk = payload_for(BULK_FRAME_TIME);
         let larger = u64::from(shared).max(u64::from(bulk).min(cap));

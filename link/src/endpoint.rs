@@ -15,9 +15,9 @@ use crate::conn::Connection;
 use crate::fec::{policy, Strength};
 use crate::stats::Stats;
 use crate::storage::Buf;
+use crate::time::Duration;
 use crate::time::{earliest, Instant};
 use crate::wire::{Error as WireError, Frame, FrameType, Header, HelloPayload, HelloRepr};
-use core::time::Duration;
 
 /// A frame [`Endpoint::poll_frame`] built: how long, how to protect it, and
 /// where it came from (for [`Endpoint::frame_sent`]).
@@ -249,7 +249,7 @@ impl<'a> Endpoint<'a> {
         if self.config.line_rate > 0 && q > Duration::ZERO && self.line_free_at > now + q {
             // Enough is queued ahead already: a frame handed out now would only
             // wait, and a packet arriving meanwhile would wait behind it.
-            let at = Instant::from_micros(self.line_free_at.as_micros() - q.as_micros() as u64);
+            let at = Instant::from_micros(self.line_free_at.as_micros() - q.as_micros());
             self.paced_until = Some(at);
             return None;
         }

@@ -10,8 +10,8 @@
 //! and keeps about two of their products in flight. The buffers stay nearly
 //! empty, round trips stay honest, and the rate found also caps frame length.
 
+use crate::time::Duration;
 use crate::time::Instant;
-use core::time::Duration;
 
 /// Window of the shortest round trip.
 const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
@@ -106,7 +106,7 @@ impl Pacer {
 
     /// A delivery-rate sample: `bytes` were acknowledged over `interval`.
     pub fn on_rate_sample(&mut self, now: Instant, bytes: u64, interval: Duration) {
-        let us = interval.as_micros() as u64;
+        let us = interval.as_micros();
         if us < 1000 || bytes == 0 {
             return; // too short to mean anything
         }
@@ -115,7 +115,7 @@ impl Pacer {
 
     /// A round-trip sample.
     pub fn on_rtt(&mut self, now: Instant, rtt: Duration) {
-        self.min_rtt.update(MIN_RTT_WINDOW, now, rtt.as_micros() as u64);
+        self.min_rtt.update(MIN_RTT_WINDOW, now, rtt.as_micros());
     }
 
     /// The delivery rate in bytes per second, once measured.
@@ -138,7 +138,7 @@ impl Pacer {
 
     /// The longest payload worth sending at the measured rate ([`FRAME_TIME`]).
     pub fn frame_cap(&self) -> Option<u64> {
-        self.rate.get().map(|r| r * FRAME_TIME.as_millis() as u64 / 1000)
+        self.rate.get().map(|r| r * FRAME_TIME.as_millis() / 1000)
     }
 }
 

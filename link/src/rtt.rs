@@ -7,7 +7,7 @@
 //! trip); beyond the first [`GRACE`] such timeouts each doubles the RTO, until
 //! a fresh sample or new data acknowledged.
 
-use core::time::Duration;
+use crate::time::Duration;
 
 /// Timeouts in a row that do not back off the RTO.
 pub const GRACE: u32 = 2;
@@ -34,16 +34,16 @@ impl RttEstimator {
             srtt: None,
             rttvar: 0,
             backoff: 0,
-            initial: initial.as_micros() as u64,
-            min: min.as_micros() as u64,
-            max: max.as_micros() as u64,
+            initial: initial.as_micros(),
+            min: min.as_micros(),
+            max: max.as_micros(),
             wide: false,
         }
     }
 
     /// Folds in a round-trip sample from a frame sent exactly once.
     pub fn sample(&mut self, rtt: Duration) {
-        let r = rtt.as_micros() as u64;
+        let r = rtt.as_micros();
         match self.srtt {
             None => {
                 self.srtt = Some(r);

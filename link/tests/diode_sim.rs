@@ -371,12 +371,17 @@ fn one_pass(
     let config = SenderConfig { redundancy, rounds: Some(1), ..SenderConfig::default() };
     let mut tx = Sender::new(session, objects, config, None).unwrap();
     let contents: Vec<&[u8]> = files.iter().map(|(_, b)| &b[..]).collect();
-    strand_link::diode::run_in_memory(&mut tx, &contents, std::time::Duration::from_micros(100), |now, f| {
-        if !lose() {
-            let _ = rx.handle_frame(now, f, store);
-        }
-        true
-    })
+    strand_link::diode::run_in_memory(
+        &mut tx,
+        &contents,
+        strand_link::time::Duration::from_micros(100),
+        |now, f| {
+            if !lose() {
+                let _ = rx.handle_frame(now, f, store);
+            }
+            true
+        },
+    )
 }
 
 #[test]
@@ -433,7 +438,7 @@ fn content_already_published_is_complete_when_its_hash_arrives() {
     strand_link::diode::run_in_memory(
         &mut tx,
         &[&files[0].1],
-        std::time::Duration::from_micros(100),
+        strand_link::time::Duration::from_micros(100),
         |now, f| {
             let _ = rx.handle_frame(now, f, &mut store);
             !rx.session_complete(400)
@@ -542,7 +547,7 @@ fn a_burst_over_the_end_does_not_hide_that_the_sender_finished() {
     strand_link::diode::run_in_memory(
         &mut tx,
         &[&files[0].1],
-        std::time::Duration::from_micros(50),
+        strand_link::time::Duration::from_micros(50),
         |now, f| {
             let done = f[1] == 0x12 && f[10] == 2;
             if done && burst_left.is_none() {
@@ -572,7 +577,7 @@ fn a_sender_that_has_just_started_is_not_called_silent() {
     strand_link::diode::run_in_memory(
         &mut tx,
         &[&files[0].1],
-        std::time::Duration::from_micros(50),
+        strand_link::time::Duration::from_micros(50),
         |now, f| {
             if first {
                 let _ = rx.handle_frame(now, f, &mut store);

@@ -174,7 +174,7 @@ fn a_half_open_link_is_recovered_within_a_probation_of_the_restart() {
             *pair.a.events.iter().rev().find(|(_, e)| matches!(e, Event::Connected { .. })).unwrap();
         let took = Duration::from_micros(at.as_micros()) - t0;
         // The probation: a keepalive interval of silence from the old session.
-        let probation = Config::default().keepalive;
+        let probation: Duration = Config::default().keepalive.into();
         assert!(took <= probation + Duration::from_millis(100), "seed {seed}: {took:?}");
         pair.b.send(3, b"new".to_vec());
         assert!(pair.run_until(Duration::from_secs(5), |p| p.a.delivered.len() == 1), "seed {seed}");

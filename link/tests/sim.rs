@@ -514,7 +514,7 @@ fn slow_line_with_rate_derived_settings_sends_nothing_twice() {
     let cfg = Config {
         max_payload: 576,
         max_in_flight_bytes: 2304,
-        min_rto: Duration::from_millis(170),
+        min_rto: strand_link::time::Duration::from_millis(170),
         ..Config::default()
     };
     let mut pair = P::symmetric(cfg, LineConfig::clean(115_200, Duration::from_millis(1)), 6);
@@ -620,7 +620,7 @@ fn slow_line_keystrokes_beside_bulk_wait_for_short_frames() {
     let before = Config {
         max_payload: 576,
         shared_payload: 0,
-        max_queue: Duration::ZERO,
+        max_queue: strand_link::time::Duration::ZERO,
         max_in_flight_bytes: 2304,
         ..now.clone()
     };

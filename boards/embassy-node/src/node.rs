@@ -58,9 +58,9 @@ impl NodeMemory {
 pub fn radio_config(byte_rate: u32) -> Config {
     let mut c = Config::for_serial_line(byte_rate.max(1) * 10, 10, RadioMemory::MAX_RAW);
     c.fec = true;
-    c.keepalive = core::time::Duration::from_secs(10);
-    c.link_timeout = core::time::Duration::from_secs(60);
-    c.max_rto = core::time::Duration::from_secs(30);
+    c.keepalive = strand_link::time::Duration::from_secs(10);
+    c.link_timeout = strand_link::time::Duration::from_secs(60);
+    c.max_rto = strand_link::time::Duration::from_secs(30);
     c
 }
 

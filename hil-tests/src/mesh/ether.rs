@@ -218,7 +218,7 @@ impl Ether {
             };
             receptions.push(Reception { rx, outcome, rssi_dbm: a.rssi });
         }
-        Ended { tx: frame.tx, bytes: frame.bytes, airtime: frame.end.since(frame.start), receptions }
+        Ended { tx: frame.tx, bytes: frame.bytes, airtime: frame.end.since(frame.start).into(), receptions }
     }
 
     /// Channel activity detection at `node`, `now`: busy while it transmits or

@@ -495,7 +495,11 @@ mod tests {
         let mut last = vec![None::<Instant>; 30];
         for m in sim.messages() {
             if let Some(prev) = last[m.origin] {
-                assert!(m.at.since(prev) >= Duration::from_millis(8_600), "seed 6: node {}", m.origin);
+                assert!(
+                    Duration::from(m.at.since(prev)) >= Duration::from_millis(8_600),
+                    "seed 6: node {}",
+                    m.origin
+                );
             }
             last[m.origin] = Some(m.at);
         }

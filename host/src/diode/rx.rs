@@ -231,7 +231,8 @@ impl Run {
                 return Ok(Some(End::Complete));
             }
             for s in self.rx.sessions() {
-                let interval = self.rx.heartbeat_interval(s).unwrap_or(Duration::from_secs(1));
+                let interval: Duration =
+                    self.rx.heartbeat_interval(s).map_or(Duration::from_secs(1), Into::into);
                 if self.liveness.get(&s) == Some(&Liveness::Finished)
                     && self.last_valid.elapsed() >= interval * 2
                 {

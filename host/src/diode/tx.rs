@@ -593,7 +593,7 @@ async fn session(
         redundancy: setup.redundancy,
         rounds,
         first_round: setup.first_round,
-        heartbeat: setup.heartbeat,
+        heartbeat: setup.heartbeat.into(),
     };
     let session = session_id();
     let count = batch.items.len();

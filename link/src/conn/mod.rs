@@ -375,8 +375,8 @@ impl<'a> Connection<'a> {
     /// Counters and gauges of this connection.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
-        s.srtt_us = self.rtt.srtt().map_or(0, |d| d.as_micros() as u64);
-        s.rto_us = self.rtt.rto().as_micros() as u64;
+        s.srtt_us = self.rtt.srtt().map_or(0, |d| d.as_micros());
+        s.rto_us = self.rtt.rto().as_micros();
         s.payload_size = self.sizer.current();
         s.fec_strength = self.strength;
         s.fec_hint = self.last_hint;

@@ -4,9 +4,9 @@
 
 use super::{frames::AckState, new_session_id, Connection};
 use crate::event::Event;
+use crate::time::Duration;
 use crate::time::Instant;
 use crate::wire::{FrameType, Header, HelloRepr, OVERHEAD, PROTOCOL};
-use core::time::Duration;
 
 /// A HELLO from a session other than the connected peer's, on probation.
 #[derive(Debug, Clone, Copy)]

@@ -5,9 +5,9 @@
 
 use super::Connection;
 use crate::fec::{self, policy, Strength};
+use crate::time::Duration;
 use crate::time::Instant;
 use crate::wire::OVERHEAD;
-use core::time::Duration;
 
 impl Connection<'_> {
     pub(crate) fn apply_payload_bounds(&mut self) {

@@ -10,12 +10,12 @@ use super::code::{CodeError, Codec};
 use super::layout::Layout;
 use super::wire::{self, AuthKey, DiodeError, DiodeFrame, SenderState};
 use super::{safe_name, Manifest, ObjectKey};
+use crate::time::Duration;
 use crate::time::Instant;
 use alloc::collections::BTreeMap;
 use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::time::Duration;
 
 /// Where a receiver keeps symbols and decoded bytes.
 pub trait Store {

@@ -36,10 +36,10 @@ use super::code::{CodeError, Codec};
 use super::layout::{repair_for_loss, Layout};
 use super::wire::{AuthKey, DiodeFrame, HeartbeatRepr, ManifestRepr, SenderState, SymbolRepr};
 use super::Manifest;
+use crate::time::Duration;
 use crate::time::Instant;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::time::Duration;
 
 /// Most symbol frames between two repeats of an object's MANIFEST.
 pub const MANIFEST_EVERY: u32 = 1024;
@@ -702,7 +702,7 @@ impl Sender {
         let f = DiodeFrame::Heartbeat(HeartbeatRepr {
             objects: self.objects.len() as u16,
             state,
-            interval_ms: self.config.heartbeat.as_millis().min(u128::from(u16::MAX)) as u16,
+            interval_ms: self.config.heartbeat.as_millis().min(u64::from(u16::MAX)) as u16,
             round: self.cursor.round,
             frames_sent: self.frames_sent,
         });

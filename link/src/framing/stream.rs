@@ -7,9 +7,9 @@ use super::Framing;
 use crate::endpoint::{Endpoint, Reception};
 use crate::fec::{self, Repair, Strength};
 use crate::storage::Buf;
+use crate::time::Duration;
 use crate::time::Instant;
 use crate::wire::Frame;
-use core::time::Duration;
 
 /// Frames on a byte stream: COBS, delimiters, in-frame FEC.
 pub struct StreamFraming<'a> {

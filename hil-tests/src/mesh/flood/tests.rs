@@ -83,7 +83,7 @@ fn a_broadcast_crosses_a_three_node_line_and_the_relay_is_the_implicit_ack() {
         // 2 decodes after two frames on air.
         let two_frames = Duration::from_micros(2 * 681_984);
         assert!(
-            sim.first_decode(0, 2).unwrap().since(Instant::from_millis(1000)) >= two_frames,
+            Duration::from(sim.first_decode(0, 2).unwrap().since(Instant::from_millis(1000))) >= two_frames,
             "seed {seed}"
         );
     }
@@ -174,7 +174,7 @@ fn an_unheard_message_is_sent_four_times_then_given_up() {
     // channel use), plus the random contention wait of up to 3 slots.
     let timeout = p.retransmission_timeout(56, 0.0);
     for w in starts.windows(2) {
-        let gap = w[1].since(w[0]);
+        let gap = Duration::from(w[1].since(w[0]));
         assert!(gap >= timeout - p.slot * 3 && gap <= timeout * 2, "seed 11: gap {gap:?}");
     }
 }
@@ -252,7 +252,7 @@ fn firmware_clients_wait_out_the_routers_window_before_relaying() {
         let sim = run(line(3), vec![message(0, 0, None, 0)], &p, seed);
         let t = sim.transmissions();
         let heard = t[0].0 + Duration::from_micros(681_984);
-        let wait = t[1].0.since(heard);
+        let wait = Duration::from(t[1].0.since(heard));
         assert!(wait >= p.slot * 16, "seed {seed}: relayed after {wait:?}");
         assert!(wait < p.slot * (16 + 256), "seed {seed}: relayed after {wait:?}");
     }

@@ -20,8 +20,8 @@ mod tests;
 
 use crate::event::PacketId;
 use crate::storage::Buf;
+use crate::time::Duration;
 use crate::time::Instant;
-use core::time::Duration;
 
 const NONE: u16 = u16::MAX;
 

@@ -4,9 +4,9 @@
 
 use super::{AckOutcome, InFlight, Outcome, SendBuffer, State, NONE};
 use crate::event::Event;
+use crate::time::Duration;
 use crate::time::Instant;
 use crate::wire::{flags, AckRepr};
-use core::time::Duration;
 
 impl SendBuffer<'_> {
     /// Applies a cumulative ack and, for ACK frames, a SACK bitmap.
