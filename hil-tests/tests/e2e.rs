@@ -265,8 +265,17 @@ fn peer_of_another_protocol_version() {
     // frames, as it sends them (every version keeps the HELLO layout).
     let mut raw = [0u8; 26];
     let mut p = [0u8; 10];
-    HelloRepr { min_version: 2, max_version: 2, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
-        .emit(&mut p);
+    HelloRepr {
+        min_version: 2,
+        max_version: 2,
+        max_frame: 4079,
+        window: 64,
+        echo: 0,
+        src: 0,
+        dst: 0,
+        flags: 0,
+    }
+    .emit(&mut p);
     let n = Header {
         frame_type: FrameType::Hello,
         flags: 0,

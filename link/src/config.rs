@@ -67,8 +67,10 @@ pub struct Config {
     /// pile up in buffers; with `max_queue` it is only the bound that holds
     /// should the line run slower than `line_rate` says.
     pub max_in_flight_bytes: u32,
-    /// Allow in-frame forward error correction on frames this side sends, at
-    /// the strength the peer's error reports call for (section 6.7).
+    /// In-frame forward error correction (section 6.7): frames this side sends
+    /// are protected at the strength the peer's error reports call for, and
+    /// the peer may protect its own. Off (or a build without feature `fec`):
+    /// this side sends plain frames and its HELLO asks the peer to (NO_FEC, 4.1).
     pub fec: bool,
     /// Priority per channel (higher goes first). Default: 255 minus the channel
     /// number, so channel 0 (control) beats 1 (interactive) beats 2 (bulk).

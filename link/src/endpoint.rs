@@ -273,7 +273,7 @@ impl<'a> Endpoint<'a> {
     /// of its last byte follows from the line rate (6.3).
     pub fn frame_sent(&mut self, now: Instant, out: &Outgoing, wire_len: usize, protected: bool) {
         if self.config.line_rate > 0 {
-            let wire = Duration::from_micros(wire_len as u64 * 1_000_000 / u64::from(self.config.line_rate));
+            let wire = Duration::on_the_wire(wire_len, self.config.line_rate);
             self.line_free_at = self.line_free_at.max(now) + wire;
             if let Some(slot) = out.slot {
                 self.conns[out.conn].departed(slot, self.line_free_at);

@@ -120,7 +120,7 @@ impl Sizer {
     }
 
     fn update(&mut self) {
-        if self.fixed {
+        if self.fixed || !cfg!(feature = "adaptive") {
             return;
         }
         let resolved = self.delivered + self.losses;

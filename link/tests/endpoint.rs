@@ -197,6 +197,7 @@ fn stranger_frames(seed: u64) -> Vec<Vec<u8>> {
         echo: 0,
         src: 9,
         dst: 1,
+        flags: 0,
     };
     let mut p = [0u8; 14];
     let n = hello.emit(&mut p);

@@ -506,6 +506,25 @@ fn fec_can_be_switched_off() {
 }
 
 #[test]
+fn a_peer_without_fec_is_sent_plain_frames_on_a_noisy_line() {
+    // B stands for a node built without the FEC decoder: its HELLO says NO_FEC
+    // (4.1), and A, which would protect its frames on this line (the test
+    // above), sends it plain ones that the ARQ alone carries across.
+    for seed in SEEDS {
+        let mut pair = P::symmetric(Config::default(), line(1e-4), seed);
+        pair.restart_b(seed, Config { fec: false, ..Config::default() });
+        let data = bulk(seed, 200_000);
+        pair.a.write_stream(1, data.clone(), true);
+        pair.b.stream_channels.insert(1);
+        assert!(pair.run_until(Duration::from_secs(60), |p| p.b.fin(1)), "seed {seed}");
+        assert!(pair.b.stream(1) == &data[..], "seed {seed}: stream differs");
+        let (a, b) = (pair.a.stats(), pair.b.stats());
+        assert_eq!((a.fec_frames_tx, b.fec_frames_rx), (0, 0), "seed {seed}: {a:?}");
+        assert!(a.retransmits > 0, "seed {seed}: the line was not noisy: {a:?}");
+    }
+}
+
+#[test]
 fn slow_line_with_rate_derived_settings_sends_nothing_twice() {
     // 115,200 bit/s with what a driver that knows the rate sets (host: config_for_serial):
     // 50 ms frames, ~200 ms of data in flight, no timeout before a frame can be acknowledged.

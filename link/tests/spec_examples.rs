@@ -47,8 +47,17 @@ fn section_11_2_hello_frame() {
         counter: 0,
     };
     let mut p = [0u8; 10];
-    HelloRepr { min_version: 3, max_version: 3, max_frame: 4079, window: 64, echo: 0, src: 0, dst: 0 }
-        .emit(&mut p);
+    HelloRepr {
+        min_version: 3,
+        max_version: 3,
+        max_frame: 4079,
+        window: 64,
+        echo: 0,
+        src: 0,
+        dst: 0,
+        flags: 0,
+    }
+    .emit(&mut p);
     assert_eq!(
         wire(h, &p),
         hex("03 01 01 01 05 12 34 56 78 01 01 01 05 03 03 0f ef 02 40 01 01 01 05 ca ad 3f 8e 00")
@@ -75,6 +84,7 @@ fn section_11_3_hello_ack_frame() {
         echo: 0x1234_5678,
         src: 0,
         dst: 0,
+        flags: 0,
     }
     .emit(&mut p);
     assert_eq!(

@@ -1,9 +1,12 @@
 //! The core alone: one endpoint of one connection (a window of 8 frames of
 //! up to 256 bytes each way, a 4-channel stream ledger) with stream framing
-//! (COBS, in-frame FEC: a serial node) or, with feature `datagram`, datagram
-//! framing (a radio node: no COBS, no in-frame FEC), driven by the core's drive step over a byte source and sink at made-up
-//! addresses, so that everything the core does at run time (framing, CRC,
-//! FEC, ARQ, streams, the drive step) is linked in and nothing else is. Its
+//! (COBS: a serial node) or, with feature `datagram`, datagram framing (a
+//! radio node), driven by the core's drive step over a byte source and sink
+//! at made-up addresses, so that everything the core does at run time
+//! (framing, CRC, ARQ, streams, the drive step) is linked in and nothing else
+//! is. As the smallest nodes build it: without in-frame FEC (the HELLO asks
+//! peers for plain frames) and the float models of the adaptive sizer and
+//! pacer; feature `full` puts them back (strand-link's defaults). Its
 //! memory is static arrays lent to the core, as on a node. Sized with
 //! `readelf -S` (`../footprint.sh`); never run.
 #![no_std]

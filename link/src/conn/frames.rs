@@ -9,8 +9,8 @@ use crate::event::Event;
 use crate::fec::policy;
 use crate::time::{earliest, Instant};
 use crate::wire::{
-    flags, seq_lt, AckPayload, AckRepr, FrameType, Header, HelloRepr, HELLO_LEN, MAX_SACK_BYTES, MAX_WRITTEN,
-    PROTOCOL, WRITTEN_LEN,
+    flags, hello_flags, seq_lt, AckPayload, AckRepr, FrameType, Header, HelloRepr, HELLO_MAX_LEN,
+    MAX_SACK_BYTES, MAX_WRITTEN, PROTOCOL, WRITTEN_LEN,
 };
 
 /// What the ACK scheduler owes the peer (spec 6.5, 9.1).
@@ -106,7 +106,7 @@ impl Connection<'_> {
             self.confirm_probes = 0;
             self.confirm_probe_at = None;
         }
-        if a.hint != self.last_hint {
+        if a.hint != self.last_hint && self.sends_fec() {
             self.last_hint = a.hint;
             if let Some(noise) = policy::noise_of_hint(a.hint) {
                 self.choose_strength(noise);
@@ -270,7 +270,7 @@ impl Connection<'_> {
         out: &mut [u8],
     ) -> Option<usize> {
         if let Some((frame_type, echo)) = self.hello_due(now) {
-            let mut hello = [0u8; HELLO_LEN + 4];
+            let mut hello = [0u8; HELLO_MAX_LEN];
             let n = self.hello_repr(echo, own_addr).emit(&mut hello);
             return Some(self.header(frame_type, 0).emit_frame(&hello[..n], out));
         }
@@ -372,6 +372,7 @@ impl Connection<'_> {
             echo,
             src: own_addr,
             dst: self.peer_addr,
+            flags: if cfg!(feature = "fec") && self.config.fec { 0 } else { hello_flags::NO_FEC },
         }
     }
 }

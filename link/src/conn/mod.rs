@@ -92,6 +92,8 @@ pub struct Connection<'a> {
     peer_limit: u16,
     /// Largest payload both sides accept, from the handshake.
     negotiated_payload: u16,
+    /// The peer's HELLO said it cannot decode in-frame FEC: plain frames only.
+    peer_no_fec: bool,
     /// Largest raw frame we accept: our slots' payload plus the overhead.
     max_raw: u16,
     acks: frames::AckState,
@@ -148,8 +150,11 @@ impl<'a> Connection<'a> {
         let max_raw = (tx.slot_size().min(rx.slot_size()) + OVERHEAD).min(usize::from(u16::MAX)) as u16;
         let rtt = RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto);
         let max = config.max_payload.min(max_raw - OVERHEAD as u16);
-        let sizer =
-            if config.adaptive_payload { Sizer::new(config.min_payload, max) } else { Sizer::fixed(max) };
+        let sizer = if config.adaptive_payload && cfg!(feature = "adaptive") {
+            Sizer::new(config.min_payload, max)
+        } else {
+            Sizer::fixed(max)
+        };
         Connection {
             config,
             stats: Stats::default(),
@@ -164,6 +169,7 @@ impl<'a> Connection<'a> {
             sizer,
             peer_limit: 0,
             negotiated_payload: max_raw - OVERHEAD as u16,
+            peer_no_fec: false,
             max_raw,
             acks: frames::AckState::default(),
             confirm_probe_at: None,

@@ -6,7 +6,7 @@ use super::{frames::AckState, new_session_id, Connection};
 use crate::event::Event;
 use crate::time::Duration;
 use crate::time::Instant;
-use crate::wire::{FrameType, Header, HelloRepr, OVERHEAD, PROTOCOL};
+use crate::wire::{hello_flags, FrameType, Header, HelloRepr, OVERHEAD, PROTOCOL};
 
 /// A HELLO from a session other than the connected peer's, on probation.
 #[derive(Debug, Clone, Copy)]
@@ -252,6 +252,10 @@ impl Connection<'_> {
         self.peer_limit = repr.window;
         let own = self.max_raw - OVERHEAD as u16;
         self.negotiated_payload = own.min(repr.max_frame - OVERHEAD as u16);
+        self.peer_no_fec = repr.flags & hello_flags::NO_FEC != 0;
+        if self.peer_no_fec {
+            self.strength = crate::fec::Strength::Off;
+        }
         self.apply_payload_bounds();
     }
 

@@ -20,7 +20,7 @@ impl Connection<'_> {
     /// measured rate is as likely an application with little to send, and
     /// pacing by it would keep it low.)
     pub(crate) fn rate_limited(&self) -> bool {
-        self.config.line_rate == 0
+        cfg!(feature = "adaptive") && self.config.line_rate == 0
     }
 
     /// Payload bytes new frames may add to what is in flight: the driver's
@@ -55,6 +55,9 @@ impl Connection<'_> {
         rate: Option<(u64, Duration)>,
         rtt: Option<Duration>,
     ) {
+        if !cfg!(feature = "adaptive") {
+            return;
+        }
         if let Some((bytes, interval)) = rate {
             self.pacer.on_rate_sample(now, bytes, interval);
         }
@@ -92,10 +95,16 @@ impl Connection<'_> {
         p
     }
 
+    /// Whether frames to this peer may be protected: in-frame FEC is built
+    /// in and configured, and the peer did not say it cannot decode it.
+    pub(crate) fn sends_fec(&self) -> bool {
+        cfg!(feature = "fec") && self.config.fec && !self.peer_no_fec
+    }
+
     /// Follows the peer's error report: the strength with the best expected
     /// share of the line, each strength judged at its best payload size.
     pub(crate) fn choose_strength(&mut self, noise: policy::Noise) {
-        if !self.config.fec {
+        if !self.sends_fec() {
             return;
         }
         let (pick, size) =
@@ -117,7 +126,7 @@ impl Connection<'_> {
     /// for its length) or was lost twice already (then the strongest); either
     /// only among the strengths that fit the peer's limit (spec 6.7).
     pub(crate) fn frame_strength(&self, raw_len: usize, slot: Option<usize>) -> Strength {
-        if !self.config.fec {
+        if !self.sends_fec() {
             return Strength::Off;
         }
         let limit = usize::from(self.negotiated_payload) + OVERHEAD;

@@ -98,6 +98,9 @@ pub struct ErrorMeter {
 impl ErrorMeter {
     /// Records a received frame of `bytes` bytes that held at least `errors` damaged bytes.
     pub fn on_frame(&mut self, bytes: usize, errors: u64) {
+        if !cfg!(feature = "fec") {
+            return;
+        }
         self.long.add(bytes, errors, LONG_MEMORY);
         self.recent.add(bytes, errors, RECENT_MEMORY);
         // Sixteen errors at twice the long rate is more than chance (a Poisson
@@ -142,6 +145,10 @@ impl ErrorMeter {
     /// no damaged byte was seen, [`NO_ESTIMATE`] before 16 KiB were seen
     /// unless 16 damaged bytes already were.
     pub fn hint(&self) -> u8 {
+        if !cfg!(feature = "fec") {
+            // Nothing to choose a strength for: the peer sends this node plain frames.
+            return NO_ESTIMATE;
+        }
         // Sixteen damaged bytes are a usable estimate however few bytes came:
         // on a line at BER 1e-3 waiting for 16 KiB sent the first ones plain,
         // and nearly all of them were lost.

@@ -10,6 +10,8 @@
 //! versions can always tell each other which versions they speak. Four more
 //! may follow: the sender's and the addressee's node address (BE), on a
 //! medium shared by several nodes; absent (or zero) on a point-to-point line.
+//! Then one byte of flags, absent when zero: what the sender cannot do
+//! ([`flags::NO_FEC`]: a node built without the in-frame FEC decoder).
 
 use super::Error;
 
@@ -21,6 +23,16 @@ mod field {
     pub const ECHO: core::ops::Range<usize> = 6..10;
     pub const SRC: core::ops::Range<usize> = 10..12;
     pub const DST: core::ops::Range<usize> = 12..14;
+    pub const FLAGS: usize = 14;
+}
+
+/// The HELLO flags (offset 14): what the sender of the HELLO lacks. Zero
+/// (or absent) is a full endpoint, so a later flag never changes what an
+/// older peer is sent.
+pub mod flags {
+    /// Built without the in-frame FEC decoder (spec 6.7): send it plain
+    /// frames only.
+    pub const NO_FEC: u8 = 0x01;
 }
 
 /// Length of the HELLO payload every version keeps.
@@ -28,6 +40,9 @@ pub const HELLO_LEN: usize = 10;
 
 /// Length of the HELLO payload with node addresses.
 pub const HELLO_ADDR_LEN: usize = 14;
+
+/// Length of the HELLO payload with node addresses and flags.
+pub const HELLO_MAX_LEN: usize = 15;
 
 /// Every endpoint accepts DATA payloads of at least this many bytes, so
 /// fragments cut before the handshake fit any peer.
@@ -83,6 +98,10 @@ impl<T: AsRef<[u8]>> HelloPayload<T> {
     pub fn dst(&self) -> u16 {
         self.buffer.as_ref().get(field::DST).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
     }
+    /// What the sender lacks ([`flags`]; 0 if absent).
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref().get(field::FLAGS).copied().unwrap_or(0)
+    }
 }
 
 /// HELLO fields as values.
@@ -102,6 +121,8 @@ pub struct HelloRepr {
     pub src: u16,
     /// The addressee's node address (0: whoever hears it).
     pub dst: u16,
+    /// What the sender lacks ([`flags`]).
+    pub flags: u8,
 }
 
 impl HelloRepr {
@@ -118,6 +139,7 @@ impl HelloRepr {
             echo: p.echo(),
             src: p.src(),
             dst: p.dst(),
+            flags: p.flags(),
         };
         if repr.window >= 0x8000 || repr.max_frame < MIN_MAX_FRAME || repr.min_version > repr.max_version {
             return Err(Error::Malformed);
@@ -125,9 +147,12 @@ impl HelloRepr {
         Ok(repr)
     }
 
-    /// Bytes [`emit`](Self::emit) writes: the addresses only when there are any.
+    /// Bytes [`emit`](Self::emit) writes: the addresses only when there are
+    /// any or flags follow, the flags only when there are any.
     pub fn len(&self) -> usize {
-        if self.src == 0 && self.dst == 0 {
+        if self.flags != 0 {
+            HELLO_MAX_LEN
+        } else if self.src == 0 && self.dst == 0 {
             HELLO_LEN
         } else {
             HELLO_ADDR_LEN
@@ -149,9 +174,12 @@ impl HelloRepr {
         b[field::MAX_FRAME].copy_from_slice(&self.max_frame.to_be_bytes());
         b[field::WINDOW].copy_from_slice(&self.window.to_be_bytes());
         b[field::ECHO].copy_from_slice(&self.echo.to_be_bytes());
-        if n == HELLO_ADDR_LEN {
+        if n >= HELLO_ADDR_LEN {
             b[field::SRC].copy_from_slice(&self.src.to_be_bytes());
             b[field::DST].copy_from_slice(&self.dst.to_be_bytes());
+        }
+        if n == HELLO_MAX_LEN {
+            b[field::FLAGS] = self.flags;
         }
         n
     }
@@ -171,6 +199,7 @@ mod tests {
             echo: 7,
             src: 0,
             dst: 0,
+            flags: 0,
         };
         let mut b = [0u8; HELLO_LEN];
         r.emit(&mut b);
@@ -195,6 +224,7 @@ mod tests {
             echo: 0,
             src: 7,
             dst: 0x0102,
+            flags: 0,
         };
         let mut b = [0u8; HELLO_ADDR_LEN];
         assert_eq!(r.emit(&mut b), HELLO_ADDR_LEN);
@@ -203,5 +233,27 @@ mod tests {
         // A peer that sends only the kept ten bytes has no addresses.
         let p = HelloRepr::parse(&HelloPayload::new_checked(&b[..HELLO_LEN]).unwrap()).unwrap();
         assert_eq!((p.src, p.dst), (0, 0));
+    }
+
+    #[test]
+    fn flags_follow_the_addresses_only_when_there_are_any() {
+        let r = HelloRepr {
+            min_version: 3,
+            max_version: 3,
+            max_frame: 276,
+            window: 8,
+            echo: 0,
+            src: 0,
+            dst: 0,
+            flags: flags::NO_FEC,
+        };
+        let mut b = [0xaau8; HELLO_MAX_LEN];
+        assert_eq!(r.emit(&mut b), HELLO_MAX_LEN);
+        assert_eq!(&b[10..], &[0, 0, 0, 0, flags::NO_FEC], "zero addresses, then the flags");
+        assert_eq!(HelloRepr::parse(&HelloPayload::new_checked(&b[..]).unwrap()), Ok(r));
+        // Without them (an older peer, or a full one) the sender lacks nothing.
+        let p = HelloRepr::parse(&HelloPayload::new_checked(&b[..HELLO_ADDR_LEN]).unwrap()).unwrap();
+        assert_eq!(p.flags, 0);
+        assert_eq!(HelloRepr { flags: 0, ..r }.len(), HELLO_LEN);
     }
 }

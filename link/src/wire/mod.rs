@@ -19,7 +19,10 @@ pub use ack::{AckPayload, AckRepr, Written, MAX_SACK_BYTES, MAX_WRITTEN, WRITTEN
 pub use frame::{
     Frame, Header, CRC_LEN, HEADER_LEN, HELLO_OVERHEAD, MIN_FRAME, OVERHEAD, SESSION_HEADER_LEN,
 };
-pub use hello::{HelloPayload, HelloRepr, HELLO_ADDR_LEN, HELLO_LEN, MIN_MAX_FRAME, MIN_PAYLOAD};
+pub use hello::{
+    flags as hello_flags, HelloPayload, HelloRepr, HELLO_ADDR_LEN, HELLO_LEN, HELLO_MAX_LEN, MIN_MAX_FRAME,
+    MIN_PAYLOAD,
+};
 
 /// The frame layout version: the first byte of every frame (spec section 3).
 /// It stays 1 while the header keeps its layout; it is also a word of the
