@@ -57,6 +57,18 @@ pub trait Store {
         let _ = (key, layout, block);
         Ok(false)
     }
+    /// Takes over decoding `block`, which holds `k` symbols: a store that
+    /// can decode away from the caller (on other threads, so the receiver
+    /// goes on taking frames) takes the block's symbols now and answers
+    /// yes; it then has the block's bytes in place before anything reads
+    /// them back ([`Store::read_block`], [`Store::commit`]), and a decode
+    /// that fails there makes `commit` answer false (never a wrong
+    /// object). The default says no: the receiver decodes the block at once
+    /// ([`Store::take_symbols`], then [`Store::put_block`]).
+    fn decode_later(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<bool, Self::Error> {
+        let _ = (key, layout, block);
+        Ok(false)
+    }
     /// Whether the object `manifest` describes (with its hash) is already
     /// published, byte for byte: then nothing more of it is needed.
     fn already_have(&mut self, manifest: &Manifest) -> Result<bool, Self::Error> {
@@ -478,7 +490,8 @@ impl Receiver {
             .blocks
             .get(usize::from(block))
             .is_some_and(|b| (0..k).all(|e| b.have.get(e / 64).is_some_and(|w| w & (1 << (e % 64)) != 0)));
-        if !(all_source && store.source_complete(key, l, block).map_err(Rejected::Store)?) {
+        let in_place = all_source && store.source_complete(key, l, block).map_err(Rejected::Store)?;
+        if !in_place && !store.decode_later(key, l, block).map_err(Rejected::Store)? {
             let symbols = store.take_symbols(key, block).map_err(Rejected::Store)?;
             let bytes = self
                 .codec
