@@ -14,8 +14,9 @@
 //!   memory up to [`MEMORY_BUDGET`], so decoding a block reads nothing back.
 //!   A record cut short by a crash is dropped at start-up.
 //! - `meta`: layout, manifest (once known) and the decoded blocks, rewritten
-//!   atomically (temp file + rename) whenever one of them changes, so it never
-//!   claims a block whose bytes are not in `part`.
+//!   atomically (temp file + rename) when one of them changes (completed
+//!   blocks on the next flush), so it never claims a block whose bytes are
+//!   not in `part`.
 //!
 //! `DIR/.strand-diode/complete` lists the objects published, so a restarted
 //! receiver counts them complete rather than never seen. Object directories
@@ -191,6 +192,12 @@ struct Pending {
     decoding: BTreeSet<u16>,
     /// Why a block failed to decode there: the object cannot be published.
     decode_failed: Option<String>,
+    /// Blocks were completed since `meta` was last written. It is
+    /// rewritten on the next flush rather than at once: a `meta` that lags
+    /// only under-claims (the spool still holds those blocks' symbols, so a
+    /// restart completes them again), and a file's blocks complete together
+    /// at its end, where a rewrite each would hold up publishing it.
+    meta_stale: bool,
     /// Blocks decoded there, and the time spent reading their symbols,
     /// decoding, and writing and hashing (for the debug log).
     decode_times: (u64, [Duration; 3]),
@@ -753,12 +760,17 @@ impl DiskStore {
             .collect()
     }
 
-    /// Writes buffered symbols to the spools (the receiver calls it on every
-    /// tick, so a crash loses at most a tick's worth).
+    /// Writes buffered symbols to the spools and completed blocks to `meta`
+    /// (the receiver calls it on every tick, so a crash loses at most a
+    /// tick's worth).
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.collect_decodes(Collect::Ready)?;
         for p in self.objects.values_mut() {
             p.write_runs(None)?;
+            if p.meta_stale {
+                write_meta(p)?;
+                p.meta_stale = false;
+            }
             if let Some(w) = &mut p.spool {
                 w.flush().map_err(io_err(|| format!("cannot write {}", p.dir.join("spool").display())))?;
             }
@@ -794,7 +806,7 @@ impl DiskStore {
                         *sum += t;
                     }
                     p.decoded.insert(block);
-                    write_meta(p)?;
+                    p.meta_stale = true;
                 }
                 Err(why) => {
                     tracing::warn!("{why}");
@@ -1044,9 +1056,9 @@ impl Store for DiskStore {
                 freed = v.iter().filter_map(|e| e.bytes.as_ref()).map(|b| b.len() as u64).sum();
             }
         }
-        let r = write_meta(p);
+        p.meta_stale = true;
         self.memory = self.memory.saturating_sub(freed);
-        r
+        Ok(())
     }
 
     fn read_block(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<Vec<u8>, StoreError> {
@@ -1207,9 +1219,9 @@ impl Store for DiskStore {
             .map(|b| b.len() as u64)
             .sum();
         p.decoded.insert(block);
-        let r = write_meta(p);
+        p.meta_stale = true;
         self.memory = self.memory.saturating_sub(freed);
-        r.map(|()| true)
+        Ok(true)
     }
 
     fn already_have(&mut self, manifest: &Manifest) -> Result<bool, StoreError> {
