@@ -213,9 +213,47 @@ struct Gather {
     spool: Option<(File, PathBuf)>,
 }
 
+/// A block's symbols as read: the source symbols as ranges of one read of
+/// `part` (no copy each), the others owned.
+struct Symbols {
+    from_part: Vec<u8>,
+    list: Vec<(u16, Sym)>,
+}
+
+/// Where one of [`Symbols`] is.
+enum Sym {
+    /// At this offset of `from_part`, this long.
+    Part(usize, usize),
+    Owned(Vec<u8>),
+}
+
+impl Symbols {
+    /// `(esi, bytes)` of each.
+    fn iter(&self) -> impl Iterator<Item = (u16, &[u8])> {
+        self.list.iter().map(|(e, s)| {
+            let bytes = match s {
+                Sym::Part(at, len) => &self.from_part[*at..*at + *len],
+                Sym::Owned(v) => &v[..],
+            };
+            (*e, bytes)
+        })
+    }
+
+    fn into_vec(self) -> Vec<(u16, Vec<u8>)> {
+        let from_part = self.from_part;
+        self.list
+            .into_iter()
+            .map(|(e, s)| match s {
+                Sym::Part(at, len) => (e, from_part[at..at + len].to_vec()),
+                Sym::Owned(v) => (e, v),
+            })
+            .collect()
+    }
+}
+
 impl Gather {
-    /// The symbols, `(esi, bytes)`.
-    fn read(self) -> Result<Vec<(u16, Vec<u8>)>, StoreError> {
+    /// The symbols.
+    fn read(self) -> Result<Symbols, StoreError> {
         // Source symbols come from `part`: the block's range, read once.
         let mut from_part = Vec::new();
         let first = self.entries.iter().filter(|e| e.in_part && e.bytes.is_none()).map(|e| e.offset).min();
@@ -233,25 +271,25 @@ impl Gather {
             f.read_exact_at(&mut from_part[..n], first)
                 .map_err(io_err(|| format!("cannot read {}", path.display())))?;
         }
-        let mut out = Vec::with_capacity(self.entries.len());
+        let mut list = Vec::with_capacity(self.entries.len());
         for e in self.entries {
             match e.bytes {
-                Some(b) => out.push((e.esi, b)),
+                Some(b) => list.push((e.esi, Sym::Owned(b))),
                 None if e.in_part => {
                     // The object's own bytes; the last symbol is zero-padded past its end.
                     let at = (e.offset - first.unwrap_or(e.offset)) as usize;
-                    out.push((e.esi, from_part[at..at + usize::from(e.len)].to_vec()));
+                    list.push((e.esi, Sym::Part(at, usize::from(e.len))));
                 }
                 None => {
                     let Some((f, path)) = &self.spool else { continue };
                     let mut buf = vec![0u8; usize::from(e.len)];
                     f.read_exact_at(&mut buf, e.offset)
                         .map_err(io_err(|| format!("cannot read {}", path.display())))?;
-                    out.push((e.esi, buf));
+                    list.push((e.esi, Sym::Owned(buf)));
                 }
             }
         }
-        Ok(out)
+        Ok(Symbols { from_part, list })
     }
 }
 
@@ -311,41 +349,39 @@ fn decode_on_worker(codec: &mut strand_link::diode::Codec, job: DecodeJob) -> Re
     let symbols = gather.read().map_err(|e| e.to_string())?;
     let read = began.elapsed();
     let data = codec
-        .decode(&layout, block, symbols.iter().map(|(e, d)| (*e, &d[..])))
+        .decode(&layout, block, symbols.iter())
         .map_err(|e| format!("block {block} would not decode: {e:?}"))?;
     let decoded = began.elapsed();
     let offset = layout.block_offset(block);
-    // The bytes written are hashed as written (as `Pending::write_part`
-    // does); the source symbols already in `part` were hashed as they came.
-    for (a, z) in missing_runs(data.len(), usize::from(layout.symbol_size), &have) {
+    let holes = missing_runs(data.len(), usize::from(layout.symbol_size), &have);
+    for &(a, z) in &holes {
         part.write_all_at(&data[a..z], offset + a as u64)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        tree.absorb(offset + a as u64, &data[a..z]);
     }
     start_writeback(&part, offset, data.len() as u64);
-    // The chunks across the two are left. Where the decoded block agrees
-    // with every source symbol `part` held (read from it just now, and
-    // nothing else writes this block), `part` now holds exactly `data`, so
-    // they are hashed from it; otherwise they are read back from `part`.
+    // Where the decoded block agrees with every source symbol `part` held
+    // (read from it just now, and nothing else writes this block), `part`
+    // now holds exactly `data`: hashed whole, in the tree's largest runs.
+    // Otherwise (more than `k` symbols can decode to other bytes than those
+    // already written) the bytes written are hashed as written, and the
+    // chunks across them and the symbols held are read back from `part`.
     let t = usize::from(layout.symbol_size);
-    let held: BTreeSet<u16> = symbols.iter().map(|(e, _)| *e).filter(|e| have.contains(e)).collect();
+    let held: BTreeSet<u16> = symbols.iter().map(|(e, _)| e).filter(|e| have.contains(e)).collect();
     let agrees = held.len() == have.len()
         && symbols.iter().filter(|(e, _)| have.contains(e)).all(|(e, d)| {
-            let a = usize::from(*e) * t;
+            let a = usize::from(e) * t;
             let z = (a + t).min(data.len());
             a <= z && data.get(a..z) == d.get(..z - a)
         });
-    let end = offset + data.len() as u64;
-    let settled = if agrees {
-        tree.settle(offset, end, &mut |at, buf| {
-            let at = (at - offset) as usize;
-            buf.copy_from_slice(&data[at..at + buf.len()]);
-            Ok(())
-        })
+    if agrees {
+        tree.absorb(offset, &data);
     } else {
-        tree.settle(offset, end, &mut |at, buf| part.read_exact_at(buf, at))
-    };
-    settled.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for &(a, z) in &holes {
+            tree.absorb(offset + a as u64, &data[a..z]);
+        }
+        tree.settle(offset, offset + data.len() as u64, &mut |at, buf| part.read_exact_at(buf, at))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    }
     Ok(Decoded { nodes: tree.nodes(), times: [read, decoded - read, began.elapsed() - decoded] })
 }
 
@@ -1030,7 +1066,7 @@ impl Store for DiskStore {
         let Some(p) = self.objects.get_mut(&key) else { return Ok(Vec::new()) };
         let (gather, held) = p.gather(block)?;
         self.memory = self.memory.saturating_sub(held);
-        gather.read()
+        gather.read().map(Symbols::into_vec)
     }
 
     fn put_block(
