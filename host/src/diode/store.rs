@@ -541,6 +541,8 @@ pub struct DiskStore {
     read_back: u64,
     /// Threads decoding blocks, started with the first block to decode.
     workers: Option<Workers<(ObjectKey, u16), Result<Decoded, String>>>,
+    /// They could not be started: blocks are decoded on the caller's thread.
+    no_workers: bool,
 }
 
 /// The process umask, read without changing it for good.
@@ -595,6 +597,7 @@ impl DiskStore {
             spool: None,
             read_back: 0,
             workers: None,
+            no_workers: false,
         };
         let mut placed = 0;
         if spool {
@@ -1203,12 +1206,16 @@ impl Store for DiskStore {
     }
 
     fn decode_later(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<bool, StoreError> {
+        if self.no_workers {
+            return Ok(false);
+        }
         if self.workers.is_none() {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(DECODE_THREADS);
             match Workers::new(threads) {
                 Ok(w) => self.workers = Some(w),
                 Err(e) => {
-                    tracing::debug!("no decoding threads ({e}): decoding on the receiving thread");
+                    tracing::warn!("cannot start decoding threads ({e}): decoding on the receiving thread");
+                    self.no_workers = true;
                     return Ok(false);
                 }
             }
