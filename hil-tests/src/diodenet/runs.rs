@@ -129,7 +129,8 @@ pub fn strand(setup: &Setup, mode: &str, loss: Loss, seed: u64) -> Result<Record
     std::thread::sleep(Duration::from_millis(300));
     let expect = format!("{}", loss.p() * 100.0);
     let mut cmd = Command::new(&setup.strand);
-    cmd.args([
+    // Debug logging says when the first frame and the last data frame went (--keep-work).
+    cmd.env("RUST_LOG", "debug").args([
         "diode-tx",
         &format!("udp:127.0.0.1:{RELAY_PORT}"),
         "--rate",

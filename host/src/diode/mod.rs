@@ -11,8 +11,10 @@ pub mod produce;
 pub mod report;
 pub mod rx;
 pub mod store;
+pub mod treehash;
 pub mod tx;
 pub mod udp;
+pub mod workers;
 
 /// Serial line rate when neither `--baud` nor the named link gives one.
 pub const DEFAULT_BAUD: u32 = 115_200;

@@ -18,6 +18,9 @@ pub const MAX_CREDIT: Duration = Duration::from_millis(2);
 pub struct Pacer {
     bytes_per_s: f64,
     next: Instant,
+    /// Time the line stood idle because the caller was late by more than
+    /// [`MAX_CREDIT`] (descheduled, waiting for the file): never made up.
+    lost: Duration,
 }
 
 impl Pacer {
@@ -25,19 +28,25 @@ impl Pacer {
     pub fn new(bytes_per_s: f64) -> Pacer {
         // Sleeps of a few hundred µs need better than the default 50 µs slack.
         let _ = nix::sys::prctl::set_timerslack(1_000);
-        Pacer { bytes_per_s, next: Instant::now() }
+        Pacer { bytes_per_s, next: Instant::now(), lost: Duration::ZERO }
     }
 
     /// Blocks until `bytes` may go, then accounts for them.
     pub fn take(&mut self, bytes: usize) {
         let now = Instant::now();
         if self.next + MAX_CREDIT < now {
+            self.lost += now - MAX_CREDIT - self.next;
             self.next = now - MAX_CREDIT;
         }
         if self.next > now {
             std::thread::sleep(self.next - now);
         }
         self.next += Duration::from_secs_f64(bytes as f64 / self.bytes_per_s);
+    }
+
+    /// Time lost so far to a caller later than the credit allows.
+    pub fn lost(&self) -> Duration {
+        self.lost
     }
 
     /// Frames of `frame` bytes to send per batch: about half a millisecond's

@@ -59,6 +59,11 @@ pub(super) struct Run {
     progress: Option<indicatif::ProgressBar>,
     /// `--spool`: packets into an nncp-xfer spool.
     spool: bool,
+    /// When the datagrams being handled were taken from the socket (UDP).
+    arrived: Option<StdInstant>,
+    /// Time spent on frames that completed a block (decoding, writing,
+    /// hashing it) and how many: the debug log's account of the tail.
+    completing: (Duration, u64),
 }
 
 impl Run {
@@ -76,7 +81,13 @@ impl Run {
     /// Takes one raw frame; `Err` only for a store failure the run cannot survive.
     fn frame(&mut self, raw: &[u8]) -> Result<(), StoreError> {
         let now = self.now();
-        match self.rx.handle_frame(now, raw, &mut self.store) {
+        let began = StdInstant::now();
+        let handled = self.rx.handle_frame(now, raw, &mut self.store);
+        if matches!(handled, Ok(Outcome::BlockDecoded | Outcome::Committed(_))) {
+            self.completing.0 += began.elapsed();
+            self.completing.1 += 1;
+        }
+        match handled {
             Ok(outcome) => {
                 self.last_valid = StdInstant::now();
                 match outcome {
@@ -88,6 +99,18 @@ impl Run {
                             "{name}: complete after {} datagrams",
                             st.frames + st.crc_errors + st.auth_failures + st.invalid
                         );
+                        if let Some(at) = self.arrived {
+                            // The receiver's tail: what publishing waited for once
+                            // the last datagram it needed was in.
+                            tracing::debug!(
+                                "{name}: published {:.1} ms after the datagram that completed it arrived \
+                                 ({:.1} ms in its last frame); {:.1} ms in {} frames that completed blocks",
+                                at.elapsed().as_secs_f64() * 1e3,
+                                began.elapsed().as_secs_f64() * 1e3,
+                                self.completing.0.as_secs_f64() * 1e3,
+                                self.completing.1
+                            );
+                        }
                         if matches!(outcome, Outcome::Committed(_)) {
                             let since = self
                                 .rx
@@ -179,7 +202,11 @@ impl Run {
     fn batch(&mut self, batch: Batch) -> Result<(), StoreError> {
         let mut r = Ok(());
         let mut bytes = 0;
-        for d in &batch {
+        if self.arrived.is_none() {
+            tracing::debug!("first datagrams in");
+        }
+        self.arrived = Some(batch.at);
+        for d in &batch.datagrams {
             bytes += d.len() as u64;
             if r.is_ok() {
                 r = self.frame(d);
@@ -382,6 +409,8 @@ pub async fn run(args: &RxArgs, config: Option<&Path>) -> Result<u8, String> {
         last_expire: now,
         progress: None,
         spool: args.spool.is_some(),
+        arrived: None,
+        completing: (Duration::ZERO, 0),
     };
     let mut input = match open_source(&ep, &serial).await? {
         Source::Stream(r) => Input::Stream(r, StreamDecoder::default()),

@@ -14,8 +14,9 @@
 //!   memory up to [`MEMORY_BUDGET`], so decoding a block reads nothing back.
 //!   A record cut short by a crash is dropped at start-up.
 //! - `meta`: layout, manifest (once known) and the decoded blocks, rewritten
-//!   atomically (temp file + rename) whenever one of them changes, so it never
-//!   claims a block whose bytes are not in `part`.
+//!   atomically (temp file + rename) when one of them changes (completed
+//!   blocks on the next flush), so it never claims a block whose bytes are
+//!   not in `part`.
 //!
 //! `DIR/.strand-diode/complete` lists the objects published, so a restarted
 //! receiver counts them complete rather than never seen. Object directories
@@ -24,7 +25,17 @@
 //!
 //! A committed object's bytes are checked against the manifest's BLAKE3 and
 //! renamed into `DIR/NAME`, created with the process umask and never
-//! world-writable; then its directory is deleted.
+//! world-writable; then its directory is deleted. The check does not read
+//! the file again: every write to `part` is hashed as it is made, into the
+//! pieces of BLAKE3's tree it covers ([`TreeHash`]), and each completed
+//! block is settled, so publishing reads back only the chunks across the
+//! blocks' edges (a restarted receiver, which keeps no such pieces, reads
+//! back what the earlier run wrote). Blocks that need decoding are decoded
+//! on a few threads of the store's ([`Store::decode_later`]) while the
+//! receiver goes on taking frames; a block is recorded in `meta` only once
+//! its bytes are in `part`, and reading back or publishing an object waits
+//! for its blocks under way. So little is left after the last datagram but
+//! the fsync, whose writeback was started as the bytes were written.
 //!
 //! In a spool directory ([`DiskStore::open_spool`], `diode-rx --spool`) names
 //! must be packets (`RECIPIENT/SENDER/PACKET`, [`check_packet_name`]), a file
@@ -44,6 +55,8 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::treehash::{Node, TreeHash};
+use super::workers::Workers;
 use crate::spool::check_packet_name;
 use crate::transfer::journal::Journal;
 use strand_link::diode::{safe_name, CodeId, Layout, Manifest, ObjectKey, Store};
@@ -59,6 +72,8 @@ pub const MEMORY_BUDGET: u64 = 1 << 30;
 const WRITEBACK_EVERY: u64 = 2 << 20;
 /// Bytes buffered before a spool write.
 const SPOOL_BUFFER: usize = 1 << 20;
+/// Most threads that decode blocks (fewer on a machine with fewer cores).
+const DECODE_THREADS: usize = 4;
 
 const META_MAGIC: &str = "strand-diode-meta 1";
 /// Spool mode: in an object's directory, says its verified `part` is being
@@ -168,6 +183,213 @@ struct Pending {
     /// Source symbols not yet written to `part`, per block: a block's
     /// symbols arrive in order, so they gather into one write.
     runs: HashMap<u16, (u64, Vec<u8>)>,
+    /// The BLAKE3 of `part` as far as it is written: every write to `part`
+    /// is hashed as it goes and every completed block settled, so the check
+    /// before publishing reads back only the chunks across blocks' edges.
+    /// Not kept across a restart: what an earlier run wrote is read back then.
+    tree: Option<TreeHash>,
+    /// Blocks being decoded on the store's workers.
+    decoding: BTreeSet<u16>,
+    /// Why a block failed to decode there: the object cannot be published.
+    decode_failed: Option<String>,
+    /// Blocks were completed since `meta` was last written. It is
+    /// rewritten on the next flush rather than at once: a `meta` that lags
+    /// only under-claims (the spool still holds those blocks' symbols, so a
+    /// restart completes them again), and a file's blocks complete together
+    /// at its end, where a rewrite each would hold up publishing it.
+    meta_stale: bool,
+    /// Blocks decoded there, and the time spent reading their symbols,
+    /// decoding, and writing and hashing (for the debug log).
+    decode_times: (u64, [Duration; 3]),
+}
+
+/// Where a block's kept symbols are read from: the first half of taking
+/// them, done where the store's state is; the reading can go to a worker.
+struct Gather {
+    entries: Vec<SpoolEntry>,
+    /// `part`, if source symbols are read from it.
+    part: Option<(File, PathBuf)>,
+    /// The spool, if symbols are read from it.
+    spool: Option<(File, PathBuf)>,
+}
+
+/// A block's symbols as read: the source symbols as ranges of one read of
+/// `part` (no copy each), the others owned.
+struct Symbols {
+    from_part: Vec<u8>,
+    list: Vec<(u16, Sym)>,
+}
+
+/// Where one of [`Symbols`] is.
+enum Sym {
+    /// At this offset of `from_part`, this long.
+    Part(usize, usize),
+    Owned(Vec<u8>),
+}
+
+impl Symbols {
+    /// `(esi, bytes)` of each.
+    fn iter(&self) -> impl Iterator<Item = (u16, &[u8])> {
+        self.list.iter().map(|(e, s)| {
+            let bytes = match s {
+                Sym::Part(at, len) => &self.from_part[*at..*at + *len],
+                Sym::Owned(v) => &v[..],
+            };
+            (*e, bytes)
+        })
+    }
+
+    fn into_vec(self) -> Vec<(u16, Vec<u8>)> {
+        let from_part = self.from_part;
+        self.list
+            .into_iter()
+            .map(|(e, s)| match s {
+                Sym::Part(at, len) => (e, from_part[at..at + len].to_vec()),
+                Sym::Owned(v) => (e, v),
+            })
+            .collect()
+    }
+}
+
+impl Gather {
+    /// The symbols.
+    fn read(self) -> Result<Symbols, StoreError> {
+        // Source symbols come from `part`: the block's range, read once.
+        let mut from_part = Vec::new();
+        let first = self.entries.iter().filter(|e| e.in_part && e.bytes.is_none()).map(|e| e.offset).min();
+        if let (Some(first), Some((f, path))) = (first, &self.part) {
+            let last = self
+                .entries
+                .iter()
+                .filter(|e| e.in_part)
+                .map(|e| e.offset + u64::from(e.len))
+                .max()
+                .unwrap_or(first);
+            let avail = f.metadata().map(|m| m.len()).unwrap_or(0).saturating_sub(first);
+            from_part = vec![0u8; (last - first) as usize];
+            let n = (avail as usize).min(from_part.len());
+            f.read_exact_at(&mut from_part[..n], first)
+                .map_err(io_err(|| format!("cannot read {}", path.display())))?;
+        }
+        let mut list = Vec::with_capacity(self.entries.len());
+        for e in self.entries {
+            match e.bytes {
+                Some(b) => list.push((e.esi, Sym::Owned(b))),
+                None if e.in_part => {
+                    // The object's own bytes; the last symbol is zero-padded past its end.
+                    let at = (e.offset - first.unwrap_or(e.offset)) as usize;
+                    list.push((e.esi, Sym::Part(at, usize::from(e.len))));
+                }
+                None => {
+                    let Some((f, path)) = &self.spool else { continue };
+                    let mut buf = vec![0u8; usize::from(e.len)];
+                    f.read_exact_at(&mut buf, e.offset)
+                        .map_err(io_err(|| format!("cannot read {}", path.display())))?;
+                    list.push((e.esi, Sym::Owned(buf)));
+                }
+            }
+        }
+        Ok(Symbols { from_part, list })
+    }
+}
+
+/// How long [`DiskStore::collect_decodes`] waits.
+#[derive(Debug, Clone, Copy)]
+enum Collect {
+    /// Not at all: only what is done.
+    Ready,
+    /// For at least one.
+    One,
+    /// Until none of this object's blocks is left.
+    Object(ObjectKey),
+    /// Until none at all is left.
+    All,
+}
+
+/// Byte ranges of a decoded block of `len` bytes, in symbols of `t`, that
+/// hold symbols other than `have` (those already in `part`): runs of them,
+/// each written at once.
+fn missing_runs(len: usize, t: usize, have: &BTreeSet<u16>) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i * t < len {
+        if have.contains(&(i as u16)) {
+            i += 1;
+            continue;
+        }
+        let run_start = i;
+        while i * t < len && !have.contains(&(i as u16)) {
+            i += 1;
+        }
+        out.push((run_start * t, (i * t).min(len)));
+    }
+    out
+}
+
+/// A block to decode on a worker.
+struct DecodeJob {
+    layout: Layout,
+    block: u16,
+    /// Its symbols.
+    gather: Gather,
+    /// Its source symbols already in `part`.
+    have: BTreeSet<u16>,
+    /// `part`, and its path for messages.
+    part: File,
+    path: PathBuf,
+    /// What is known of the block's hash tree.
+    tree: TreeHash,
+}
+
+/// A decode on a worker: symbols in, the block's missing bytes written to
+/// `part`, the block's hash-tree nodes (from what `part` then holds) out.
+fn decode_on_worker(codec: &mut strand_link::diode::Codec, job: DecodeJob) -> Result<Decoded, String> {
+    let DecodeJob { layout, block, gather, have, part, path, mut tree } = job;
+    let began = std::time::Instant::now();
+    let symbols = gather.read().map_err(|e| e.to_string())?;
+    let read = began.elapsed();
+    let data = codec
+        .decode(&layout, block, symbols.iter())
+        .map_err(|e| format!("block {block} would not decode: {e:?}"))?;
+    let decoded = began.elapsed();
+    let offset = layout.block_offset(block);
+    let holes = missing_runs(data.len(), usize::from(layout.symbol_size), &have);
+    for &(a, z) in &holes {
+        part.write_all_at(&data[a..z], offset + a as u64)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    start_writeback(&part, offset, data.len() as u64);
+    // Where the decoded block agrees with every source symbol `part` held
+    // (read from it just now, and nothing else writes this block), `part`
+    // now holds exactly `data`: hashed whole, in the tree's largest runs.
+    // Otherwise (more than `k` symbols can decode to other bytes than those
+    // already written) the bytes written are hashed as written, and the
+    // chunks across them and the symbols held are read back from `part`.
+    let t = usize::from(layout.symbol_size);
+    let held: BTreeSet<u16> = symbols.iter().map(|(e, _)| e).filter(|e| have.contains(e)).collect();
+    let agrees = held.len() == have.len()
+        && symbols.iter().filter(|(e, _)| have.contains(e)).all(|(e, d)| {
+            let a = usize::from(e) * t;
+            let z = (a + t).min(data.len());
+            a <= z && data.get(a..z) == d.get(..z - a)
+        });
+    if agrees {
+        tree.absorb(offset, &data);
+    } else {
+        for &(a, z) in &holes {
+            tree.absorb(offset + a as u64, &data[a..z]);
+        }
+        tree.settle(offset, offset + data.len() as u64, &mut |at, buf| part.read_exact_at(buf, at))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    }
+    Ok(Decoded { nodes: tree.nodes(), times: [read, decoded - read, began.elapsed() - decoded] })
+}
+
+/// What a worker made of a block: its hash-tree nodes, and how long it took
+/// to read its symbols, decode them, and write and hash the bytes.
+struct Decoded {
+    nodes: Vec<Node>,
+    times: [Duration; 3],
 }
 
 /// Largest run of source symbols held before it is written.
@@ -182,17 +404,77 @@ impl Pending {
         };
         for b in blocks {
             let Some((at, bytes)) = self.runs.remove(&b) else { continue };
-            let path = self.dir.join("part");
-            self.part()?
-                .write_all_at(&bytes, at)
-                .map_err(io_err(|| format!("cannot write {}", path.display())))?;
-            self.unsynced += bytes.len() as u64;
-        }
-        if self.unsynced >= WRITEBACK_EVERY {
-            self.unsynced = 0;
-            start_writeback(self.part()?);
+            self.write_part(&bytes, at)?;
         }
         Ok(())
+    }
+
+    /// Takes block `block`'s kept symbols out of the index (their bytes held
+    /// in memory come along; returns how many bytes those are); the rest is
+    /// read by [`Gather::read`].
+    fn gather(&mut self, block: u16) -> Result<(Gather, u64), StoreError> {
+        let entries = self.index.remove(&block).unwrap_or_default();
+        let held = entries.iter().filter_map(|e| e.bytes.as_ref()).map(|b| b.len() as u64).sum();
+        let mut g = Gather { entries, part: None, spool: None };
+        if g.entries.iter().any(|e| e.in_part && e.bytes.is_none()) {
+            self.write_runs(Some(block))?;
+            let path = self.dir.join("part");
+            let f = self.part()?.try_clone().map_err(io_err(|| format!("cannot open {}", path.display())))?;
+            g.part = Some((f, path));
+        }
+        if g.entries.iter().any(|e| !e.in_part && e.bytes.is_none()) {
+            let path = self.dir.join("spool");
+            if self.spool.is_none() {
+                let f = OpenOptions::new()
+                    .append(true)
+                    .read(true)
+                    .open(&path)
+                    .map_err(io_err(|| format!("cannot open {}", path.display())))?;
+                self.spool = Some(BufWriter::with_capacity(SPOOL_BUFFER, f));
+            }
+            let w = self.spool.as_mut().expect("opened above");
+            w.flush().map_err(io_err(|| format!("cannot write {}", path.display())))?;
+            let f = w.get_ref().try_clone().map_err(io_err(|| format!("cannot open {}", path.display())))?;
+            g.spool = Some((f, path));
+        }
+        Ok((g, held))
+    }
+
+    /// Writes `bytes` at `at` of `part` and hashes them into the tree.
+    fn write_part(&mut self, bytes: &[u8], at: u64) -> Result<(), StoreError> {
+        let path = self.dir.join("part");
+        self.part()?
+            .write_all_at(bytes, at)
+            .map_err(io_err(|| format!("cannot write {}", path.display())))?;
+        self.unsynced += bytes.len() as u64;
+        if self.unsynced >= WRITEBACK_EVERY {
+            self.unsynced = 0;
+            start_writeback(self.part()?, 0, 0);
+        }
+        if let Some(t) = self.tree() {
+            t.absorb(at, bytes);
+        }
+        Ok(())
+    }
+
+    /// The object's tree hash, once its size is known.
+    fn tree(&mut self) -> Option<&mut TreeHash> {
+        if self.tree.is_none() {
+            self.tree = self.layout.map(|l| TreeHash::new(l.size));
+        }
+        self.tree.as_mut()
+    }
+
+    /// Block `block` is complete in `part` (its runs written): hashes what
+    /// of it the writes left unhashed, so the end has only its edges left.
+    fn settle(&mut self, layout: &Layout, block: u16) -> Result<(), StoreError> {
+        let path = self.dir.join("part");
+        self.part()?;
+        self.tree();
+        let (Some(f), Some(t)) = (self.part.as_ref(), self.tree.as_mut()) else { return Ok(()) };
+        let from = layout.block_offset(block);
+        t.settle(from, from + layout.block_bytes(block), &mut |at, buf| f.read_exact_at(buf, at))
+            .map_err(io_err(|| format!("cannot read {}", path.display())))
     }
 
     fn part(&mut self) -> Result<&File, StoreError> {
@@ -255,6 +537,12 @@ pub struct DiskStore {
     hashed: HashMap<(PathBuf, u64, i128), [u8; 32]>,
     /// Spool mode: every packet ever placed in DIR.
     spool: Option<Journal>,
+    /// Bytes the last commit read back from `part` to check its hash.
+    read_back: u64,
+    /// Threads decoding blocks, started with the first block to decode.
+    workers: Option<Workers<(ObjectKey, u16), Result<Decoded, String>>>,
+    /// They could not be started: blocks are decoded on the caller's thread.
+    no_workers: bool,
 }
 
 /// The process umask, read without changing it for good.
@@ -307,6 +595,9 @@ impl DiskStore {
             memory: 0,
             hashed: HashMap::new(),
             spool: None,
+            read_back: 0,
+            workers: None,
+            no_workers: false,
         };
         let mut placed = 0;
         if spool {
@@ -508,16 +799,60 @@ impl DiskStore {
             .collect()
     }
 
-    /// Writes buffered symbols to the spools (the receiver calls it on every
-    /// tick, so a crash loses at most a tick's worth).
+    /// Writes buffered symbols to the spools and completed blocks to `meta`
+    /// (the receiver calls it on every tick, so a crash loses at most a
+    /// tick's worth).
     pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.collect_decodes(Collect::Ready)?;
         for p in self.objects.values_mut() {
             p.write_runs(None)?;
+            if p.meta_stale {
+                write_meta(p)?;
+                p.meta_stale = false;
+            }
             if let Some(w) = &mut p.spool {
                 w.flush().map_err(io_err(|| format!("cannot write {}", p.dir.join("spool").display())))?;
             }
         }
         Ok(())
+    }
+
+    /// Takes in the blocks the workers have decoded: their hash-tree nodes,
+    /// and only then their place in `meta` (its bytes are in `part` by then).
+    fn collect_decodes(&mut self, wait: Collect) -> Result<(), StoreError> {
+        let mut waited = false;
+        loop {
+            let Some(w) = self.workers.as_mut() else { return Ok(()) };
+            let busy = match wait {
+                Collect::Ready => false,
+                Collect::One => !waited,
+                Collect::Object(key) => self.objects.get(&key).is_some_and(|p| !p.decoding.is_empty()),
+                Collect::All => w.in_flight() > 0,
+            };
+            let done = if busy { w.wait_done() } else { w.try_done() };
+            waited |= busy;
+            let Some(((key, block), result)) = done else { return Ok(()) };
+            // An object dropped meanwhile (superseded, expired) has no use for it.
+            let Some(p) = self.objects.get_mut(&key) else { continue };
+            p.decoding.remove(&block);
+            match result.and_then(|r| r) {
+                Ok(d) => {
+                    if let Some(t) = p.tree() {
+                        t.graft(d.nodes);
+                    }
+                    p.decode_times.0 += 1;
+                    for (sum, t) in p.decode_times.1.iter_mut().zip(d.times) {
+                        *sum += t;
+                    }
+                    p.decoded.insert(block);
+                    p.meta_stale = true;
+                }
+                Err(why) => {
+                    tracing::warn!("{why}");
+                    p.decode_failed.get_or_insert(why);
+                }
+            }
+        }
     }
 
     fn pending(&mut self, key: ObjectKey, layout: &Layout) -> Result<&mut Pending, StoreError> {
@@ -647,6 +982,11 @@ impl DiskStore {
 
 impl Drop for DiskStore {
     fn drop(&mut self) {
+        // Decodes under way are let finish and recorded: a restarted receiver
+        // would otherwise decode those blocks again.
+        if let Err(e) = self.collect_decodes(Collect::All) {
+            tracing::warn!("{e}");
+        }
         // Gathered source symbols and buffered spool records are what a
         // restarted receiver would otherwise ask for again.
         if let Err(e) = self.flush() {
@@ -727,59 +1067,9 @@ impl Store for DiskStore {
 
     fn take_symbols(&mut self, key: ObjectKey, block: u16) -> Result<Vec<(u16, Vec<u8>)>, StoreError> {
         let Some(p) = self.objects.get_mut(&key) else { return Ok(Vec::new()) };
-        let Some(entries) = p.index.remove(&block) else { return Ok(Vec::new()) };
-        let path = p.dir.join("spool");
-        // Source symbols come from `part`: the block's range, read once.
-        let mut from_part = Vec::new();
-        let first = entries.iter().filter(|e| e.in_part && e.bytes.is_none()).map(|e| e.offset).min();
-        if let Some(first) = first {
-            p.write_runs(Some(block))?;
-            let last = entries
-                .iter()
-                .filter(|e| e.in_part)
-                .map(|e| e.offset + u64::from(e.len))
-                .max()
-                .unwrap_or(first);
-            let part = p.dir.join("part");
-            let f = p.part()?;
-            let avail = f.metadata().map(|m| m.len()).unwrap_or(0).saturating_sub(first);
-            from_part = vec![0u8; (last - first) as usize];
-            let n = (avail as usize).min(from_part.len());
-            f.read_exact_at(&mut from_part[..n], first)
-                .map_err(io_err(|| format!("cannot read {}", part.display())))?;
-        }
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
-            match e.bytes {
-                Some(b) => {
-                    self.memory = self.memory.saturating_sub(b.len() as u64);
-                    out.push((e.esi, b));
-                }
-                None if e.in_part => {
-                    // The object's own bytes; the last symbol is zero-padded past its end.
-                    let at = (e.offset - first.unwrap_or(e.offset)) as usize;
-                    out.push((e.esi, from_part[at..at + usize::from(e.len)].to_vec()));
-                }
-                None => {
-                    if p.spool.is_none() {
-                        let f = OpenOptions::new()
-                            .append(true)
-                            .read(true)
-                            .open(&path)
-                            .map_err(io_err(|| format!("cannot open {}", path.display())))?;
-                        p.spool = Some(BufWriter::with_capacity(SPOOL_BUFFER, f));
-                    }
-                    let w = p.spool.as_mut().expect("opened above");
-                    w.flush().map_err(io_err(|| format!("cannot write {}", path.display())))?;
-                    let mut buf = vec![0u8; usize::from(e.len)];
-                    w.get_ref()
-                        .read_exact_at(&mut buf, e.offset)
-                        .map_err(io_err(|| format!("cannot read {}", path.display())))?;
-                    out.push((e.esi, buf));
-                }
-            }
-        }
-        Ok(out)
+        let (gather, held) = p.gather(block)?;
+        self.memory = self.memory.saturating_sub(held);
+        gather.read().map(Symbols::into_vec)
     }
 
     fn put_block(
@@ -790,40 +1080,28 @@ impl Store for DiskStore {
         data: &[u8],
     ) -> Result<(), StoreError> {
         let p = self.pending(key, layout)?;
-        let path = p.dir.join("part");
         let block = block_at(layout, offset);
         p.write_runs(block)?;
         // Source symbols already in `part` are not written again: runs of the others are.
         let have = block.and_then(|b| p.in_part.remove(&b)).unwrap_or_default();
-        let t = usize::from(layout.symbol_size);
-        let f = p.part()?;
-        let mut i = 0;
-        while i * t < data.len() {
-            if have.contains(&(i as u16)) {
-                i += 1;
-                continue;
-            }
-            let run_start = i;
-            while i * t < data.len() && !have.contains(&(i as u16)) {
-                i += 1;
-            }
-            let (a, z) = (run_start * t, (i * t).min(data.len()));
-            f.write_all_at(&data[a..z], offset + a as u64)
-                .map_err(io_err(|| format!("cannot write {}", path.display())))?;
+        for (a, z) in missing_runs(data.len(), usize::from(layout.symbol_size), &have) {
+            p.write_part(&data[a..z], offset + a as u64)?;
         }
         let mut freed = 0;
         if let Some(b) = block {
+            p.settle(layout, b)?;
             p.decoded.insert(b);
             if let Some(v) = p.index.remove(&b) {
                 freed = v.iter().filter_map(|e| e.bytes.as_ref()).map(|b| b.len() as u64).sum();
             }
         }
-        let r = write_meta(p);
+        p.meta_stale = true;
         self.memory = self.memory.saturating_sub(freed);
-        r
+        Ok(())
     }
 
     fn read_block(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<Vec<u8>, StoreError> {
+        self.collect_decodes(Collect::Object(key))?;
         let Some(p) = self.objects.get_mut(&key) else { return Ok(Vec::new()) };
         p.write_runs(Some(block))?;
         let path = p.dir.join("part");
@@ -835,12 +1113,33 @@ impl Store for DiskStore {
     }
 
     fn commit(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<bool, StoreError> {
+        // Every block's bytes in place first: the workers' last decodes.
+        self.collect_decodes(Collect::Object(key))?;
+        let mut tree = None;
+        if let Some((n, [read, decode, write])) =
+            self.objects.get(&key).map(|p| p.decode_times).filter(|d| d.0 > 0)
+        {
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            tracing::debug!(
+                "{}: {n} blocks decoded on {} threads: {:.1} ms reading symbols, {:.1} ms decoding, {:.1} ms writing and hashing",
+                manifest.name,
+                self.workers.as_ref().map_or(0, Workers::threads),
+                ms(read),
+                ms(decode),
+                ms(write)
+            );
+        }
         let part = match self.objects.get_mut(&key) {
+            Some(p) if p.decode_failed.is_some() || !p.decoding.is_empty() => {
+                tracing::debug!("{}: a block did not decode; not published", manifest.name);
+                return Ok(false);
+            }
             Some(p) => {
                 // Nothing more will be appended: the spool's buffer can go.
                 p.write_runs(None)?;
                 p.spool = None;
                 p.part = None;
+                tree = p.tree.take().filter(|t| t.len() == manifest.size);
                 p.dir.join("part")
             }
             None => {
@@ -855,11 +1154,25 @@ impl Store for DiskStore {
             File::create(&part).map_err(io_err(|| format!("cannot create {}", part.display())))?;
         }
         tracing::debug!("{}: every block in; checking the hash", manifest.name);
-        let hash = match hash_file(&part) {
+        let hashed = match tree {
+            // What was hashed as it was written, and the rest read back.
+            Some(mut t) => File::open(&part).and_then(|f| {
+                let len = f.metadata()?.len();
+                let before = t.read_back();
+                let h = t.finish(&mut |at, buf| f.read_exact_at(buf, at))?;
+                self.read_back = t.read_back() - before;
+                Ok((len, h))
+            }),
+            None => hash_file(&part).inspect(|&(len, _)| self.read_back = len),
+        };
+        let hash = match hashed {
             Ok((len, h)) if len == manifest.size => h,
             Ok(_) => return Ok(false),
+            // A `part` shorter than the manifest says: not the object.
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
             Err(err) => return Err(StoreError::Io { what: format!("cannot read {}", part.display()), err }),
         };
+        tracing::debug!("{}: {} bytes read back for the hash", manifest.name, self.read_back);
         if Some(hash) != manifest.hash {
             return Ok(false);
         }
@@ -892,6 +1205,44 @@ impl Store for DiskStore {
         Ok(())
     }
 
+    fn decode_later(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<bool, StoreError> {
+        if self.no_workers {
+            return Ok(false);
+        }
+        if self.workers.is_none() {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(DECODE_THREADS);
+            match Workers::new(threads) {
+                Ok(w) => self.workers = Some(w),
+                Err(e) => {
+                    tracing::warn!("cannot start decoding threads ({e}): decoding on the receiving thread");
+                    self.no_workers = true;
+                    return Ok(false);
+                }
+            }
+        }
+        self.collect_decodes(Collect::Ready)?;
+        // A bounded queue: each job holds a block's symbols.
+        if self.workers.as_ref().is_some_and(|w| w.in_flight() >= 2 * DECODE_THREADS) {
+            self.collect_decodes(Collect::One)?;
+        }
+        let Some(p) = self.objects.get_mut(&key) else { return Ok(false) };
+        let (gather, held) = p.gather(block)?;
+        let path = p.dir.join("part");
+        let part = p.part()?.try_clone().map_err(io_err(|| format!("cannot open {}", path.display())))?;
+        let have = p.in_part.remove(&block).unwrap_or_default();
+        let from = layout.block_offset(block);
+        let tree = p
+            .tree()
+            .map_or_else(|| TreeHash::new(layout.size), |t| t.part(from, from + layout.block_bytes(block)));
+        p.decoding.insert(block);
+        self.memory = self.memory.saturating_sub(held);
+        let layout = *layout;
+        let job = DecodeJob { layout, block, gather, have, part, path, tree };
+        let job = move |codec: &mut strand_link::diode::Codec| decode_on_worker(codec, job);
+        self.workers.as_mut().expect("started above").submit((key, block), Box::new(job));
+        Ok(true)
+    }
+
     fn source_complete(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<bool, StoreError> {
         let Some(p) = self.objects.get_mut(&key) else { return Ok(false) };
         let k = layout.block_symbols(block).unwrap_or(0) as usize;
@@ -900,6 +1251,7 @@ impl Store for DiskStore {
         }
         // Every source symbol is in place: the block is done without decoding.
         p.write_runs(Some(block))?;
+        p.settle(layout, block)?;
         p.in_part.remove(&block);
         let freed: u64 = p
             .index
@@ -910,9 +1262,9 @@ impl Store for DiskStore {
             .map(|b| b.len() as u64)
             .sum();
         p.decoded.insert(block);
-        let r = write_meta(p);
+        p.meta_stale = true;
         self.memory = self.memory.saturating_sub(freed);
-        r.map(|()| true)
+        Ok(true)
     }
 
     fn already_have(&mut self, manifest: &Manifest) -> Result<bool, StoreError> {
@@ -932,13 +1284,16 @@ impl Store for DiskStore {
     }
 }
 
-/// Starts writing a file's dirty pages to disk without waiting: the fsync
-/// that publishing needs then waits for little.
-fn start_writeback(f: &File) {
+/// Starts writing a file's dirty pages from `offset` on (`len` bytes, 0:
+/// to the end) to disk without waiting: the fsync that publishing needs
+/// then waits for little.
+fn start_writeback(f: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
     // SAFETY: sync_file_range only reads its arguments; the descriptor is open
     // for the call's duration. A failure only means the fsync waits longer.
-    let _ = unsafe { nix::libc::sync_file_range(f.as_raw_fd(), 0, 0, nix::libc::SYNC_FILE_RANGE_WRITE) };
+    let _ =
+        unsafe { nix::libc::sync_file_range(f.as_raw_fd(), offset, len, nix::libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 /// The block whose bytes start at `offset`.
@@ -1387,6 +1742,200 @@ mod tests {
         assert_eq!((opened.placed, opened.partial.len()), (0, 0));
         assert!(!obj.exists());
         assert_eq!(fs::read(dir.path().join(name)).unwrap(), bytes);
+    }
+
+    /// An object of several GF(2^16) blocks of 500 symbols of 1400 bytes, and its bytes.
+    fn blocks_object(len: usize) -> (Layout, Vec<u8>) {
+        let l =
+            Layout { code: CodeId::Gf16, size: len as u64, symbol_size: 1400, block_max: 500, repair: 250 };
+        assert!(l.valid() && l.blocks() > 2);
+        (l, (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect())
+    }
+
+    /// Source symbol `esi` of block `b`, zero-padded as on the wire.
+    fn symbol(l: &Layout, bytes: &[u8], b: u16, esi: u16) -> Vec<u8> {
+        let at = (l.block_offset(b) + u64::from(esi) * 1400) as usize;
+        let mut v = bytes[at..(at + 1400).min(bytes.len())].to_vec();
+        v.resize(1400, 0);
+        v
+    }
+
+    #[test]
+    fn commit_reads_back_only_the_edges_of_blocks_hashed_as_they_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        let (l, bytes) = blocks_object(3_000_000);
+        let key = ObjectKey { session: 7, object: 0 };
+        for b in 0..l.blocks() as u16 {
+            let k = l.block_symbols(b).unwrap() as u16;
+            if b == 1 {
+                // This block loses every seventh source symbol and is decoded:
+                // the decoder's output goes in with put_block.
+                for esi in (0..k).filter(|e| e % 7 != 3) {
+                    s.put_symbol(key, &l, b, esi, &symbol(&l, &bytes, b, esi)).unwrap();
+                }
+                assert!(!s.source_complete(key, &l, b).unwrap());
+                let at = l.block_offset(b);
+                s.put_block(key, &l, at, &bytes[at as usize..(at + l.block_bytes(b)) as usize]).unwrap();
+                continue;
+            }
+            for esi in 0..k {
+                s.put_symbol(key, &l, b, esi, &symbol(&l, &bytes, b, esi)).unwrap();
+            }
+            assert!(s.source_complete(key, &l, b).unwrap());
+        }
+        assert!(s.commit(key, &manifest(&bytes, "big")).unwrap());
+        assert_eq!(fs::read(dir.path().join("big")).unwrap(), bytes);
+        // The check read back at most the chunk across each edge between two
+        // blocks, not the file.
+        assert!(s.read_back <= l.blocks() * 1024, "{} bytes read back", s.read_back);
+    }
+
+    #[test]
+    fn after_a_restart_the_hash_reads_back_what_the_earlier_run_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l, bytes) = blocks_object(2_500_000);
+        let key = ObjectKey { session: 8, object: 0 };
+        let put = |s: &mut DiskStore, b: u16| {
+            for esi in 0..l.block_symbols(b).unwrap() as u16 {
+                s.put_symbol(key, &l, b, esi, &symbol(&l, &bytes, b, esi)).unwrap();
+            }
+            assert!(s.source_complete(key, &l, b).unwrap());
+        };
+        {
+            let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+            put(&mut s, 0);
+            put(&mut s, 1);
+        }
+        let (mut s, opened) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        assert_eq!(opened.partial[0].decoded, vec![0, 1]);
+        for b in 2..l.blocks() as u16 {
+            put(&mut s, b);
+        }
+        assert!(s.commit(key, &manifest(&bytes, "resumed")).unwrap());
+        assert_eq!(fs::read(dir.path().join("resumed")).unwrap(), bytes);
+        let earlier = l.block_offset(2);
+        assert!(s.read_back >= earlier, "{} of {earlier}", s.read_back);
+        // And a part that differs from what was hashed as written is caught:
+        // the hash is of the bytes in the file.
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        let key = ObjectKey { session: 9, object: 0 };
+        for b in 0..l.blocks() as u16 {
+            for esi in 0..l.block_symbols(b).unwrap() as u16 {
+                s.put_symbol(key, &l, b, esi, &symbol(&l, &bytes, b, esi)).unwrap();
+            }
+            assert!(s.source_complete(key, &l, b).unwrap());
+        }
+        let part = s.objects[&key].dir.join("part");
+        OpenOptions::new().write(true).open(&part).unwrap().write_all_at(b"X", 1_000_000).unwrap();
+        s.objects.get_mut(&key).unwrap().tree = None;
+        assert!(!s.commit(key, &manifest(&bytes, "damaged")).unwrap());
+    }
+
+    #[test]
+    fn blocks_decoded_on_the_workers_are_in_place_and_hashed_before_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        let (l, bytes) = blocks_object(3_000_000);
+        let key = ObjectKey { session: 11, object: 0 };
+        let mut codec = strand_link::diode::Codec::default();
+        for b in 0..l.blocks() as u16 {
+            let k = l.block_symbols(b).unwrap() as u16;
+            let at = l.block_offset(b) as usize;
+            let repair = codec.encode_repair(&l, b, &bytes[at..at + l.block_bytes(b) as usize]).unwrap();
+            // One source symbol in five lost, made up by as many repair symbols.
+            let lost: Vec<u16> = (0..k).filter(|e| e % 5 == 2).collect();
+            for esi in (0..k).filter(|e| e % 5 != 2) {
+                s.put_symbol(key, &l, b, esi, &symbol(&l, &bytes, b, esi)).unwrap();
+            }
+            for j in 0..lost.len() {
+                s.put_symbol(key, &l, b, k + j as u16, &repair[j * 1400..][..1400]).unwrap();
+            }
+            assert!(s.decode_later(key, &l, b).unwrap(), "taken by a worker");
+        }
+        assert!(s.commit(key, &manifest(&bytes, "decoded")).unwrap());
+        assert_eq!(fs::read(dir.path().join("decoded")).unwrap(), bytes);
+        assert!(s.read_back <= l.blocks() * 1024, "{} bytes read back", s.read_back);
+        assert_eq!(s.memory, 0, "the symbols held in memory went with the decode");
+
+        // A block that cannot decode (too few symbols): nothing is published.
+        let key = ObjectKey { session: 12, object: 0 };
+        for b in 0..l.blocks() as u16 {
+            let k = l.block_symbols(b).unwrap() as u16;
+            let from = if b == 2 { 1 } else { 0 };
+            for esi in from..k {
+                s.put_symbol(key, &l, b, esi, &symbol(&l, &bytes, b, esi)).unwrap();
+            }
+            if b == 2 {
+                assert!(s.decode_later(key, &l, b).unwrap());
+            } else {
+                assert!(s.source_complete(key, &l, b).unwrap());
+            }
+        }
+        assert!(!s.commit(key, &manifest(&bytes, "short")).unwrap());
+        assert!(!dir.path().join("short").exists());
+    }
+
+    #[test]
+    fn a_decode_that_disagrees_with_the_symbols_in_part_is_checked_against_part() {
+        // More than k symbols, one source symbol damaged and taken last: the
+        // decoder rebuilds that position from the repair symbol instead, so
+        // the decoded block is not what `part` holds. The hash must be of
+        // `part`: with the manifest of the true bytes, nothing is published.
+        // A restart in between, so nothing of the block was hashed as it came.
+        let dir = tempfile::tempdir().unwrap();
+        let (l, bytes) = blocks_object(1_500_000);
+        let key = ObjectKey { session: 14, object: 0 };
+        {
+            let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+            let mut codec = strand_link::diode::Codec::default();
+            for b in 0..l.blocks() as u16 {
+                let k = l.block_symbols(b).unwrap() as u16;
+                for esi in (0..k).filter(|&e| b != 1 || e != 5) {
+                    s.put_symbol(key, &l, b, esi, &symbol(&l, &bytes, b, esi)).unwrap();
+                }
+                if b == 1 {
+                    let at = l.block_offset(b) as usize;
+                    let repair =
+                        codec.encode_repair(&l, b, &bytes[at..at + l.block_bytes(b) as usize]).unwrap();
+                    s.put_symbol(key, &l, b, k, &repair[..1400]).unwrap();
+                    s.put_symbol(key, &l, b, 5, &[0xEE; 1400]).unwrap();
+                }
+            }
+        }
+        let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        for b in 0..l.blocks() as u16 {
+            if b == 1 {
+                assert!(s.decode_later(key, &l, b).unwrap());
+            } else {
+                assert!(s.source_complete(key, &l, b).unwrap());
+            }
+        }
+        assert!(!s.commit(key, &manifest(&bytes, "true")).unwrap());
+        assert!(!dir.path().join("true").exists());
+    }
+
+    #[test]
+    fn a_decode_under_way_when_the_store_closes_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l, bytes) = blocks_object(2_000_000);
+        let key = ObjectKey { session: 13, object: 0 };
+        {
+            let (mut s, _) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+            let k = l.block_symbols(0).unwrap() as u16;
+            let repair = strand_link::diode::Codec::default()
+                .encode_repair(&l, 0, &bytes[..l.block_bytes(0) as usize])
+                .unwrap();
+            for esi in 1..k {
+                s.put_symbol(key, &l, 0, esi, &symbol(&l, &bytes, 0, esi)).unwrap();
+            }
+            s.put_symbol(key, &l, 0, k, &repair[..1400]).unwrap();
+            assert!(s.decode_later(key, &l, 0).unwrap());
+        }
+        let (_, opened) = DiskStore::open(dir.path(), false, KEEP).unwrap();
+        assert_eq!(opened.partial[0].decoded, vec![0]);
+        let part = fs::read(dir.path().join(WORK_DIR).join("0000000d-0").join("part")).unwrap();
+        assert_eq!(part[..l.block_bytes(0) as usize], bytes[..l.block_bytes(0) as usize]);
     }
 
     #[test]

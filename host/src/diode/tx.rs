@@ -286,6 +286,10 @@ fn drive(
     let mut filled = 0;
     let mut stash = Stash::default();
     let mut virtual_now = Instant::ZERO;
+    // For the debug log: when the first frame went, and whether the data is out.
+    let mut first_sent: Option<StdInstant> = None;
+    let mut data_out = false;
+    let mut waited = Duration::ZERO;
     let flush =
         |out: &mut Out, filled: &mut usize, bufs: &[Vec<u8>], lens: &[usize], pacer: &mut Option<Pacer>| {
             if *filled == 0 {
@@ -315,6 +319,10 @@ fn drive(
             if realtime { Instant::from_micros(start.elapsed().as_micros() as u64) } else { virtual_now };
         match sender.poll_frame(now, &mut bufs[filled]) {
             Poll::Frame(n) => {
+                if first_sent.is_none() {
+                    first_sent = Some(StdInstant::now());
+                    tracing::debug!("first frame after {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+                }
                 lens[filled] = n;
                 filled += 1;
                 if filled == batch {
@@ -328,9 +336,11 @@ fn drive(
             Poll::NeedBlock { object, block, offset, .. } => {
                 flush(out, &mut filled, &bufs, &lens, pacer)?;
                 let what = || format!("the stripe at {offset} of block {block} of object {object}");
+                let began = StdInstant::now();
                 let bytes = wait_for(prepared, &mut stash, sender, stop, what, |s| {
                     s.sources.remove(&(object, block, offset))
                 })?;
+                waited += began.elapsed();
                 let Some(bytes) = bytes else { continue };
                 sender
                     .provide_block(object, block, bytes)
@@ -339,9 +349,11 @@ fn drive(
             Poll::NeedRepair { object, block } => {
                 flush(out, &mut filled, &bufs, &lens, pacer)?;
                 let what = || format!("the repair of block {block} of object {object}");
+                let began = StdInstant::now();
                 let repair = wait_for(prepared, &mut stash, sender, stop, what, |s| {
                     s.repairs.remove(&(object, block))
                 })?;
+                waited += began.elapsed();
                 let Some(bytes) = repair else { continue };
                 sender
                     .provide_repair(object, block, bytes)
@@ -355,6 +367,18 @@ fn drive(
             }
             Poll::Wait(t) => {
                 flush(out, &mut filled, &bufs, &lens, pacer)?;
+                if !data_out {
+                    // The spread-out end begins: the data is out.
+                    data_out = true;
+                    tracing::debug!(
+                        "data out: {} frames in {:.3} s from the first; the pacer lost {:.1} ms to late sends; \
+                         {:.1} ms waiting for the file reader",
+                        sender.frames_sent(),
+                        first_sent.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+                        pacer.as_ref().map_or(0.0, |p| p.lost().as_secs_f64() * 1e3),
+                        waited.as_secs_f64() * 1e3
+                    );
+                }
                 if realtime {
                     let due = Duration::from_micros(t.as_micros());
                     if let Some(d) = due.checked_sub(start.elapsed()) {

@@ -111,7 +111,15 @@ impl RecvCounters {
 }
 
 /// A batch of datagrams handed from the receive thread to the receiver.
-pub type Batch = Vec<Vec<u8>>;
+#[derive(Debug)]
+pub struct Batch {
+    /// When the receive thread took them from the socket: the receiver's
+    /// tail (from the datagram that completed a file to the file published)
+    /// is measured from here, the time spent in the queue included.
+    pub at: std::time::Instant,
+    /// The datagrams.
+    pub datagrams: Vec<Vec<u8>>,
+}
 
 /// The receive thread: drains `sock` with `recvmmsg` into `out` until `stop`
 /// is set, keeping at most `budget` bytes queued (beyond that datagrams are
@@ -165,18 +173,18 @@ pub fn spawn_receiver(
                     }
                 }
             };
-            let mut batch = Batch::with_capacity(got.len());
+            let mut batch = Batch { at: std::time::Instant::now(), datagrams: Vec::with_capacity(got.len()) };
             for (i, n) in got.into_iter().enumerate() {
                 if counters.queued.load(Ordering::Relaxed) > budget {
                     counters.queue_drops.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 counters.queued.fetch_add(n as u64, Ordering::Relaxed);
-                batch.push(bufs[i][..n].to_vec());
+                batch.datagrams.push(bufs[i][..n].to_vec());
             }
-            counters.datagrams.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            let short = batch.len() < BATCH / 4;
-            if !batch.is_empty() && out.send(batch).is_err() {
+            counters.datagrams.fetch_add(batch.datagrams.len() as u64, Ordering::Relaxed);
+            let short = batch.datagrams.len() < BATCH / 4;
+            if !batch.datagrams.is_empty() && out.send(batch).is_err() {
                 return;
             }
             if short {
@@ -274,7 +282,7 @@ mod tests {
         while seen == 0 || counters.local_drops() == 0 {
             assert!(std::time::Instant::now() < deadline, "no drop counted: {counters:?}");
             while let Ok(b) = got.try_recv() {
-                seen += b.len();
+                seen += b.datagrams.len();
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -57,6 +57,18 @@ pub trait Store {
         let _ = (key, layout, block);
         Ok(false)
     }
+    /// Takes over decoding `block`, which holds `k` symbols: a store that
+    /// can decode away from the caller (on other threads, so the receiver
+    /// goes on taking frames) takes the block's symbols now and answers
+    /// yes; it then has the block's bytes in place before anything reads
+    /// them back ([`Store::read_block`], [`Store::commit`]), and a decode
+    /// that fails there makes `commit` answer false (never a wrong
+    /// object). The default says no: the receiver decodes the block at once
+    /// ([`Store::take_symbols`], then [`Store::put_block`]).
+    fn decode_later(&mut self, key: ObjectKey, layout: &Layout, block: u16) -> Result<bool, Self::Error> {
+        let _ = (key, layout, block);
+        Ok(false)
+    }
     /// Whether the object `manifest` describes (with its hash) is already
     /// published, byte for byte: then nothing more of it is needed.
     fn already_have(&mut self, manifest: &Manifest) -> Result<bool, Self::Error> {
@@ -478,7 +490,8 @@ impl Receiver {
             .blocks
             .get(usize::from(block))
             .is_some_and(|b| (0..k).all(|e| b.have.get(e / 64).is_some_and(|w| w & (1 << (e % 64)) != 0)));
-        if !(all_source && store.source_complete(key, l, block).map_err(Rejected::Store)?) {
+        let in_place = all_source && store.source_complete(key, l, block).map_err(Rejected::Store)?;
+        if !in_place && !store.decode_later(key, l, block).map_err(Rejected::Store)? {
             let symbols = store.take_symbols(key, block).map_err(Rejected::Store)?;
             let bytes = self
                 .codec
@@ -844,6 +857,89 @@ pub enum Rejected<E> {
 mod tests {
     use super::*;
     use crate::diode::{MemStore, Outgoing, Sender, SenderConfig};
+
+    /// A store that takes every decode over and does it only when asked to
+    /// commit, as one decoding on other threads may.
+    #[derive(Default)]
+    struct DeferringStore {
+        inner: MemStore,
+        deferred: Vec<(ObjectKey, Layout, u16)>,
+        taken: usize,
+    }
+
+    impl Store for DeferringStore {
+        type Error = core::convert::Infallible;
+        fn put_symbol(
+            &mut self,
+            key: ObjectKey,
+            l: &Layout,
+            b: u16,
+            esi: u16,
+            d: &[u8],
+        ) -> Result<(), Self::Error> {
+            self.inner.put_symbol(key, l, b, esi, d)
+        }
+        fn take_symbols(&mut self, key: ObjectKey, block: u16) -> Result<Vec<(u16, Vec<u8>)>, Self::Error> {
+            self.inner.take_symbols(key, block)
+        }
+        fn put_block(&mut self, key: ObjectKey, l: &Layout, at: u64, d: &[u8]) -> Result<(), Self::Error> {
+            self.inner.put_block(key, l, at, d)
+        }
+        fn read_block(&mut self, key: ObjectKey, l: &Layout, block: u16) -> Result<Vec<u8>, Self::Error> {
+            self.inner.read_block(key, l, block)
+        }
+        fn commit(&mut self, key: ObjectKey, manifest: &Manifest) -> Result<bool, Self::Error> {
+            for (k, l, b) in core::mem::take(&mut self.deferred) {
+                let symbols = self.inner.take_symbols(k, b)?;
+                let Ok(bytes) = Codec::default().decode(&l, b, symbols.iter().map(|(e, d)| (*e, &d[..])))
+                else {
+                    return Ok(false);
+                };
+                self.inner.put_block(k, &l, l.block_offset(b), &bytes)?;
+            }
+            self.inner.commit(key, manifest)
+        }
+        fn discard(&mut self, key: ObjectKey) -> Result<(), Self::Error> {
+            self.inner.discard(key)
+        }
+        fn decode_later(&mut self, key: ObjectKey, l: &Layout, block: u16) -> Result<bool, Self::Error> {
+            self.deferred.push((key, *l, block));
+            self.taken += 1;
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn a_store_that_takes_decodes_over_gets_them_and_the_object_commits_after() {
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        let manifest = Manifest {
+            object: 0,
+            objects: 1,
+            size: bytes.len() as u64,
+            mode: 0o600,
+            mtime: 0,
+            hash: Some(*blake3::hash(&bytes).as_bytes()),
+            name: "d".into(),
+        };
+        let layout = Layout { block_max: 100, ..Layout::choose(bytes.len() as u64, 1000).unwrap() };
+        let config =
+            SenderConfig { redundancy: crate::diode::Redundancy::ExpectLoss(0.1), ..SenderConfig::default() };
+        let mut tx = Sender::new(3, vec![Outgoing { manifest, layout }], config, None).unwrap();
+        let (mut rx, mut store) = (Receiver::new(None, Limits::default()), DeferringStore::default());
+        let mut n = 0u32;
+        let mut committed = false;
+        crate::diode::run_in_memory(&mut tx, &[&bytes], Duration::ZERO, |now, f| {
+            n += 1;
+            // Every ninth frame lost: every block needs repair, so decoding.
+            if n % 9 != 4 {
+                committed |= matches!(rx.handle_frame(now, f, &mut store), Ok(Outcome::Committed(_)));
+            }
+            true
+        });
+        assert!(committed);
+        assert_eq!(store.taken as u64, layout.blocks(), "every block went to the store");
+        assert_eq!(store.inner.files.get("d"), Some(&bytes));
+    }
 
     #[test]
     fn manifest_and_heartbeat_interval_are_exposed_once_received() {
