@@ -224,17 +224,7 @@ impl World {
     }
 }
 
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use strand_link::sim::seeded_bytes as data;
 
 #[test]
 fn streams_cross_both_ways_byte_exact_and_confirmations_come_back() {

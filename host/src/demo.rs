@@ -61,15 +61,7 @@ pub async fn run(args: DemoArgs, progress: bool) -> anyhow::Result<()> {
     let work = tempfile_dir()?;
     let src = work.join("demo.bin");
     let len = (args.mib * 1024.0 * 1024.0) as usize;
-    let mut x = args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = strand_link::sim::seeded_bytes(args.seed, len);
     std::fs::File::create(&src)?.write_all(&data)?;
     let out_dir = work.join("received");
     std::fs::create_dir_all(&out_dir)?;

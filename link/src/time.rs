@@ -8,7 +8,7 @@
 //! `core::time::Duration` (`From`) are there for the host's clocks.
 
 use core::fmt;
-use core::ops::{Add, AddAssign, Div, Mul, Sub, SubAssign};
+use core::ops::{Add, AddAssign, Div, Mul, Sub};
 
 /// A point in time, in microseconds since an epoch the caller chooses
 /// (process start, boot). Only differences matter.
@@ -54,14 +54,6 @@ impl Add<core::time::Duration> for Instant {
     }
 }
 
-impl Sub<Duration> for Instant {
-    type Output = Instant;
-    /// The instant `d` earlier, never before the epoch.
-    fn sub(self, d: Duration) -> Instant {
-        Instant(self.0.saturating_sub(d.0))
-    }
-}
-
 /// A span of time in microseconds (up to about 584,000 years).
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(u64);
@@ -100,11 +92,6 @@ impl Duration {
     /// Whole seconds.
     pub const fn as_secs(self) -> u64 {
         self.0 / 1_000_000
-    }
-
-    /// Seconds as a float.
-    pub fn as_secs_f32(self) -> f32 {
-        self.0 as f32 / 1e6
     }
 
     /// Seconds as a float.
@@ -201,12 +188,6 @@ impl Sub for Duration {
     /// Saturating at zero.
     fn sub(self, o: Duration) -> Duration {
         self.saturating_sub(o)
-    }
-}
-
-impl SubAssign for Duration {
-    fn sub_assign(&mut self, o: Duration) {
-        *self = *self - o;
     }
 }
 

@@ -21,6 +21,8 @@
 //!
 //! `cargo run --release -p strand-hil --bin diodenet -- --help`
 
+#[path = "../diodenet/interleave.rs"]
+mod interleave;
 #[path = "../diodenet/netns.rs"]
 mod netns;
 #[path = "../diodenet/relay.rs"]
@@ -86,6 +88,12 @@ struct Args {
     /// Redraw the table and plot from this CSV without running anything.
     #[arg(long)]
     replot: Option<PathBuf>,
+    /// Instead of running anything, simulate this many one-pass sends of a
+    /// --bytes file in 1400-byte symbols per --loss, with every block
+    /// interleaved and in groups of 6, 4, 3, 2, 1 blocks, and count the
+    /// passes that leave a block short (why one pass interleaves the whole file).
+    #[arg(long)]
+    interleave: Option<u64>,
 }
 
 fn loadavg() -> String {
@@ -115,6 +123,16 @@ fn main() -> ExitCode {
             eprintln!("diodenet: plot: {e}");
         }
         return ExitCode::SUCCESS;
+    }
+    if let Some(passes) = args.interleave {
+        let conditions: Result<Vec<Loss>, String> = args.loss.iter().map(|s| Loss::parse(s)).collect();
+        return match conditions.and_then(|c| interleave::run(args.bytes as u64, 1400, &c, passes)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("diodenet: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Some(code) = netns::reexec_inside() {
         return code;

@@ -67,14 +67,20 @@ impl Loss {
 }
 
 /// The seeded decision per datagram.
-struct Dropper {
+pub struct Dropper {
     loss: Loss,
     rng: Pcg64,
     bad: bool,
 }
 
 impl Dropper {
-    fn drop_next(&mut self) -> bool {
+    /// The decisions of `loss` for `seed`.
+    pub fn new(loss: Loss, seed: u64) -> Dropper {
+        Dropper { loss, rng: Pcg64::seed_from_u64(seed), bad: false }
+    }
+
+    /// Whether the next datagram is lost.
+    pub fn drop_next(&mut self) -> bool {
         match self.loss {
             Loss::Independent(p) => p > 0.0 && self.rng.random::<f64>() < p,
             Loss::Bursts { p, mean } => {
@@ -128,7 +134,7 @@ impl Relay {
         let counts = Arc::new(Counts::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (c, s) = (counts.clone(), stop.clone());
-        let mut dropper = Dropper { loss, rng: Pcg64::seed_from_u64(seed), bad: false };
+        let mut dropper = Dropper::new(loss, seed);
         let thread = std::thread::Builder::new().name("relay".into()).spawn(move || {
             let mut bufs = vec![vec![0u8; 9216]; BATCH];
             let dest = SockaddrStorage::from(to);

@@ -111,17 +111,9 @@ impl Raw {
 // ---------------------------------------------------------------------------------------------
 // Files
 
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+/// Deterministic pseudo-random bytes, so failures reproduce.
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    strand_link::sim::seeded_bytes(seed, len)
 }
 
 fn write_file(dir: &Path, name: &str, content: &[u8], mode: u32, mtime: SystemTime) -> PathBuf {

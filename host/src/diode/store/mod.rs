@@ -519,6 +519,8 @@ impl DiskStore {
                     p.meta_stale = true;
                 }
                 Err(why) => {
+                    // Say which object and block: the worker knows only its job.
+                    let why = format!("{}: block {block}: {why}", p.dir.display());
                     tracing::warn!("{why}");
                     p.decode_failed.get_or_insert(why);
                 }

@@ -202,9 +202,8 @@ pub(super) fn decode_on_worker(
     let began = std::time::Instant::now();
     let symbols = gather.read().map_err(|e| e.to_string())?;
     let read = began.elapsed();
-    let data = codec
-        .decode(&layout, block, symbols.iter())
-        .map_err(|e| format!("block {block} would not decode: {e:?}"))?;
+    let data =
+        codec.decode(&layout, block, symbols.iter()).map_err(|e| format!("would not decode: {e:?}"))?;
     let decoded = began.elapsed();
     let offset = layout.block_offset(block);
     let holes = missing_runs(data.len(), usize::from(layout.symbol_size), &have);
